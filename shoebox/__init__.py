@@ -1,0 +1,86 @@
+"""shoebox: archive string metadata and JSON payloads in rolling binary files.
+
+The public API is re-exported here; the modules hold the details:
+:mod:`~shoebox.disk_storage` (record codecs), :mod:`~shoebox.archive` (one
+file), :mod:`~shoebox.roll_checker` (when to roll),
+:mod:`~shoebox.roll_manager` (which file, naming, rolling, reading back),
+:mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`.
+"""
+
+from __future__ import annotations
+
+from .archive import ArchiveReader, ArchiveWriter, DamagedRange
+from .callbacks import (
+    ArchiveCallback,
+    CallbackList,
+    ChangeExtensionCallback,
+    DeleteFileCallback,
+    MoveFileCallback,
+)
+from .disk_storage import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_record, encode_record
+from .errors import (
+    ArchiveClosed,
+    BadMarker,
+    ChecksumMismatch,
+    CorruptRecord,
+    EndOfFile,
+    InvalidRecord,
+    MissingExtra,
+    NoMoreFiles,
+    PluginNotFound,
+    RecordTooLarge,
+    RecordTypeError,
+    ShoeboxError,
+    TruncatedRecord,
+    UnknownVersion,
+)
+from .recovery import recover
+from .roll_checker import (
+    AnyOfRollChecker,
+    NeverRollChecker,
+    RollChecker,
+    SizeRollChecker,
+    TimeRollChecker,
+    size_or_time,
+)
+from .roll_manager import ReadingRollManager, WritingRollManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CURRENT_VERSION",
+    "DEFAULT_MAX_RECORD_SIZE",
+    "AnyOfRollChecker",
+    "ArchiveCallback",
+    "ArchiveClosed",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "BadMarker",
+    "CallbackList",
+    "ChangeExtensionCallback",
+    "ChecksumMismatch",
+    "CorruptRecord",
+    "DamagedRange",
+    "DeleteFileCallback",
+    "EndOfFile",
+    "InvalidRecord",
+    "MissingExtra",
+    "MoveFileCallback",
+    "NeverRollChecker",
+    "NoMoreFiles",
+    "PluginNotFound",
+    "ReadingRollManager",
+    "RecordTooLarge",
+    "RecordTypeError",
+    "RollChecker",
+    "ShoeboxError",
+    "SizeRollChecker",
+    "TimeRollChecker",
+    "TruncatedRecord",
+    "UnknownVersion",
+    "WritingRollManager",
+    "decode_record",
+    "encode_record",
+    "recover",
+    "size_or_time",
+]

@@ -1,0 +1,293 @@
+"""One archive file: :class:`ArchiveWriter` appends records, :class:`ArchiveReader`
+reads them back."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from typing import IO, Literal, NamedTuple
+
+from .disk_storage import (
+    DEFAULT_MAX_RECORD_SIZE,
+    MARKER_BYTES,
+    Incomplete,
+    Metadata,
+    Record,
+    decode_record,
+    encode_record,
+)
+from .errors import ArchiveClosed, CorruptRecord, EndOfFile, TruncatedRecord
+
+Durability = Literal["close", "record", "never"]
+#: When an :class:`ArchiveWriter` calls ``fsync``.
+DURABILITY_MODES: tuple[Durability, ...] = ("close", "record", "never")
+#: Permission bits of new archive files (before the process umask applies).
+DEFAULT_FILE_MODE = 0o640
+
+
+def _check_durability(durability: str) -> Durability:
+    if durability not in DURABILITY_MODES:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
+                         f"not {durability!r}")
+    return durability
+
+
+class ArchiveWriter:
+    """Appends records to a new archive file.
+
+    The file is created exclusively (``O_EXCL``): an existing file is never
+    truncated or overwritten, and :class:`FileExistsError` is raised instead.
+    While open, the writer holds an exclusive advisory lock (``flock``) on
+    it, which tells :func:`shoebox.recover` that the file is live.
+
+    Each record reaches the operating system in one ``write`` call as soon as
+    :meth:`write` returns, so a process crash loses nothing that was
+    written; ``durability`` says when it is also forced to stable storage:
+    ``"close"`` (default, ``fsync`` on close), ``"record"`` (after every
+    record) or ``"never"``.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], *,
+                 durability: Durability = "close",
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 file_mode: int = DEFAULT_FILE_MODE) -> None:
+        self.filename = os.fspath(filename)
+        self.durability = _check_durability(durability)
+        self.max_record_size = max_record_size
+        self._fd: int | None = os.open(
+            self.filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file_mode)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise
+        #: Bytes written so far.
+        self.size = 0
+
+    def write(self, metadata: Metadata, payload: str | bytes) -> None:
+        """Validate, encode and append one record.
+
+        ``metadata`` must be a ``dict`` of ``str`` to ``str`` and ``payload``
+        a ``str`` or ``bytes`` holding UTF-8 (JSON text by convention; it is
+        not parsed). A record that is refused (``RecordTypeError``,
+        ``InvalidRecord``, ``RecordTooLarge``) leaves the file untouched.
+        """
+        self.write_encoded(encode_record(metadata, payload, self.max_record_size))
+
+    def write_encoded(self, record: bytes) -> None:
+        """Append one record already encoded by :func:`shoebox.encode_record`.
+
+        If the write fails part way (a full disk), the file is truncated back
+        to where the record began, so it never ends in half a record, and the
+        ``OSError`` is raised.
+        """
+        fd = self._fd
+        if fd is None:
+            raise ArchiveClosed(f"{self.filename}: write to a closed archive")
+        view = memoryview(record)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.write(fd, view[written:])
+            if self.durability == "record":
+                os.fsync(fd)
+        except BaseException:
+            if written:
+                os.ftruncate(fd, self.size)
+            raise
+        self.size += written
+
+    def sync(self) -> None:
+        """Force everything written so far to stable storage (``fsync``)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file, after an ``fsync`` unless durability is ``"never"``.
+
+        Closing twice is harmless.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self.durability != "never":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def abandon(self) -> None:
+        """Close the descriptor without syncing: for a forked child, which
+        must leave its parent's archive alone."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class DamagedRange(NamedTuple):
+    """A byte range a recovering reader skipped, and why."""
+
+    filename: str | None
+    offset: int
+    length: int
+    reason: str
+
+
+class ArchiveReader:
+    """Reads the records of one archive, of any registered record version.
+
+    ``read()`` returns ``(metadata, payload)`` or raises
+    :class:`~shoebox.errors.EndOfFile`; iterating yields the same pairs.
+
+    In strict mode (default) a damaged record raises a
+    :class:`~shoebox.errors.CorruptRecord` subclass naming the file and the
+    byte offset. With ``recover=True`` the reader skips damaged bytes, scans
+    forward to the next record that validates, and appends a
+    :class:`DamagedRange` to :attr:`damaged` for each skipped range; a torn
+    last record ends the file there and is reported the same way. Damaged
+    bytes are never returned as data.
+
+    ``source`` is a path or a binary file object (read sequentially; the
+    reader closes it). ``max_record_size`` bounds what a length field can
+    make the reader allocate.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes], *,
+                 recover: bool = False,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 chunk_size: int = 1 << 20) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            self.filename: str | None = os.fspath(source)
+            self._file: IO[bytes] = open(self.filename, "rb", buffering=0)  # noqa: SIM115
+        else:
+            self.filename = getattr(source, "name", None)
+            if not isinstance(self.filename, str):
+                self.filename = None
+            self._file = source
+        self.recover = recover
+        self.max_record_size = max_record_size
+        self.damaged: list[DamagedRange] = []
+        self._chunk_size = chunk_size
+        self._buf = b""
+        self._pos = 0
+        self._base = 0  # file offset of self._buf[0]
+        self._eof = False
+
+    @property
+    def offset(self) -> int:
+        """File offset of the next record to read."""
+        return self._base + self._pos
+
+    def read(self) -> Record:
+        """Return the next ``(metadata, payload)``; raise ``EndOfFile`` after the last."""
+        while True:
+            try:
+                metadata, payload, end = decode_record(self._buf, self._pos,
+                                                       self.max_record_size)
+            except Incomplete as more:
+                if self._fill(more.needed):
+                    continue
+                if self._pos == len(self._buf):
+                    raise EndOfFile(self.filename or "archive") from None
+                self._damage(TruncatedRecord(
+                    f"record needs {more.needed} bytes but the file ends after "
+                    f"{len(self._buf) - self._pos}"))
+            except CorruptRecord as error:
+                self._damage(error)
+            else:
+                self._pos = end
+                return metadata, payload
+
+    def __iter__(self) -> Iterator[Record]:
+        while True:
+            try:
+                yield self.read()
+            except EndOfFile:
+                return
+
+    def close(self) -> None:
+        """Close the underlying file. Closing twice is harmless."""
+        self._file.close()
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _fill(self, needed: int) -> bool:
+        """Make ``needed`` bytes available from ``self._pos``; False at end of file."""
+        if self._eof:
+            return False
+        buf = self._buf[self._pos:]
+        self._base += self._pos
+        self._pos = 0
+        parts = [buf]
+        have = len(buf)
+        while have < needed or have == len(buf):
+            chunk = self._file.read(max(self._chunk_size, needed - have))
+            if not chunk:
+                self._eof = True
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self._buf = b"".join(parts)
+        return have > len(buf)
+
+    def _damage(self, error: CorruptRecord) -> None:
+        """Raise ``error`` at the current offset (strict), or skip to the next
+        record that validates and report the skipped range (recover)."""
+        start = self.offset
+        if not self.recover:
+            raise error.located(self.filename, start) from None
+        self._pos += 1
+        while True:
+            found = self._buf.find(MARKER_BYTES, self._pos)
+            if found >= 0:
+                self._pos = found
+                if self._validates():
+                    break
+                self._pos += 1
+                continue
+            # Keep a possible partial marker at the end; read on.
+            self._pos = max(self._pos, len(self._buf) - (len(MARKER_BYTES) - 1))
+            if not self._fill(len(self._buf) - self._pos + 1):
+                self._pos = len(self._buf)
+                break
+        reason = error.reason
+        self.damaged.append(DamagedRange(self.filename, start, self.offset - start, reason))
+
+    def _validates(self) -> bool:
+        """Whether a whole, valid record starts at ``self._pos`` (reading more
+        of the file if needed)."""
+        while True:
+            try:
+                decode_record(self._buf, self._pos, self.max_record_size)
+            except Incomplete as more:
+                if not self._fill(more.needed):
+                    return False
+            except CorruptRecord:
+                return False
+            else:
+                return True
+
+
+__all__ = [
+    "DEFAULT_FILE_MODE",
+    "DURABILITY_MODES",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "DamagedRange",
+    "Durability",
+]

@@ -1,0 +1,338 @@
+"""Record codecs: pure bytes in, bytes out, no file I/O.
+
+Every record starts with the same 6-byte preamble (begin-of-record marker,
+then an int16 version); :data:`CODECS` maps each version to the codec that
+reads its body, so a new version is one new class registered here.
+Version 1 is the layout of the original StackTach shoebox (read only);
+version 2 is what shoebox writes. ``docs/format.md`` describes both byte by
+byte.
+
+Decoders work on a buffer that may hold only part of a record: when more
+bytes are needed they raise :class:`Incomplete` with the number of bytes
+needed from the record's start, which is never more than the record size
+limit, so a corrupt length field cannot make a reader allocate more.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import ClassVar
+
+from .errors import (
+    BadMarker,
+    ChecksumMismatch,
+    CorruptRecord,
+    InvalidRecord,
+    RecordTooLarge,
+    RecordTypeError,
+    UnknownVersion,
+)
+
+#: The begin-of-record marker; its decimal digits are the ASCII codes of "EVNT".
+MARKER = 0x69867884
+#: The marker as it appears on disk (little-endian).
+MARKER_BYTES = struct.pack("<I", MARKER)
+#: Bytes in the preamble every record starts with: marker and version.
+PREAMBLE_SIZE = 6
+#: The default largest record, in bytes, that is written or read: 64 MiB.
+DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
+
+_PREAMBLE = struct.Struct("<Ih")
+
+Metadata = dict[str, str]
+Record = tuple[Metadata, str]
+
+
+class Incomplete(Exception):
+    """The buffer ends before the record does; ``needed`` bytes from the
+    record's start would let decoding go on."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(needed)
+        self.needed = needed
+
+
+_length_structs: dict[int, struct.Struct] = {}
+_v2_heads: dict[int, struct.Struct] = {}
+
+
+def _lengths_struct(count: int, signed: bool) -> struct.Struct:
+    """A cached ``struct.Struct`` for ``count`` little-endian 32-bit lengths."""
+    key = -count if signed else count
+    packer = _length_structs.get(key)
+    if packer is None:
+        packer = struct.Struct(f"<{count}{'i' if signed else 'I'}")
+        if len(_length_structs) < 1024:
+            _length_structs[key] = packer
+    return packer
+
+
+def _v2_head_struct(pairs: int) -> struct.Struct:
+    """A cached ``struct.Struct`` for a version 2 head: preamble, header,
+    pair count and the ``2 * pairs`` string lengths."""
+    packer = _v2_heads.get(pairs)
+    if packer is None:
+        packer = struct.Struct(f"<IhHIIII{2 * pairs}I")
+        if len(_v2_heads) < 1024:
+            _v2_heads[pairs] = packer
+    return packer
+
+
+def _decode_strings(buf: bytes, start: int, lengths: tuple[int, ...]) -> Metadata:
+    """Decode consecutive UTF-8 strings of the given byte lengths into a dict
+    of alternating keys and values."""
+    total = sum(lengths)
+    try:
+        text = buf[start:start + total].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptRecord(f"metadata is not valid UTF-8 ({exc.reason})") from None
+    strings: list[str] = []
+    if len(text) == total:
+        # All ASCII: byte lengths are character lengths, so slice the one
+        # decoded string instead of decoding each piece.
+        pos = 0
+        for length in lengths:
+            strings.append(text[pos:pos + length])
+            pos += length
+    else:
+        pos = start
+        for length in lengths:
+            try:
+                strings.append(buf[pos:pos + length].decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise CorruptRecord(
+                    f"metadata string at +{pos - start} is not valid UTF-8 ({exc.reason})"
+                ) from None
+            pos += length
+    it = iter(strings)
+    return dict(zip(it, it, strict=True))
+
+
+def _encode_metadata(metadata: object) -> tuple[int, tuple[int, ...], bytes]:
+    """Validate metadata and return (pair count, byte lengths, joined UTF-8)."""
+    if not isinstance(metadata, dict):
+        raise RecordTypeError(
+            f"metadata must be a dict of str to str, not {type(metadata).__name__}")
+    strings: list[str] = []
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise RecordTypeError(
+                f"metadata key {key!r} is {type(key).__name__}, not str")
+        if not isinstance(value, str):
+            raise RecordTypeError(
+                f"metadata value for key {key!r} is {type(value).__name__}, not str")
+        strings.append(key)
+        strings.append(value)
+    joined = "".join(strings)
+    if joined.isascii():
+        return len(metadata), tuple(map(len, strings)), joined.encode("ascii")
+    encoded = []
+    for index, text in enumerate(strings):
+        try:
+            encoded.append(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            what = "key" if index % 2 == 0 else "value for key"
+            raise InvalidRecord(
+                f"metadata {what} {strings[index - index % 2]!r} cannot be "
+                f"encoded as UTF-8 ({exc.reason})") from None
+    return len(metadata), tuple(map(len, encoded)), b"".join(encoded)
+
+
+def _encode_payload(payload: object) -> bytes:
+    """Validate a payload (str, or bytes holding UTF-8) and return its bytes."""
+    if isinstance(payload, str):
+        try:
+            return payload.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRecord(
+                f"payload cannot be encoded as UTF-8 at index {exc.start} "
+                f"({exc.reason})") from None
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        data = bytes(payload)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRecord(
+                f"payload bytes are not valid UTF-8 at byte {exc.start} "
+                f"({exc.reason})") from None
+        return data
+    raise RecordTypeError(f"payload must be str or bytes, not {type(payload).__name__}")
+
+
+class RecordCodec:
+    """Reads (and, for the current version, writes) one record version.
+
+    Subclasses set :attr:`version` and implement :meth:`decode`.
+    """
+
+    version: ClassVar[int]
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        """Decode the record whose preamble starts at ``buf[start]``.
+
+        Returns ``(metadata, payload, end)`` where ``end`` is the offset just
+        past the record. Raises :class:`Incomplete` when ``buf`` ends too
+        early and :class:`~shoebox.errors.CorruptRecord` (or a subclass) when
+        the record is damaged; offsets in the message are relative.
+        """
+        raise NotImplementedError
+
+
+class Version1Codec(RecordCodec):
+    """The 2014 StackTach layout (``FORMAT-v1.md``): int32 lengths, no checksum."""
+
+    version = 1
+    _HEADER = struct.Struct("<iii")
+    _COUNT = struct.Struct("<i")
+    HEADER_END = PREAMBLE_SIZE + _HEADER.size
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        if len(buf) - start < self.HEADER_END:
+            raise Incomplete(self.HEADER_END)
+        meta_len, payload_len, end_marker = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
+        if end_marker != 0:
+            raise CorruptRecord(f"version 1 end-of-header field is {end_marker}, not 0")
+        if meta_len < 4 or payload_len < 4:
+            raise CorruptRecord(
+                f"version 1 block lengths {meta_len}/{payload_len} are below the minimum of 4")
+        total = self.HEADER_END + meta_len + payload_len
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        if len(buf) - start < total:
+            raise Incomplete(total)
+        meta_start = start + self.HEADER_END
+        (count,) = self._COUNT.unpack_from(buf, meta_start)
+        if count < 0 or count % 4:
+            raise CorruptRecord(f"version 1 metadata count field {count} is not 4 * pairs")
+        fields = count // 2
+        if 4 + 4 * fields > meta_len:
+            raise CorruptRecord(
+                f"version 1 metadata count {count} does not fit its block of {meta_len} bytes")
+        lengths = _lengths_struct(fields, signed=True).unpack_from(buf, meta_start + 4)
+        strings_start = meta_start + 4 + 4 * fields
+        if min(lengths, default=0) < 0 or strings_start + sum(lengths) != meta_start + meta_len:
+            raise CorruptRecord("version 1 metadata lengths do not add up to the block length")
+        metadata = _decode_strings(buf, strings_start, lengths)
+        payload_start = meta_start + meta_len
+        (length,) = self._COUNT.unpack_from(buf, payload_start)
+        if length != payload_len - 4:
+            raise CorruptRecord(
+                f"version 1 payload length {length} does not match its block of "
+                f"{payload_len} bytes")
+        try:
+            payload = buf[payload_start + 4:start + total].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"payload is not valid UTF-8 ({exc.reason})") from None
+        return metadata, payload, start + total
+
+
+class Version2Codec(RecordCodec):
+    """The current layout: flags, extension area, uint32 lengths and a CRC-32
+    over everything after the preamble."""
+
+    version = 2
+    _HEADER = struct.Struct("<HIII")
+    _CRC = struct.Struct("<I")
+    HEADER_END = PREAMBLE_SIZE + _HEADER.size
+    #: Flags in the low byte must be understood by a reader; those in the high
+    #: byte may be ignored. Version 2.0 defines none.
+    REQUIRED_FLAGS_MASK = 0x00FF
+    KNOWN_FLAGS = 0
+
+    def encode(self, metadata: Metadata, payload: str | bytes,
+               max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> bytes:
+        """Validate and encode one record, preamble included.
+
+        Raises :class:`~shoebox.errors.RecordTypeError` naming the offending
+        key for metadata that is not ``dict[str, str]`` or a payload that is
+        not ``str``/``bytes``, :class:`~shoebox.errors.InvalidRecord` for text
+        that is not valid UTF-8, and :class:`~shoebox.errors.RecordTooLarge`
+        when the record would exceed ``max_record_size``.
+        """
+        pairs, lengths, strings = _encode_metadata(metadata)
+        data = _encode_payload(payload)
+        meta_len = 4 + 8 * pairs + len(strings)
+        total = self.HEADER_END + meta_len + len(data) + 4
+        if total > max_record_size:
+            raise RecordTooLarge(
+                f"record of {total} bytes exceeds max_record_size {max_record_size}")
+        head = _v2_head_struct(pairs).pack(
+            MARKER, self.version, 0, 0, meta_len, len(data), pairs, *lengths)
+        body = b"".join((head, strings, data))
+        return body + self._CRC.pack(zlib.crc32(memoryview(body)[PREAMBLE_SIZE:]))
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        if len(buf) - start < self.HEADER_END:
+            raise Incomplete(self.HEADER_END)
+        flags, ext_len, meta_len, payload_len = self._HEADER.unpack_from(
+            buf, start + PREAMBLE_SIZE)
+        total = self.HEADER_END + ext_len + meta_len + payload_len + 4
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        if meta_len < 4:
+            raise CorruptRecord(f"metadata block length {meta_len} is below the minimum of 4")
+        if len(buf) - start < total:
+            raise Incomplete(total)
+        crc_at = start + total - 4
+        (stored,) = self._CRC.unpack_from(buf, crc_at)
+        actual = zlib.crc32(memoryview(buf)[start + PREAMBLE_SIZE:crc_at])
+        if stored != actual:
+            raise ChecksumMismatch(
+                f"checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
+        unknown = flags & self.REQUIRED_FLAGS_MASK & ~self.KNOWN_FLAGS
+        if unknown:
+            raise CorruptRecord(f"record sets required flags {unknown:#06x} this reader "
+                                "does not understand")
+        meta_start = start + self.HEADER_END + ext_len
+        (pairs,) = self._CRC.unpack_from(buf, meta_start)
+        if 4 + 8 * pairs > meta_len:
+            raise CorruptRecord(
+                f"metadata pair count {pairs} does not fit its block of {meta_len} bytes")
+        lengths = _lengths_struct(2 * pairs, signed=False).unpack_from(buf, meta_start + 4)
+        strings_start = meta_start + 4 + 8 * pairs
+        if strings_start + sum(lengths) != meta_start + meta_len:
+            raise CorruptRecord("metadata lengths do not add up to the block length")
+        metadata = _decode_strings(buf, strings_start, lengths)
+        try:
+            payload = buf[meta_start + meta_len:crc_at].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"payload is not valid UTF-8 ({exc.reason})") from None
+        return metadata, payload, start + total
+
+
+#: The codec new records are written with.
+CURRENT = Version2Codec()
+#: Codecs by record version. Register a new version by adding its codec here.
+CODECS: dict[int, RecordCodec] = {codec.version: codec for codec in (Version1Codec(), CURRENT)}
+#: The version new records are written with.
+CURRENT_VERSION = CURRENT.version
+
+
+def encode_record(metadata: Metadata, payload: str | bytes,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> bytes:
+    """Encode one record in the current version; see :meth:`Version2Codec.encode`."""
+    return CURRENT.encode(metadata, payload, max_record_size)
+
+
+def decode_record(buf: bytes, start: int = 0,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> tuple[Metadata, str, int]:
+    """Decode the record of any registered version that starts at ``buf[start]``.
+
+    Returns ``(metadata, payload, end)``. Raises :class:`Incomplete` when
+    ``buf`` holds only part of the record, :class:`~shoebox.errors.BadMarker`
+    when no record starts there, :class:`~shoebox.errors.UnknownVersion` for a
+    version without a codec, and other :class:`~shoebox.errors.CorruptRecord`
+    subclasses for damage.
+    """
+    if len(buf) - start < PREAMBLE_SIZE:
+        raise Incomplete(PREAMBLE_SIZE)
+    marker, version = _PREAMBLE.unpack_from(buf, start)
+    if marker != MARKER:
+        raise BadMarker(f"bad begin-of-record marker {marker:#010x}")
+    codec = CODECS.get(version)
+    if codec is None:
+        raise UnknownVersion(f"unknown record version {version}")
+    return codec.decode(buf, start, max_record_size)

@@ -1,0 +1,91 @@
+"""The exceptions shoebox raises: one hierarchy rooted in :class:`ShoeboxError`.
+
+Where a builtin fits, a class also inherits it, so ``except ValueError`` or
+``except TypeError`` keeps working for callers who do not know shoebox.
+Errors about stored data name the file and the byte offset of the record.
+"""
+
+from __future__ import annotations
+
+
+class ShoeboxError(Exception):
+    """Base class of every error shoebox raises on purpose."""
+
+
+class RecordTypeError(ShoeboxError, TypeError):
+    """A record to write has the wrong type: metadata not ``dict[str, str]``,
+    or a payload that is neither ``str`` nor ``bytes``."""
+
+
+class InvalidRecord(ShoeboxError, ValueError):
+    """A record to write has a value that cannot be stored (text that is not
+    valid UTF-8, such as a lone surrogate or undecodable payload bytes)."""
+
+
+class RecordTooLarge(ShoeboxError, ValueError):
+    """An encoded record is larger than the configured ``max_record_size``."""
+
+
+class ArchiveClosed(ShoeboxError, ValueError):
+    """A write reached an archive or roll manager after ``close()``."""
+
+
+class CorruptRecord(ShoeboxError, ValueError):
+    """A stored record is damaged or malformed.
+
+    ``filename`` and ``offset`` say where the record starts (``filename`` is
+    ``None`` when decoding bytes that came from no file); ``reason`` says
+    what is wrong with it.
+    """
+
+    def __init__(self, reason: str, *, filename: str | None = None,
+                 offset: int | None = None) -> None:
+        self.reason = reason
+        self.filename = filename
+        self.offset = offset
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = []
+        if self.filename is not None:
+            where.append(str(self.filename))
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+    def located(self, filename: str | None, offset: int) -> CorruptRecord:
+        """Return a copy of this error that names ``filename`` and ``offset``."""
+        return type(self)(self.reason, filename=filename, offset=offset)
+
+
+class BadMarker(CorruptRecord):
+    """The bytes where a record should start are not the begin-of-record marker."""
+
+
+class UnknownVersion(CorruptRecord):
+    """A record declares a version that no registered codec reads."""
+
+
+class ChecksumMismatch(CorruptRecord):
+    """A record's stored checksum does not match its contents."""
+
+
+class TruncatedRecord(CorruptRecord):
+    """A record's lengths run past the end of the file (a torn write)."""
+
+
+class EndOfFile(ShoeboxError, EOFError):
+    """An :class:`~shoebox.archive.ArchiveReader` has no more records."""
+
+
+class NoMoreFiles(ShoeboxError):
+    """A :class:`~shoebox.roll_manager.ReadingRollManager` has read every file."""
+
+
+class PluginNotFound(ShoeboxError, ImportError):
+    """A dotted plugin name does not lead to an importable object."""
+
+
+class MissingExtra(ShoeboxError, ImportError):
+    """A feature needs a package from an extra that is not installed; the
+    message names the extra (``pip install 'shoebox[s3]'``)."""

@@ -1,0 +1,71 @@
+"""Loading plugins (roll checkers, callbacks) by dotted name.
+
+A spec is ``"package.module:Name"`` or ``"package.module.Name"``; attribute
+paths after the colon may be dotted too (``"pkg.mod:Outer.Inner"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import PluginNotFound
+
+
+def load(spec: str) -> Any:
+    """Import and return the object a dotted spec names.
+
+    Raises :class:`~shoebox.errors.PluginNotFound` (an ``ImportError``)
+    saying which module or attribute was not found.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise PluginNotFound(f"plugin spec must be a non-empty string, not {spec!r}")
+    spec = spec.strip()
+    if ":" in spec:
+        module_name, _, attr_path = spec.partition(":")
+        return _resolve(spec, _import(spec, module_name), module_name, attr_path)
+    # "pkg.module.Name": import the longest prefix that is a module.
+    parts = spec.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not module_name.startswith(exc.name):
+                raise  # the module exists but one of its own imports failed
+            continue
+        return _resolve(spec, module, module_name, ".".join(parts[cut:]))
+    raise PluginNotFound(f"plugin {spec!r}: no module {parts[0]!r} can be imported")
+
+
+def create(spec: Any, **kwargs: Any) -> Any:
+    """Build a plugin: a string spec is loaded and called with ``kwargs``;
+    anything else is taken as an instance already built and returned as is."""
+    if isinstance(spec, str):
+        factory = load(spec)
+        if not callable(factory):
+            raise PluginNotFound(f"plugin {spec!r} names {factory!r}, which is not callable")
+        return factory(**kwargs)
+    return spec
+
+
+def _import(spec: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise PluginNotFound(f"plugin {spec!r}: cannot import module {module_name!r} "
+                             f"({exc})") from exc
+
+
+def _resolve(spec: str, obj: Any, module_name: str, attr_path: str) -> Any:
+    if not attr_path:
+        raise PluginNotFound(f"plugin {spec!r} names a module, not an object in it")
+    where = module_name
+    for attr in attr_path.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise PluginNotFound(f"plugin {spec!r}: {where!r} has no attribute "
+                                 f"{attr!r}") from None
+        where = f"{where}.{attr}"
+    return obj

@@ -1,0 +1,62 @@
+"""Finalizing archives left ``.open`` by writers that crashed."""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import logging
+import os
+
+from .archive import ArchiveReader
+from .disk_storage import DEFAULT_MAX_RECORD_SIZE
+from .roll_manager import OPEN_SUFFIX, finalize
+
+logger = logging.getLogger("shoebox.recovery")
+
+
+def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
+            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> list[str]:
+    """Finalize stale ``.open`` archives in ``directory`` and return their final paths.
+
+    ``pattern`` is a wildcard for final names (``"*.events"``); the files
+    considered are those matching ``pattern + ".open"``. A file whose
+    advisory lock is held belongs to a live writer and is left alone. A
+    stale file keeps every record that validates: a torn tail (the record a
+    crash interrupted) is truncated away, damage in the middle is left for
+    recovering readers to skip, then the file is synced and renamed to its
+    final name (a unique variant if that is taken: nothing is replaced).
+    """
+    directory = os.fspath(directory)
+    finalized = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # finalized by its writer meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer holds it
+            if not os.path.exists(path):
+                continue  # renamed by its writer just before we locked it
+            end = _valid_end(path, max_record_size)
+            size = os.fstat(fd).st_size
+            if end < size:
+                logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
+                               path, size - end, end)
+                os.ftruncate(fd, end)
+            os.fsync(fd)
+            finalized.append(finalize(path))
+        finally:
+            os.close(fd)
+    return finalized
+
+
+def _valid_end(path: str, max_record_size: int) -> int:
+    """Offset just past the last record of ``path`` that validates."""
+    end = 0
+    with ArchiveReader(path, recover=True, max_record_size=max_record_size) as reader:
+        for _record in reader:
+            end = reader.offset
+    return end

@@ -1,0 +1,345 @@
+"""Roll managers: which archive file is active, how files are named, the roll
+sequence, and reading back across many files.
+
+:class:`WritingRollManager` owns one active archive per process. The
+active archive is written as ``<final name>.open``; closing it flushes,
+fsyncs and atomically renames it to its final name (then fsyncs the
+directory) before any callback runs, so whoever lists the directory for
+final names only ever sees complete archives.
+
+:class:`ReadingRollManager` reads every archive matching a wildcard, in name
+order, skipping ``.open`` files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import logging
+import os
+import socket
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from . import plugins
+from ._files import fsync_directory, rename_no_replace
+from .archive import (
+    DEFAULT_FILE_MODE,
+    ArchiveReader,
+    ArchiveWriter,
+    DamagedRange,
+    Durability,
+)
+from .callbacks import ArchiveCallback
+from .disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, Record, encode_record
+from .errors import ArchiveClosed, EndOfFile, NoMoreFiles
+from .roll_checker import RollChecker
+
+logger = logging.getLogger("shoebox.roll_manager")
+
+#: Suffix of an archive that is still being written.
+OPEN_SUFFIX = ".open"
+
+# Managers alive in this process, reset in a forked child (see
+# os.register_at_fork below), as logging does for its handlers.
+_live_writers: weakref.WeakSet[WritingRollManager] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for manager in list(_live_writers):
+        manager._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _safe(text: str) -> str:
+    """Make text usable inside one file name, as the original did for strftime
+    output: spaces, slashes and colons become underscores."""
+    return text.replace(" ", "_").replace("/", "_").replace(":", "_")
+
+
+def render_filename(template: str, now: datetime.datetime | None = None) -> str:
+    """Build a file name from ``template``: strftime codes (UTC, ``%f`` allowed),
+    then ``{host}`` and ``{pid}``; spaces, ``/`` and ``:`` become ``_``."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    name = _safe(now.strftime(template))
+    return name.replace("{host}", _safe(socket.gethostname())).replace("{pid}", str(os.getpid()))
+
+
+def _variant(name: str, number: int) -> str:
+    """``a.events`` -> ``a-1.events``: a unique variant of a taken name."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{number}{ext}"
+
+
+def finalize(open_path: str) -> str:
+    """Rename a finished ``X.open`` archive to ``X`` (or a unique variant of ``X``
+    if that name is taken: nothing is ever replaced), fsync the directory,
+    and return the final path."""
+    final = open_path[:-len(OPEN_SUFFIX)]
+    number = 0
+    while True:
+        target = final if number == 0 else _variant(final, number)
+        try:
+            rename_no_replace(open_path, target)
+            break
+        except FileExistsError:
+            if os.path.exists(target) and os.path.samefile(open_path, target):
+                # A rename that linked but did not unlink (a crash between).
+                os.unlink(open_path)
+                break
+            number += 1
+    fsync_directory(os.path.dirname(target))
+    return target
+
+
+class WritingRollManager:
+    """Writes records into rolling archives in ``directory``.
+
+    ``filename_template`` names each archive (see :func:`render_filename`);
+    a taken name gets a unique variant (``name-1.events``), never an
+    overwrite. ``roll_checker`` (an instance or a dotted plugin spec) says
+    when to roll; time-based checkers also close an idle archive when its
+    time is up, from a background thread that :meth:`close` stops; the next
+    write opens the next archive. ``archive_callback`` (instance, dotted
+    spec, or ``None``) gets ``on_open`` with the ``.open`` path and
+    ``on_close`` with the final path. ``archive_class`` is called as
+    ``archive_class(path, durability=…, max_record_size=…, file_mode=…)``.
+
+    Thread-safe: records are encoded on the caller's thread and appended
+    whole under a lock, so they never interleave, and each roll happens
+    once. Fork-safe: a forked child never writes into its parent's archive;
+    it opens its own on its first write (name templates should carry
+    ``{pid}``, or a unique variant is chosen).
+    """
+
+    def __init__(self, filename_template: str, roll_checker: RollChecker | str,
+                 directory: str | os.PathLike[str] = ".",
+                 archive_class: type[ArchiveWriter] = ArchiveWriter,
+                 archive_callback: ArchiveCallback | str | None = None, *,
+                 durability: Durability = "close",
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 file_mode: int = DEFAULT_FILE_MODE) -> None:
+        if not render_filename(filename_template):
+            raise ValueError(f"filename_template {filename_template!r} gives an empty name")
+        self.filename_template = filename_template
+        self.directory = os.fspath(directory)
+        self.roll_checker: RollChecker = plugins.create(roll_checker)
+        self.archive_class = archive_class
+        self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
+                                                  if archive_callback is not None
+                                                  else ArchiveCallback())
+        self.max_record_size = max_record_size
+        self._archive_options: dict[str, Any] = {
+            "durability": durability, "max_record_size": max_record_size,
+            "file_mode": file_mode}
+        self._lock = threading.RLock()
+        self._wakeup = threading.Condition(self._lock)
+        self._archive: ArchiveWriter | None = None
+        self._timer: threading.Thread | None = None
+        self._closed = False
+        _live_writers.add(self)
+
+    @property
+    def active_filename(self) -> str | None:
+        """The path of the archive being written (``….open``), if any."""
+        archive = self._archive
+        return archive.filename if archive is not None else None
+
+    def write(self, metadata: Metadata, payload: str | bytes) -> None:
+        """Validate, encode and append one record; roll if the checker says so.
+
+        Raises what :func:`~shoebox.encode_record` raises for a bad record
+        (nothing is written then), :class:`~shoebox.errors.ArchiveClosed`
+        after :meth:`close`, and ``OSError`` from the file system (the
+        archive keeps only whole records).
+        """
+        self.write_encoded(encode_record(metadata, payload, self.max_record_size))
+
+    def write_encoded(self, record: bytes) -> None:
+        """Append one record made by :func:`~shoebox.encode_record`; as :meth:`write`."""
+        with self._lock:
+            if self._closed:
+                raise ArchiveClosed(f"write to a closed WritingRollManager ({self.directory})")
+            archive = self._archive or self._open()
+            archive.write_encoded(record)
+            if self.roll_checker.check(archive):
+                self._finish()
+
+    def close(self) -> None:
+        """Finalize the active archive (rename from ``.open``, callbacks) and
+        stop the idle-roll thread. Closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wakeup.notify_all()
+            timer, self._timer = self._timer, None
+            _live_writers.discard(self)
+            if self._archive is not None:
+                self._finish()
+        if timer is not None and timer is not threading.current_thread():
+            timer.join()
+
+    def __enter__(self) -> WritingRollManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open(self) -> ArchiveWriter:
+        """Create the next archive under a name nobody has taken."""
+        os.makedirs(self.directory, exist_ok=True)
+        base = os.path.join(self.directory, render_filename(self.filename_template))
+        number = 0
+        while True:
+            final = base if number == 0 else _variant(base, number)
+            number += 1
+            if os.path.lexists(final):
+                continue
+            try:
+                archive = self.archive_class(final + OPEN_SUFFIX, **self._archive_options)
+            except FileExistsError:
+                continue
+            break
+        self._archive = archive
+        self.roll_checker.start(archive)
+        self._call("on_open", archive.filename)
+        if self.roll_checker.remaining(archive) is not None:
+            self._start_timer()
+        return archive
+
+    def _finish(self) -> None:
+        """The roll sequence: fsync and close the active archive, rename it
+        to its final name, fsync the directory, run ``on_close``."""
+        archive, self._archive = self._archive, None
+        assert archive is not None
+        archive.close()
+        self._call("on_close", finalize(archive.filename))
+
+    def _call(self, method: str, filename: str) -> None:
+        # A failing callback must not lose the archive or break the writer:
+        # the archive stays where it is and the error is logged.
+        try:
+            getattr(self.archive_callback, method)(filename)
+        except Exception:
+            logger.exception("archive callback %s(%s) failed", method, filename)
+
+    def _start_timer(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._idle_loop, daemon=True,
+                                           name="shoebox-idle-roll")
+            self._timer.start()
+        else:
+            self._wakeup.notify_all()
+
+    def _idle_loop(self) -> None:
+        """Close the active archive once the checker's time is up, even with
+        no further writes."""
+        with self._wakeup:
+            while not self._closed:
+                archive = self._archive
+                remaining = None if archive is None else self.roll_checker.remaining(archive)
+                if remaining is None:
+                    self._wakeup.wait()
+                elif remaining > 0:
+                    self._wakeup.wait(remaining)
+                elif self.roll_checker.check(archive):  # type: ignore[arg-type]
+                    try:
+                        self._finish()
+                    except Exception:
+                        logger.exception("closing idle archive %s failed", self.active_filename)
+                else:  # the checker's clock disagrees by a hair; look again soon
+                    self._wakeup.wait(0.01)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: drop the parent's archive and threads."""
+        self._lock = threading.RLock()
+        self._wakeup = threading.Condition(self._lock)
+        self._timer = None
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            archive.abandon()
+
+
+class ReadingRollManager:
+    """Reads every archive in ``directory`` matching the wildcard
+    ``filename_template``, in name order, skipping ``.open`` files.
+
+    :meth:`read` returns ``(metadata, payload)`` and raises
+    :class:`NoMoreFiles` after the last record of the last file; iterating
+    yields the same pairs. ``archive_callback`` gets ``on_open`` and
+    ``on_close`` for each file. With ``recover=True`` damaged ranges are
+    skipped and listed in :attr:`damaged` (see
+    :class:`~shoebox.archive.ArchiveReader`).
+    """
+
+    def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".",
+                 archive_class: type[ArchiveReader] = ArchiveReader,
+                 archive_callback: ArchiveCallback | str | None = None, *,
+                 recover: bool = False,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
+        pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
+        #: Files still to read, in order.
+        self.files_to_read: list[str] = sorted(
+            name for name in glob.glob(pattern) if not name.endswith(OPEN_SUFFIX))
+        self.archive_class = archive_class
+        self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
+                                                  if archive_callback is not None
+                                                  else ArchiveCallback())
+        self.recover = recover
+        self.max_record_size = max_record_size
+        self._archive: ArchiveReader | None = None
+        self._damaged: list[DamagedRange] = []
+
+    @property
+    def damaged(self) -> list[DamagedRange]:
+        """Ranges skipped so far in every file read (recover mode)."""
+        current = self._archive.damaged if self._archive is not None else []
+        return self._damaged + current
+
+    def read(self) -> Record:
+        """Return the next ``(metadata, payload)``; raise ``NoMoreFiles`` at the end."""
+        while True:
+            archive = self._archive or self._next()
+            try:
+                return archive.read()
+            except EndOfFile:
+                self.close()
+
+    def __iter__(self) -> Iterator[Record]:
+        while True:
+            try:
+                yield self.read()
+            except NoMoreFiles:
+                return
+
+    def close(self) -> None:
+        """Close the file being read (reading goes on with the next one)."""
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            archive.close()
+            self._damaged.extend(archive.damaged)
+            self.archive_callback.on_close(archive.filename or "")
+
+    def _next(self) -> ArchiveReader:
+        if not self.files_to_read:
+            raise NoMoreFiles("no more files to read")
+        filename = self.files_to_read.pop(0)
+        self._archive = self.archive_class(filename, recover=self.recover,
+                                           max_record_size=self.max_record_size)
+        self.archive_callback.on_open(filename)
+        return self._archive
+
+
+__all__ = [
+    "OPEN_SUFFIX",
+    "NoMoreFiles",
+    "ReadingRollManager",
+    "WritingRollManager",
+    "finalize",
+    "render_filename",
+]

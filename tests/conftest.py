@@ -1,0 +1,78 @@
+"""Shared fixtures: a thread-leak guard for every test, and a real S3 server
+(moto's server mode on 127.0.0.1) for the tests that talk to S3."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+# Tests never talk to real AWS: fixed fake credentials, no user config.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+})
+os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.pop("AWS_PROFILE", None)
+
+# Threads that outlive a test on purpose: the session's S3 server and the
+# threads it serves requests on.
+_LONG_LIVED = ("_server_entry", "process_request_thread", "serve_forever")
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves threads of its own running (watchdog's conftest)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    leaked = []
+    for thread in threading.enumerate():
+        if thread in before or any(name in thread.name for name in _LONG_LIVED):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(thread.name)
+    assert not leaked, f"test leaked threads: {leaked}"
+
+
+@dataclass
+class S3Server:
+    """A running moto server: ``endpoint_url`` for boto3, ``client()`` for a client."""
+
+    server: Any
+    endpoint_url: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free port of 127.0.0.1, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield S3Server(server, f"http://{host}:{port}")
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
