@@ -70,9 +70,10 @@ def render_filename(template: str, now: datetime.datetime | None = None) -> str:
 
 
 def _variant(name: str, number: int) -> str:
-    """``a.events`` -> ``a-1.events``: a unique variant of a taken name."""
+    """``a.events`` -> ``a_1.events``: a unique variant of a taken name, which
+    sorts after the name it varies (``.`` sorts before ``_``)."""
     stem, ext = os.path.splitext(name)
-    return f"{stem}-{number}{ext}"
+    return f"{stem}_{number}{ext}"
 
 
 def finalize(open_path: str) -> str:
@@ -100,7 +101,7 @@ class WritingRollManager:
     """Writes records into rolling archives in ``directory``.
 
     ``filename_template`` names each archive (see :func:`render_filename`);
-    a taken name gets a unique variant (``name-1.events``), never an
+    a taken name gets a unique variant (``name_1.events``), never an
     overwrite. ``roll_checker`` (an instance or a dotted plugin spec) says
     when to roll; time-based checkers also close an idle archive when its
     time is up, from a background thread that :meth:`close` stops; the next

@@ -1,0 +1,203 @@
+"""One archive file: exclusive creation, whole records only, strict and
+recovering reads."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from shoebox import (
+    ArchiveClosed,
+    ArchiveReader,
+    ArchiveWriter,
+    ChecksumMismatch,
+    DamagedRange,
+    EndOfFile,
+    RecordTooLarge,
+    RecordTypeError,
+    TruncatedRecord,
+    encode_record,
+)
+
+
+def records(n: int) -> list[tuple[dict[str, str], str]]:
+    return [({"index": str(i), "kind": "test"}, f'{{"n": {i}, "pad": "{"x" * (i % 50)}"}}')
+            for i in range(n)]
+
+
+def write_archive(path, items, **options) -> list[int]:
+    """Write items; return the offset at which each record starts."""
+    offsets = []
+    with ArchiveWriter(path, **options) as writer:
+        for metadata, payload in items:
+            offsets.append(writer.size)
+            writer.write(metadata, payload)
+    return offsets
+
+
+def test_records_read_back_in_order(tmp_path):
+    path = tmp_path / "a.events"
+    items = records(100)
+    write_archive(path, items)
+    with ArchiveReader(path) as reader:
+        assert list(reader) == items
+        with pytest.raises(EndOfFile):
+            reader.read()
+
+
+def test_reading_across_small_chunks_gives_the_same_records(tmp_path):
+    path = tmp_path / "a.events"
+    items = records(50)
+    write_archive(path, items)
+    with ArchiveReader(path, chunk_size=7) as reader:
+        assert list(reader) == items
+
+
+def test_an_existing_file_is_never_truncated_or_overwritten(tmp_path):
+    path = tmp_path / "a.events"
+    write_archive(path, records(3))
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        ArchiveWriter(path)
+    assert path.read_bytes() == before
+
+
+def test_new_archives_get_mode_0640(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_archive(tmp_path / "a.events", records(1))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.events").stat().st_mode) == 0o640
+
+
+def test_a_refused_record_leaves_the_archive_valid(tmp_path):
+    path = tmp_path / "a.events"
+    with ArchiveWriter(path, max_record_size=1000) as writer:
+        writer.write({"a": "1"}, "{}")
+        with pytest.raises(RecordTypeError, match="'bad'"):
+            writer.write({"bad": 3}, "{}")  # type: ignore[dict-item]
+        with pytest.raises(RecordTooLarge):
+            writer.write({}, "x" * 2000)
+        writer.write({"a": "2"}, "{}")
+    with ArchiveReader(path) as reader:
+        assert list(reader) == [({"a": "1"}, "{}"), ({"a": "2"}, "{}")]
+
+
+def test_size_counts_the_bytes_on_disk(tmp_path):
+    path = tmp_path / "a.events"
+    with ArchiveWriter(path) as writer:
+        writer.write({"k": "v"}, "{}")
+        writer.write_encoded(encode_record({}, "[]"))
+        assert writer.size == path.stat().st_size
+
+
+@pytest.mark.parametrize("durability", ["close", "record", "never"])
+def test_every_durability_setting_writes_readable_archives(tmp_path, durability):
+    path = tmp_path / "a.events"
+    write_archive(path, records(5), durability=durability)
+    with ArchiveReader(path) as reader:
+        assert list(reader) == records(5)
+
+
+def test_an_unknown_durability_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="durability must be one of"):
+        ArchiveWriter(tmp_path / "a.events", durability="sometimes")  # type: ignore[arg-type]
+
+
+def test_writing_after_close_raises(tmp_path):
+    writer = ArchiveWriter(tmp_path / "a.events")
+    writer.close()
+    writer.close()
+    with pytest.raises(ArchiveClosed):
+        writer.write({}, "{}")
+
+
+def test_a_flipped_byte_raises_in_strict_mode_and_is_skipped_in_recover_mode(tmp_path):
+    path = tmp_path / "a.events"
+    items = records(20)
+    offsets = write_archive(path, items)
+    data = bytearray(path.read_bytes())
+    data[offsets[10] + 30] ^= 0xFF
+    path.write_bytes(data)
+
+    reader = ArchiveReader(path)
+    for expected in items[:10]:
+        assert reader.read() == expected
+    with pytest.raises(ChecksumMismatch) as info:
+        reader.read()
+    assert info.value.offset == offsets[10]
+    assert str(path) in str(info.value) and f"offset {offsets[10]}" in str(info.value)
+    reader.close()
+
+    with ArchiveReader(path, recover=True) as reader:
+        assert list(reader) == items[:10] + items[11:]
+        assert reader.damaged == [DamagedRange(str(path), offsets[10],
+                                               offsets[11] - offsets[10],
+                                               "checksum mismatch: " + info.value.reason
+                                               .split(": ", 1)[1])]
+
+
+def test_garbage_between_records_is_skipped_in_recover_mode(tmp_path):
+    path = tmp_path / "a.events"
+    good = b"".join(encode_record(m, p) for m, p in records(3))
+    # Garbage that even holds a stray marker must not become data.
+    garbage = b"junk\x84\x78\x86\x69\x02\x00\xff\xff" + bytes(100)
+    path.write_bytes(good + garbage + good)
+    with ArchiveReader(path, recover=True) as reader:
+        assert list(reader) == records(3) * 2
+        assert [(d.offset, d.length) for d in reader.damaged] == [(len(good), len(garbage))]
+
+
+def test_a_truncated_tail_raises_in_strict_mode_and_is_reported_in_recover_mode(tmp_path):
+    path = tmp_path / "a.events"
+    items = records(5)
+    offsets = write_archive(path, items)
+    size = path.stat().st_size
+    os.truncate(path, size - 3)
+
+    with ArchiveReader(path) as reader, pytest.raises(
+            TruncatedRecord, match=f"offset {offsets[4]}"):
+        list(reader)
+    with ArchiveReader(path, recover=True) as reader:
+        assert list(reader) == items[:4]
+        assert [(d.offset, d.length) for d in reader.damaged] == [
+            (offsets[4], size - 3 - offsets[4])]
+
+
+def test_a_binary_file_object_can_be_read(tmp_path):
+    data = b"".join(encode_record(m, p) for m, p in records(4))
+    assert list(ArchiveReader(io.BytesIO(data))) == records(4)
+
+
+def test_a_failed_write_leaves_no_partial_record(tmp_path):
+    """A write cut short by the file-size limit (as by a full disk) is rolled
+    back to the last whole record."""
+    path = tmp_path / "a.events"
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from shoebox import ArchiveWriter
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        writer = ArchiveWriter({str(path)!r})
+        written = 0
+        try:
+            while True:
+                writer.write({{"i": str(written)}}, '{{"pad": "' + "x" * 70 + '"}}')
+                written += 1
+        except OSError as exc:
+            print(written, exc.errno)
+        writer.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=os.getcwd()).stdout.split()
+    written = int(out[0])
+    with ArchiveReader(path) as reader:
+        assert len(list(reader)) == written > 0
+    assert path.stat().st_size < 1000

@@ -1,0 +1,134 @@
+"""Plugins by dotted name, and the archive callbacks."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from shoebox import (
+    ArchiveCallback,
+    CallbackList,
+    ChangeExtensionCallback,
+    DeleteFileCallback,
+    MoveFileCallback,
+    PluginNotFound,
+    SizeRollChecker,
+)
+from shoebox import plugins
+
+
+@pytest.mark.parametrize("spec", ["shoebox.roll_checker:SizeRollChecker",
+                                  "shoebox.roll_checker.SizeRollChecker",
+                                  "shoebox:SizeRollChecker"])
+def test_load_accepts_both_spellings(spec):
+    assert plugins.load(spec) is SizeRollChecker
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("no_such_module_xyz:Thing", "cannot import module 'no_such_module_xyz'"),
+    ("shoebox.roll_checker:Nope", "'shoebox.roll_checker' has no attribute 'Nope'"),
+    ("shoebox.roll_checker.Nope", "'shoebox.roll_checker' has no attribute 'Nope'"),
+    ("nosuchpkg.mod.Thing", "no module 'nosuchpkg'"),
+    ("shoebox.roll_checker:", "names a module"),
+    ("", "non-empty"),
+])
+def test_load_says_what_was_not_found(spec, words):
+    with pytest.raises(PluginNotFound, match=words):
+        plugins.load(spec)
+
+
+def test_plugin_not_found_is_an_import_error():
+    with pytest.raises(ImportError):
+        plugins.load("no_such_module_xyz:Thing")
+
+
+def test_create_builds_from_keyword_arguments_or_passes_instances_through():
+    checker = plugins.create("shoebox.roll_checker:SizeRollChecker", roll_size_mb="3")
+    assert checker.roll_size_mb == 3
+    assert plugins.create(checker) is checker
+
+
+def make_archive(tmp_path, name="a.events"):
+    path = tmp_path / name
+    path.write_bytes(b"data")
+    return str(path)
+
+
+def test_change_extension_appends_and_never_replaces(tmp_path):
+    path = make_archive(tmp_path)
+    callback = ChangeExtensionCallback(new_extension=".done")
+    assert callback.on_close(path) == path + ".done"
+    assert (tmp_path / "a.events.done").read_bytes() == b"data"
+    other = make_archive(tmp_path)
+    with pytest.raises(FileExistsError):
+        callback.on_close(other)
+    assert (tmp_path / "a.events").exists()
+
+
+def test_move_file_creates_the_folder_and_keeps_the_name(tmp_path):
+    path = make_archive(tmp_path)
+    target = tmp_path / "shipped" / "day"
+    assert MoveFileCallback(destination_folder=target).on_close(path) == str(target / "a.events")
+    assert (target / "a.events").read_bytes() == b"data"
+    assert not (tmp_path / "a.events").exists()
+
+
+def test_delete_file_removes_the_archive(tmp_path):
+    path = make_archive(tmp_path)
+    assert DeleteFileCallback().on_close(path) is None
+    assert not (tmp_path / "a.events").exists()
+
+
+class Recording(ArchiveCallback):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.kwargs = kwargs
+        self.seen = []
+
+    def on_open(self, filename):
+        self.seen.append(("open", filename))
+
+    def on_close(self, filename):
+        self.seen.append(("close", filename))
+        return filename
+
+
+class Failing(ArchiveCallback):
+    def on_open(self, filename):
+        raise RuntimeError("open failed")
+
+    def on_close(self, filename):
+        raise RuntimeError("close failed")
+
+
+def test_callback_list_from_a_comma_separated_string_shares_keyword_arguments(tmp_path):
+    callbacks = CallbackList(
+        callback_list=(f"{__name__}:Recording, shoebox.callbacks:ChangeExtensionCallback,"
+                       f"{__name__}.Recording"),
+        new_extension=".shipped")
+    first, change, last = callbacks.callbacks
+    assert first.kwargs == {"new_extension": ".shipped"}
+    path = make_archive(tmp_path)
+    assert callbacks.on_close(path) == path + ".shipped"
+    assert first.seen == [("close", path)]
+    assert last.seen == [("close", path + ".shipped")]
+
+
+def test_a_failing_callback_is_logged_and_does_not_stop_the_next(tmp_path, caplog):
+    after = Recording()
+    callbacks = CallbackList(callbacks=[Failing(), after])
+    path = make_archive(tmp_path)
+    with caplog.at_level(logging.ERROR, logger="shoebox.callbacks"):
+        callbacks.on_open(path)
+        assert callbacks.on_close(path) == path
+    assert after.seen == [("open", path), ("close", path)]
+    assert (tmp_path / "a.events").exists()
+    assert [r.exc_info[1].args[0] for r in caplog.records] == ["open failed", "close failed"]
+
+
+def test_callbacks_after_a_delete_are_skipped(tmp_path):
+    after = Recording()
+    path = make_archive(tmp_path)
+    assert CallbackList(callbacks=[DeleteFileCallback(), after]).on_close(path) is None
+    assert after.seen == []
