@@ -14,8 +14,8 @@ from shoebox import (
     MoveFileCallback,
     PluginNotFound,
     SizeRollChecker,
+    plugins,
 )
-from shoebox import plugins
 
 
 @pytest.mark.parametrize("spec", ["shoebox.roll_checker:SizeRollChecker",
@@ -107,7 +107,7 @@ def test_callback_list_from_a_comma_separated_string_shares_keyword_arguments(tm
         callback_list=(f"{__name__}:Recording, shoebox.callbacks:ChangeExtensionCallback,"
                        f"{__name__}.Recording"),
         new_extension=".shipped")
-    first, change, last = callbacks.callbacks
+    first, _change, last = callbacks.callbacks
     assert first.kwargs == {"new_extension": ".shipped"}
     path = make_archive(tmp_path)
     assert callbacks.on_close(path) == path + ".shipped"
