@@ -41,20 +41,28 @@ class ArchiveWriter:
     While open, the writer holds an exclusive advisory lock (``flock``) on
     it, which tells :func:`shoebox.recover` that the file is live.
 
-    Each record reaches the operating system in one ``write`` call as soon as
-    :meth:`write` returns, so a process crash loses nothing that was
-    written; ``durability`` says when it is also forced to stable storage:
-    ``"close"`` (default, ``fsync`` on close), ``"record"`` (after every
-    record) or ``"never"``.
+    With ``buffer_size=0`` (default) each record reaches the operating
+    system in one ``write`` call before :meth:`write` returns, so a crash of
+    the process loses nothing written. With ``buffer_size=N`` records
+    collect in memory and go out together once ``N`` bytes are pending (and
+    on :meth:`flush` and :meth:`close`): fewer system calls, but a crash
+    loses what was pending. ``durability`` says when written data is also
+    forced to stable storage: ``"close"`` (default, ``fsync`` on close),
+    ``"record"`` (after every record, which also flushes every record) or
+    ``"never"``.
     """
 
     def __init__(self, filename: str | os.PathLike[str], *,
                  durability: Durability = "close",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
-                 file_mode: int = DEFAULT_FILE_MODE) -> None:
+                 file_mode: int = DEFAULT_FILE_MODE,
+                 buffer_size: int = 0) -> None:
         self.filename = os.fspath(filename)
         self.durability = _check_durability(durability)
         self.max_record_size = max_record_size
+        if buffer_size < 0:
+            raise ValueError(f"buffer_size must be 0 or more, not {buffer_size}")
+        self.buffer_size = 0 if durability == "record" else buffer_size
         self._fd: int | None = os.open(
             self.filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file_mode)
         try:
@@ -62,8 +70,10 @@ class ArchiveWriter:
         except OSError:
             os.close(self._fd)
             raise
-        #: Bytes written so far.
+        #: Bytes of records written so far, pending ones included.
         self.size = 0
+        self._on_disk = 0
+        self._pending: list[bytes] = []
 
     def write(self, metadata: Metadata, payload: str | bytes) -> None:
         """Validate, encode and append one record.
@@ -78,14 +88,31 @@ class ArchiveWriter:
     def write_encoded(self, record: bytes) -> None:
         """Append one record already encoded by :func:`shoebox.encode_record`.
 
-        If the write fails part way (a full disk), the file is truncated back
-        to where the record began, so it never ends in half a record, and the
-        ``OSError`` is raised.
+        If a write to the file fails part way (a full disk), the file is
+        truncated back to its last whole record and the ``OSError`` raised;
+        the records of that write are not kept.
         """
-        fd = self._fd
-        if fd is None:
+        if self._fd is None:
             raise ArchiveClosed(f"{self.filename}: write to a closed archive")
-        view = memoryview(record)
+        self.size += len(record)
+        if self.buffer_size:
+            self._pending.append(record)
+            if self.size - self._on_disk >= self.buffer_size:
+                self.flush()
+        else:
+            self._write(record)
+
+    def flush(self) -> None:
+        """Write pending records to the file (with ``buffer_size`` set)."""
+        if self._pending and self._fd is not None:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        fd = self._fd
+        assert fd is not None
+        view = memoryview(data)
         written = 0
         try:
             while written < len(view):
@@ -94,32 +121,38 @@ class ArchiveWriter:
                 os.fsync(fd)
         except BaseException:
             if written:
-                os.ftruncate(fd, self.size)
+                os.ftruncate(fd, self._on_disk)
+            self.size = self._on_disk
             raise
-        self.size += written
+        self._on_disk += written
 
     def sync(self) -> None:
-        """Force everything written so far to stable storage (``fsync``)."""
+        """Flush, then force everything written to stable storage (``fsync``)."""
+        self.flush()
         if self._fd is not None:
             os.fsync(self._fd)
 
     def close(self) -> None:
-        """Close the file, after an ``fsync`` unless durability is ``"never"``.
+        """Flush, ``fsync`` unless durability is ``"never"``, and close the file.
 
         Closing twice is harmless.
         """
-        fd, self._fd = self._fd, None
+        fd = self._fd
         if fd is None:
             return
         try:
+            self.flush()
             if self.durability != "never":
                 os.fsync(fd)
         finally:
+            self._fd = None
+            self._pending.clear()
             os.close(fd)
 
     def abandon(self) -> None:
-        """Close the descriptor without syncing: for a forked child, which
-        must leave its parent's archive alone."""
+        """Close the descriptor without writing pending records or syncing:
+        for a forked child, which must leave its parent's archive alone."""
+        self._pending.clear()
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

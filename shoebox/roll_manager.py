@@ -107,8 +107,9 @@ class WritingRollManager:
     time is up, from a background thread that :meth:`close` stops; the next
     write opens the next archive. ``archive_callback`` (instance, dotted
     spec, or ``None``) gets ``on_open`` with the ``.open`` path and
-    ``on_close`` with the final path. ``archive_class`` is called as
-    ``archive_class(path, durability=…, max_record_size=…, file_mode=…)``.
+    ``on_close`` with the final path. ``durability``, ``max_record_size``,
+    ``file_mode`` and ``buffer_size`` are passed on to ``archive_class``
+    (see :class:`~shoebox.archive.ArchiveWriter`).
 
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
@@ -123,7 +124,8 @@ class WritingRollManager:
                  archive_callback: ArchiveCallback | str | None = None, *,
                  durability: Durability = "close",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
-                 file_mode: int = DEFAULT_FILE_MODE) -> None:
+                 file_mode: int = DEFAULT_FILE_MODE,
+                 buffer_size: int = 0) -> None:
         if not render_filename(filename_template):
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
@@ -136,7 +138,7 @@ class WritingRollManager:
         self.max_record_size = max_record_size
         self._archive_options: dict[str, Any] = {
             "durability": durability, "max_record_size": max_record_size,
-            "file_mode": file_mode}
+            "file_mode": file_mode, "buffer_size": buffer_size}
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._archive: ArchiveWriter | None = None
@@ -169,6 +171,12 @@ class WritingRollManager:
             archive.write_encoded(record)
             if self.roll_checker.check(archive):
                 self._finish()
+
+    def flush(self) -> None:
+        """Write records pending in the active archive's buffer to the file."""
+        with self._lock:
+            if self._archive is not None:
+                self._archive.flush()
 
     def close(self) -> None:
         """Finalize the active archive (rename from ``.open``, callbacks) and

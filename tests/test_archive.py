@@ -201,3 +201,28 @@ def test_a_failed_write_leaves_no_partial_record(tmp_path):
     with ArchiveReader(path) as reader:
         assert len(list(reader)) == written > 0
     assert path.stat().st_size < 1000
+
+
+def test_buffered_records_reach_the_file_on_flush_and_close(tmp_path):
+    path = tmp_path / "a.events"
+    first, second = (encode_record({"i": str(i)}, "{}") for i in range(2))
+    writer = ArchiveWriter(path, buffer_size=len(first) * 2)
+    writer.write_encoded(first)
+    assert path.stat().st_size == 0 and writer.size == len(first)
+    writer.flush()
+    assert path.stat().st_size == len(first)
+    writer.write_encoded(second)
+    writer.write_encoded(first)  # reaches buffer_size: written together
+    assert path.stat().st_size == len(first) * 2 + len(second)
+    writer.write_encoded(second)
+    writer.close()
+    with ArchiveReader(path) as reader:
+        assert [m["i"] for m, _ in reader] == ["0", "1", "0", "1"]
+
+
+def test_abandoning_drops_pending_records(tmp_path):
+    path = tmp_path / "a.events"
+    writer = ArchiveWriter(path, buffer_size=1 << 20)
+    writer.write({"i": "0"}, "{}")
+    writer.abandon()
+    assert path.stat().st_size == 0

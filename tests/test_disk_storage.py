@@ -102,6 +102,7 @@ def test_payload_bytes_holding_utf8_are_stored_as_text():
     ({"k": "v"}, {"a": 1}, RecordTypeError, "dict"),
     ({"k": "\ud800"}, "{}", InvalidRecord, "'k'"),
     ({}, b"\xff\xfe", InvalidRecord, "byte 0"),
+    ({}, "ok\udc80", InvalidRecord, "index 2"),
 ])
 def test_bad_records_are_refused_with_a_message_naming_the_problem(
         metadata, payload, error, words):
@@ -162,4 +163,20 @@ def test_v1_with_nonzero_end_of_header_is_corrupt():
     data = bytearray(v1_record({"a": "b"}, "{}"))
     data[14] = 1
     with pytest.raises(CorruptRecord, match="end-of-header"):
+        decode_record(bytes(data))
+
+
+@pytest.mark.parametrize("metadata", [{"a\0b": "c"}, {"k": "\0"}, {"\0": "\0\0", "x": ""}])
+def test_strings_holding_nul_characters_round_trip_by_their_lengths(metadata):
+    data = encode_record(metadata, "{}")
+    assert decode_record(data)[0] == metadata
+
+
+def test_v2_lengths_that_do_not_add_up_are_corrupt():
+    import zlib
+
+    data = bytearray(encode_record({"a\0": "b"}, "{}"))
+    data[24:28] = struct.pack("<I", 1)  # len("a\0") claimed as 1
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[6:-4])))
+    with pytest.raises(CorruptRecord, match="do not add up"):
         decode_record(bytes(data))
