@@ -41,6 +41,10 @@ PREAMBLE_SIZE = 6
 DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
 
 _PREAMBLE = struct.Struct("<Ih")
+_crc32 = zlib.crc32
+#: CRC-32 of any data followed by its own CRC (little-endian): checking a
+#: record against it takes one ``crc32`` call and no unpacking.
+_CRC_RESIDUE = 0x2144DF1C
 
 Metadata = dict[str, str]
 Record = tuple[Metadata, str]
@@ -226,13 +230,11 @@ class Version2Codec(RecordCodec):
     _HEAD = struct.Struct("<IhHIIII")
     _PAIRS = struct.Struct("<I")
     HEADER_END = 20
-    #: CRC-32 of any data followed by its own CRC (little-endian): checking
-    #: this takes one ``crc32`` call and no unpacking.
-    _RESIDUE = 0x2144DF1C
     #: Flags in the low byte must be understood by a reader; those in the high
     #: byte may be ignored. Version 2.0 defines none.
     REQUIRED_FLAGS_MASK = 0x00FF
     KNOWN_FLAGS = 0
+    _UNKNOWN_REQUIRED = REQUIRED_FLAGS_MASK & ~KNOWN_FLAGS
 
     def encode(self, metadata: Metadata, payload: str | bytes,
                max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> bytes:
@@ -282,15 +284,15 @@ class Version2Codec(RecordCodec):
         if len(buf) - start < total:
             raise Incomplete(total)
         end = start + total
-        if zlib.crc32(buf[start + PREAMBLE_SIZE:end]) != self._RESIDUE:
+        if _crc32(buf[start + PREAMBLE_SIZE:end]) != _CRC_RESIDUE:
             (stored,) = self._PAIRS.unpack_from(buf, end - 4)
             actual = zlib.crc32(buf[start + PREAMBLE_SIZE:end - 4])
             raise ChecksumMismatch(
                 f"checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
-        if flags & self.REQUIRED_FLAGS_MASK & ~self.KNOWN_FLAGS:
+        if flags & self._UNKNOWN_REQUIRED:
             raise CorruptRecord(f"record sets required flags {flags:#06x} this reader "
                                 "does not understand")
-        meta_start = start + self.HEADER_END + ext_len
+        meta_start = start + 20 + ext_len
         meta_end = meta_start + meta_len
         if ext_len:
             (pairs,) = self._PAIRS.unpack_from(buf, meta_start)
