@@ -326,6 +326,12 @@ class ReadingRollManager:
             except NoMoreFiles:
                 return
 
+    def __enter__(self) -> ReadingRollManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close the file being read (reading goes on with the next one)."""
         archive, self._archive = self._archive, None

@@ -259,3 +259,12 @@ def test_reading_in_recover_mode_lists_damage_from_every_file(tmp_path):
     assert len(list(reader)) == 5
     assert [(d.filename, d.reason.split(":")[0]) for d in reader.damaged] == [
         (str(path), "checksum mismatch")]
+
+
+def test_a_reading_manager_left_early_closes_its_file_on_exit(tmp_path):
+    with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+        writer.write({"i": "0"}, "{}")
+        writer.write({"i": "1"}, "{}")
+    with ReadingRollManager("*.events", directory=tmp_path) as reader:
+        assert reader.read() == ({"i": "0"}, "{}")
+    assert reader.files_to_read == [] and reader.damaged == []
