@@ -128,6 +128,14 @@ class ArchiveWriter:
     def closed(self) -> bool:
         return self._fd is None
 
+    @property
+    def unlinked(self) -> bool:
+        """Whether the file was deleted while open (one ``fstat``): writes
+        still succeed then, but into a file nobody can read. ``False`` once
+        closed."""
+        fd = self._fd
+        return fd is not None and os.fstat(fd).st_nlink == 0
+
     def __enter__(self) -> ArchiveWriter:
         return self
 
