@@ -1,0 +1,77 @@
+"""The handler's default payload formatter: python-json-logger's
+``JsonFormatter`` with shoebox's field names, and no value that can make it
+fail."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
+
+from ._text import as_text, utc_timestamp
+
+# LogRecord attributes that are not extras (python-json-logger's list, which
+# follows the Python version), plus what formatting itself adds.
+_NOT_EXTRAS = frozenset([*RESERVED_ATTRS, "message", "asctime", "taskName"])
+
+
+class ShoeboxJsonFormatter(JsonFormatter):
+    """Formats a record as one JSON object.
+
+    Fields: ``message``, ``timestamp`` (ISO 8601, UTC, milliseconds),
+    ``level``, ``logger``, ``module``, ``function``, ``line``,
+    ``thread_name``, ``process_name``, then ``static_fields``, every
+    ``extra`` field (one whose name a field above already has is kept as
+    ``extra.<name>``), and ``exc_info`` / ``stack_info`` (formatted text)
+    when the record has them. A dict logged as the message is merged in, as
+    python-json-logger does.
+
+    Values JSON cannot encode are written as strings: python-json-logger's
+    encoder turns datetimes into ISO 8601 and bytes into base64, anything
+    else becomes ``str(value)``; so do NaN and infinities (not valid JSON),
+    circular structures and dicts with keys JSON refuses. Formatting never
+    fails because of a value.
+    """
+
+    def __init__(self, *, static_fields: dict[str, Any] | None = None) -> None:
+        super().__init__(static_fields=static_fields)
+        self._encode = JsonEncoder(allow_nan=False).encode
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        # Replaces python-json-logger's generic field mapping (format-string
+        # parsing, renames, a datetime per record) with direct assignments:
+        # this runs for every record on the application's thread.
+        log_data["message"] = record.message
+        log_data["timestamp"] = utc_timestamp(record.created)
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["module"] = record.module
+        log_data["function"] = record.funcName
+        log_data["line"] = record.lineno
+        log_data["thread_name"] = record.threadName
+        log_data["process_name"] = record.processName
+        log_data.update(self.static_fields)
+        for key, value in record.__dict__.items():
+            if key in _NOT_EXTRAS or key.startswith("_"):
+                continue
+            log_data["extra." + key if key in log_data else key] = value
+        log_data.update(message_dict)
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        try:
+            return self._encode(log_data)
+        except (TypeError, ValueError, RecursionError):
+            # A value the encoder refuses (NaN, a cycle, a tuple key, a
+            # failing __str__ in a default): encode field by field, and
+            # write the refused ones as text.
+            return self._encode({key: self._encodable(value) for key, value in log_data.items()})
+
+    def _encodable(self, value: object) -> object:
+        try:
+            self._encode(value)
+        except (TypeError, ValueError, RecursionError):
+            return as_text(value)
+        return value
