@@ -9,20 +9,26 @@ import time
 # costs more than the rest of the conversion. A tuple is replaced whole, so
 # threads never see half an update.
 _last_second: tuple[int, str] = (-1, "")
+# (created, its text): metadata and payload ask for the same record's time.
+_last_time: tuple[float, str] = (-1.0, "")
 
 
 def utc_timestamp(created: float) -> str:
     """``2026-11-27T08:15:02.123Z`` for ``created`` seconds since the epoch
     (``LogRecord.created``); milliseconds are truncated, as logging's
     ``msecs`` are."""
-    global _last_second
-    whole, fraction = divmod(created, 1.0)
-    second = int(whole)
-    cached, text = _last_second
-    if cached != second:
+    global _last_second, _last_time
+    cached_time, stamp = _last_time
+    if cached_time == created:
+        return stamp
+    second = int(created // 1)
+    cached_second, text = _last_second
+    if cached_second != second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _last_second = (second, text)
-    return f"{text}.{int(fraction * 1000):03d}Z"
+    stamp = f"{text}.{int(created % 1.0 * 1000):03d}Z"
+    _last_time = (created, stamp)
+    return stamp
 
 
 def as_text(value: object) -> str:

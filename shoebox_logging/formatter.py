@@ -4,7 +4,9 @@ fail."""
 
 from __future__ import annotations
 
+import json.encoder
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -15,6 +17,26 @@ from ._text import as_text, utc_timestamp
 # LogRecord attributes that are not extras (python-json-logger's list, which
 # follows the Python version), plus what formatting itself adds.
 _NOT_EXTRAS = frozenset([*RESERVED_ATTRS, "message", "asctime", "taskName"])
+
+
+def _strict_encoder() -> Callable[[object], str]:
+    """JSON text for a value, with python-json-logger's conversions, refusing
+    NaN and infinities (``ValueError``), and raising ``RecursionError`` for
+    a circular structure.
+
+    Reuses one C encoder (``json.encoder.c_make_encoder``) where the
+    interpreter has it: ``JSONEncoder.encode`` builds a new one per call,
+    which costs a third of the encoding. It keeps no circular-reference
+    markers, since one markers dict shared by threads would report false
+    cycles; a cycle ends in ``RecursionError`` instead.
+    """
+    encoder = JsonEncoder(allow_nan=False, check_circular=False)
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:
+        return encoder.encode
+    make_chunks = make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
+                               None, ": ", ", ", False, False, False)
+    return lambda value: "".join(make_chunks(value, 0))
 
 
 class ShoeboxJsonFormatter(JsonFormatter):
@@ -37,7 +59,7 @@ class ShoeboxJsonFormatter(JsonFormatter):
 
     def __init__(self, *, static_fields: dict[str, Any] | None = None) -> None:
         super().__init__(static_fields=static_fields)
-        self._encode = JsonEncoder(allow_nan=False).encode
+        self._encode = _strict_encoder()
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
@@ -54,10 +76,12 @@ class ShoeboxJsonFormatter(JsonFormatter):
         log_data["thread_name"] = record.threadName
         log_data["process_name"] = record.processName
         log_data.update(self.static_fields)
-        for key, value in record.__dict__.items():
-            if key in _NOT_EXTRAS or key.startswith("_"):
-                continue
-            log_data["extra." + key if key in log_data else key] = value
+        attributes = record.__dict__
+        # A set difference finds the few extras among ~25 attributes faster
+        # than a loop; sorting keeps the output the same from run to run.
+        for key in sorted(attributes.keys() - _NOT_EXTRAS):
+            if not key.startswith("_"):
+                log_data["extra." + key if key in log_data else key] = attributes[key]
         log_data.update(message_dict)
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
