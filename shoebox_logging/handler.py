@@ -16,7 +16,7 @@ from typing import Any
 from pythonjsonlogger.core import BaseJsonFormatter
 
 from shoebox import plugins
-from shoebox.archive import Durability
+from shoebox.archive import DURABILITY_MODES, Durability
 from shoebox.callbacks import ArchiveCallback, CallbackList
 from shoebox.disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
 from shoebox.errors import ArchiveVanished
@@ -197,6 +197,9 @@ class ShoeboxHandler(logging.Handler):
                  when_full: WhenFull = "block",
                  level: int | str = logging.NOTSET) -> None:
         super().__init__(level)
+        if durability not in DURABILITY_MODES:  # the archive would refuse it only when opened
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
+                             f"not {durability!r}")
         self.metadata_fields = _field_names(metadata_fields)
         self.max_record_size = _record_size(max_record_mb)
         size = _queue_size(queue_size)
