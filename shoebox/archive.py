@@ -94,7 +94,10 @@ class ArchiveWriter:
                 os.fsync(fd)
         except BaseException:
             if written:
+                # Truncating does not move the file offset: without the seek
+                # the next record would land after a hole of zero bytes.
                 os.ftruncate(fd, self.size)
+                os.lseek(fd, self.size, os.SEEK_SET)
             raise
         self.size += written
 
