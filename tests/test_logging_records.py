@@ -137,6 +137,12 @@ def test_a_dict_message_is_merged_into_the_payload(tmp_path: Path) -> None:
     assert (payload["event"], payload["user"], payload["message"]) == ("login", "ann", "")
 
 
+def _close_archive_handlers() -> None:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ShoeboxHandler):
+            handler.close()
+
+
 def _configure_formatter(tmp_path: Path, formatter: dict[str, object]) -> None:
     logging.config.dictConfig({
         "version": 1,
@@ -153,8 +159,7 @@ def test_a_json_formatter_set_through_dictconfig_replaces_the_default(tmp_path: 
                                     "fmt": "%(levelname)s %(message)s",
                                     "rename_fields": {"levelname": "severity"}})
     logging.getLogger("svc").warning("custom %s", "fields", extra={"k": "v"})
-    for handler in logging.getLogger().handlers:
-        handler.close()
+    _close_archive_handlers()
 
     ((metadata, payload),) = read_records(tmp_path)
     assert payload == {"severity": "WARNING", "message": "custom fields", "k": "v"}
@@ -187,8 +192,7 @@ def test_a_plain_text_formatter_is_wrapped_as_json_and_reported_once(
     log.info("plain %d", 1)
     log.info("42")  # JSON, but not an object: still wrapped
     log.info("plain %d", 3)
-    for handler in logging.getLogger().handlers:
-        handler.close()
+    _close_archive_handlers()
 
     prefix = "INFO " if "levelname" in fmt else ""
     assert [payload for _, payload in read_records(tmp_path)] == [
