@@ -260,7 +260,7 @@ class ShoeboxHandler(logging.Handler):
                                     self.max_record_size)
             writer = self._writer
             if writer is None:
-                self._write(encoded, record)
+                self._write(encoded, record, 1)
             else:
                 writer.put(encoded, record)
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
@@ -324,27 +324,28 @@ class ShoeboxHandler(logging.Handler):
         except ValueError:
             self.handleError(record)
 
-    def _write(self, encoded: bytes, record: logging.LogRecord) -> None:
-        """Write one encoded record; report a failure, never raise."""
+    def _write(self, encoded: bytes, record: logging.LogRecord, count: int) -> None:
+        """Write ``count`` encoded records (concatenated); report a failure
+        with the first one's ``record``, never raise."""
         try:
             try:
                 self._manager.write_encoded(encoded)
             except ArchiveVanished as gone:
                 self._manager.abandon_active(gone.filename)
                 self.handleError(record)
-                self._manager.write_encoded(encoded)  # the record went into the deleted file
+                self._manager.write_encoded(encoded)  # it went into the deleted file
         except Exception:
-            self._write_failed(record)
+            self._write_failed(record, count)
         else:
             self._failure = None
 
-    def _write_failed(self, record: logging.LogRecord) -> None:
-        """Count a record lost to a write error; report the first of a run of
+    def _write_failed(self, record: logging.LogRecord, count: int) -> None:
+        """Count records lost to a write error; report the first of a run of
         the same error (a full disk fails every record until space returns)."""
         error = sys.exc_info()[1]
         failure: _Failure = (type(error), getattr(error, "errno", None))
         with self._failure_lock:
-            self.failed += 1
+            self.failed += count
             new = failure != self._failure
             self._failure = failure
         if new:
