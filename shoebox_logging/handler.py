@@ -314,9 +314,10 @@ class ShoeboxHandler(logging.Handler):
         return json.dumps({"message": text})
 
     def _report_non_json(self, record: logging.LogRecord, text: str) -> None:
-        if self._reported_non_json:
+        with self._failure_lock:
+            reported, self._reported_non_json = self._reported_non_json, True
+        if reported:
             return
-        self._reported_non_json = True
         try:
             raise ValueError(f"{self!r}: formatter {self.formatter!r} gave text that is not "
                              f"a JSON object ({text[:60]!r}); records are archived as "
