@@ -31,11 +31,12 @@ def _strict_encoder() -> Callable[[object], str]:
     cycles; a cycle ends in ``RecursionError`` instead.
     """
     encoder = JsonEncoder(allow_nan=False, check_circular=False)
-    make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if make_encoder is None:
+    make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        make_chunks = make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
+                                   None, ": ", ", ", False, False, False)
+    except TypeError:  # no C accelerator here, or one with another signature
         return encoder.encode
-    make_chunks = make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
-                               None, ": ", ", ", False, False, False)
     return lambda value: "".join(make_chunks(value, 0))
 
 

@@ -26,7 +26,7 @@ from shoebox.roll_manager import WritingRollManager
 from ._text import as_text, utc_timestamp
 from ._watched_archive import WatchedArchiveWriter
 from .formatter import ShoeboxJsonFormatter
-from .writer_thread import WhenFull, WriterThread
+from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
 
 #: Archive names unless ``filename_template`` says otherwise.
 DEFAULT_FILENAME_TEMPLATE = "log_%Y%m%d_%H%M%S_%f_{host}_{pid}.events"
@@ -162,9 +162,10 @@ class ShoeboxHandler(logging.Handler):
     - ``callbacks``: archive callbacks run when an archive is complete: an
       instance, a dotted name, a comma-separated string of dotted names, a
       ``{"()": …}`` mapping, or a list of these.
-    - ``metadata_fields``: names of record attributes (``extra`` fields
-      included) copied into the metadata with ``str()`` when the record has
-      them, beside the standard :data:`STANDARD_METADATA`.
+    - ``metadata_fields``: names (a list, or one comma-separated string) of
+      record attributes, ``extra`` fields included, copied into the
+      metadata with ``str()`` when the record has them, beside the standard
+      :data:`STANDARD_METADATA`.
     - ``durability``: ``"close"`` (fsync when an archive is finished),
       ``"record"`` or ``"never"``.
     - ``max_record_mb``: the largest record written (64 MiB).
@@ -200,6 +201,9 @@ class ShoeboxHandler(logging.Handler):
         if durability not in DURABILITY_MODES:  # the archive would refuse it only when opened
             raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
                              f"not {durability!r}")
+        if when_full not in WHEN_FULL_MODES:
+            raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL_MODES)}, "
+                             f"not {when_full!r}")
         self.metadata_fields = _field_names(metadata_fields)
         self.max_record_size = _record_size(max_record_mb)
         size = _queue_size(queue_size)

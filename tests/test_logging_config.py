@@ -149,6 +149,7 @@ def test_readme_fileconfig_snippet_configures_the_same_handler(tmp_path: Path) -
 
 @pytest.mark.parametrize(("options", "error"), [
     ({"when_full": "later", "queue_size": 10}, ValueError),
+    ({"when_full": "later"}, ValueError),
     ({"queue_size": -1}, ValueError),
     ({"metadata_fields": ["level"]}, ValueError),
     ({"metadata_fields": [""]}, ValueError),
