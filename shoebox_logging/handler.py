@@ -290,10 +290,25 @@ class ShoeboxHandler(logging.Handler):
             writer = self._writer
             if writer is not None:
                 writer.close()
+            self._leave_deleted_archive()
             self._manager.close()
         finally:
             _live_handlers.discard(self)
             super().close()
+
+    def _leave_deleted_archive(self) -> None:
+        """Before finishing: an archive deleted since the last check cannot be
+        renamed; leave it and report it, as a write would have."""
+        active = self._manager.active_filename
+        if active is None or os.path.exists(active):
+            return
+        self._manager.abandon_active(active)
+        try:
+            raise ArchiveVanished(f"{active} was deleted while being written; records "
+                                  f"written to it since are lost", filename=active)
+        except ArchiveVanished:
+            self.handleError(logging.makeLogRecord(
+                {"name": __name__, "msg": "closing %s", "args": (self,)}))
 
     def _metadata(self, record: logging.LogRecord) -> Metadata:
         metadata = {"level": record.levelname, "logger": record.name,

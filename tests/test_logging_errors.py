@@ -56,6 +56,19 @@ def test_a_deleted_directory_is_reported_and_logging_resumes_in_a_new_archive(
     assert handler.failed == 0
 
 
+def test_closing_after_the_directory_was_deleted_reports_instead_of_raising(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "archive"
+    handler = ShoeboxHandler(directory=directory)
+    attach(handler).info("into a file about to be deleted")
+    shutil.rmtree(directory)
+    handler.close()  # before the handler's own check noticed: no exception
+
+    assert not directory.exists()
+    err = capsys.readouterr().err
+    assert err.count(LOGGING_ERROR) == 1 and "ArchiveVanished" in err
+
+
 def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "archive"
