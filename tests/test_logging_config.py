@@ -3,6 +3,8 @@ defaults or every option, the README's own snippets, and bad options."""
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import logging.config
 import re
@@ -19,12 +21,16 @@ pytestmark = pytest.mark.usefixtures("restore_logging")
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _readme_block(language: str) -> str:
-    """The first ``language`` code block of the README's Logging section."""
+def _readme_blocks(language: str) -> list[str]:
+    """The ``language`` code blocks of the README's Logging section."""
     section = README.read_text().split("\n## Logging\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
-    assert match, f"README's Logging section has no {language} block"
-    return match.group(1)
+    blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert blocks, f"README's Logging section has no {language} block"
+    return blocks
+
+
+def _readme_block(language: str) -> str:
+    return _readme_blocks(language)[0]
 
 
 def _only_handler() -> ShoeboxHandler:
@@ -122,8 +128,9 @@ def test_readme_dictconfig_snippet_configures_a_working_handler(tmp_path: Path) 
     config = namespace["LOGGING"]
     config["handlers"]["archive"]["directory"] = str(tmp_path)
     logging.config.dictConfig(config)
-    logging.getLogger("myapp.orders").info("order %s placed", "A-1",
-                                           extra={"request_id": "7f3a9c", "tenant": "acme"})
+    # A logger no other test made: dictConfig disables the ones that exist.
+    logging.getLogger("myapp.checkout").info("order %s placed", "A-1",
+                                             extra={"request_id": "7f3a9c", "tenant": "acme"})
     _only_handler().close()
 
     (path,) = tmp_path.iterdir()
@@ -131,6 +138,34 @@ def test_readme_dictconfig_snippet_configures_a_working_handler(tmp_path: Path) 
     ((metadata, payload),) = read_records(tmp_path)
     assert (metadata["request_id"], metadata["tenant"]) == ("7f3a9c", "acme")
     assert payload["message"] == "order A-1 placed"
+
+
+def test_readme_sample_record_is_what_the_handler_writes(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {"logging": logging}
+    exec(_readme_block("python"), namespace)
+    handler = _only_handler()
+    handler.close()
+    logging.getLogger().removeHandler(handler)
+    config = namespace["LOGGING"]
+    config["handlers"]["archive"]["directory"] = str(tmp_path)
+    config["disable_existing_loggers"] = False  # myapp.orders may exist from another test
+    logging.config.dictConfig(config)
+    _, call, shown_metadata = _readme_blocks("python")[:3]
+    exec(call, namespace)
+    namespace["place_order"]()
+    _only_handler().close()
+
+    ((metadata, payload),) = read_records(tmp_path)
+    shown = ast.literal_eval(shown_metadata)
+    volatile = {"timestamp", "host", "pid"}
+    assert metadata.keys() == shown.keys()
+    assert {k: v for k, v in metadata.items() if k not in volatile} == {
+        k: v for k, v in shown.items() if k not in volatile}
+    shown_payload = json.loads(_readme_block("json"))
+    assert list(payload) == list(shown_payload)  # the same fields, in the same order
+    volatile |= {"module", "line"}  # the README's call lives in orders.py
+    assert {k: v for k, v in payload.items() if k not in volatile} == {
+        k: v for k, v in shown_payload.items() if k not in volatile}
 
 
 def test_readme_fileconfig_snippet_configures_the_same_handler(tmp_path: Path) -> None:
