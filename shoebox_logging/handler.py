@@ -216,9 +216,9 @@ class ShoeboxHandler(logging.Handler):
             max_record_size=self.max_record_size)
         self.setFormatter(ShoeboxJsonFormatter())
         self._host = socket.gethostname()
+        self._failure: _Failure | None = None
         # (formatter, whether its output is trusted to be a JSON object),
         # replaced whole so threads never pair a formatter with another's answer.
-        self._failure: _Failure | None = None
         self._formatter_check: tuple[logging.Formatter | None, bool] = (None, False)
         self._reported_non_json = False
         self._reset_after_fork()
@@ -226,6 +226,7 @@ class ShoeboxHandler(logging.Handler):
 
     @property
     def directory(self) -> str:
+        """Where archives are written."""
         return self._manager.directory
 
     @property
