@@ -50,8 +50,24 @@ def test_records_tracebacks_stacks_and_extras_arrive_intact(tmp_path: Path) -> N
         assert payload["message"] == f"failed {n}"
         assert payload["exc_info"].endswith(f"ValueError: bad value {n}")
         assert "test_records_tracebacks_stacks_and_extras" in payload["stack_info"]
-        # Formatted on the caller's thread, not the writer's.
-        assert payload["thread_name"] == threading.current_thread().name
+
+
+def test_records_are_built_when_logged_not_when_written(tmp_path: Path) -> None:
+    checker = GateRollChecker()
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=10, roll_checker=checker,
+                             metadata_fields=["cart"])
+    logger = attach(handler)
+    logger.info("held by the writer")
+    assert checker.entered.wait(10)
+    cart = ["apple"]
+    logger.info("cart is %s", cart, extra={"cart": cart})
+    cart.append("pear")  # after the call, before the writer gets to the record
+    checker.gate.set()
+    handler.close()
+
+    (_, _), (metadata, payload) = read_records(tmp_path)
+    assert metadata["cart"] == "['apple']"
+    assert payload["message"] == "cart is ['apple']" and payload["cart"] == ["apple"]
 
 
 def test_a_full_queue_drops_and_counts_in_drop_mode(tmp_path: Path) -> None:
