@@ -45,6 +45,25 @@ _live_handlers: weakref.WeakSet[ShoeboxHandler] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     for handler in list(_live_handlers):
         handler._reset_after_fork()
+        # A multiprocessing child leaves through os._exit: no atexit, so no
+        # logging.shutdown(), and records still queued would be lost. It runs
+        # multiprocessing's own finalizers, though, once it has cleared those
+        # inherited from the parent and run its after-fork hooks.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.register_after_fork(handler, _close_at_multiprocessing_exit)
+
+
+def _close_at_multiprocessing_exit(handler: ShoeboxHandler) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _close_if_alive, args=(weakref.ref(handler),), exitpriority=0)
+
+
+def _close_if_alive(handler_ref: weakref.ref[ShoeboxHandler]) -> None:
+    handler = handler_ref()
+    if handler is not None:
+        handler.close()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

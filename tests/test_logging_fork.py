@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import warnings
 from collections import Counter, defaultdict
@@ -77,3 +78,34 @@ def test_forked_children_write_their_own_archives_and_nothing_is_lost(
         child = payloads[0]["child"]
         assert [(p["child"], p["seq"]) for p in payloads] == [
             (child, seq) for seq in range(PER_CHILD)]
+
+
+def _log_and_return(logger: logging.Logger) -> None:
+    for seq in range(PER_CHILD):
+        logger.info("worker record %d", seq, extra={"seq": seq})
+    # No close: multiprocessing's child leaves through os._exit, without
+    # logging.shutdown(); the handler closes itself from multiprocessing's
+    # exit finalizers.
+
+
+def test_multiprocessing_children_finish_their_archives_without_closing(tmp_path: Path) -> None:
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=1_000)
+    logger = attach(handler)
+    logger.info("parent")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_log_and_return, args=(logger,)) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads, on purpose
+        for worker in workers:
+            worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    handler.close()
+
+    assert not open_files(tmp_path)
+    by_pid: dict[str, list[int]] = defaultdict(list)
+    for metadata, payload in read_records(tmp_path):
+        by_pid[metadata["pid"]].append(payload.get("seq", -1))
+    assert by_pid == {str(os.getpid()): [-1],
+                      **{str(worker.pid): list(range(PER_CHILD)) for worker in workers}}
