@@ -20,6 +20,7 @@ from .callbacks import (
 from .disk_storage import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_record, encode_record
 from .errors import (
     ArchiveClosed,
+    ArchiveVanished,
     BadMarker,
     ChecksumMismatch,
     CorruptRecord,
@@ -54,6 +55,7 @@ __all__ = [
     "ArchiveCallback",
     "ArchiveClosed",
     "ArchiveReader",
+    "ArchiveVanished",
     "ArchiveWriter",
     "BadMarker",
     "CallbackList",

@@ -121,7 +121,10 @@ class ArchiveWriter:
                 os.fsync(fd)
         except BaseException:
             if written:
+                # Truncating does not move the file offset: without the seek
+                # the next record would land after a hole of zero bytes.
                 os.ftruncate(fd, self._on_disk)
+                os.lseek(fd, self._on_disk, os.SEEK_SET)
             self.size = self._on_disk
             raise
         self._on_disk += written
@@ -160,6 +163,14 @@ class ArchiveWriter:
     @property
     def closed(self) -> bool:
         return self._fd is None
+
+    @property
+    def unlinked(self) -> bool:
+        """Whether the file was deleted while open (one ``fstat``): writes
+        still succeed then, but into a file nobody can read. ``False`` once
+        closed."""
+        fd = self._fd
+        return fd is not None and os.fstat(fd).st_nlink == 0
 
     def __enter__(self) -> ArchiveWriter:
         return self

@@ -30,6 +30,16 @@ class ArchiveClosed(ShoeboxError, ValueError):
     """A write reached an archive or roll manager after ``close()``."""
 
 
+class ArchiveVanished(ShoeboxError, FileNotFoundError):
+    """An archive's file was deleted (with its directory, say) while it was
+    being written: what went into it since is gone. ``filename`` is the
+    archive's path."""
+
+    def __init__(self, message: str, *, filename: str) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
 class CorruptRecord(ShoeboxError, ValueError):
     """A stored record is damaged or malformed.
 

@@ -193,6 +193,20 @@ class WritingRollManager:
         if timer is not None and timer is not threading.current_thread():
             timer.join()
 
+    def abandon_active(self, filename: str) -> bool:
+        """Drop the active archive without finalizing it, if it is still
+        ``filename``: for an archive whose file was deleted under the writer
+        (see :class:`~shoebox.errors.ArchiveVanished`), which can be neither
+        renamed nor written usefully. The next write opens a new archive.
+        Returns whether an archive was dropped."""
+        with self._lock:
+            archive = self._archive
+            if archive is None or archive.filename != filename:
+                return False
+            self._archive = None
+            archive.abandon()
+            return True
+
     def __enter__(self) -> WritingRollManager:
         return self
 

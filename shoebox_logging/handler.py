@@ -1,0 +1,406 @@
+"""``ShoeboxHandler``: a ``logging.Handler`` that archives every record as
+string metadata plus a JSON payload, in rolling shoebox archives."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pythonjsonlogger.core import BaseJsonFormatter
+
+from shoebox import plugins
+from shoebox.archive import DURABILITY_MODES, Durability
+from shoebox.callbacks import ArchiveCallback, CallbackList
+from shoebox.disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
+from shoebox.errors import ArchiveVanished
+from shoebox.roll_checker import RollChecker, size_or_time
+from shoebox.roll_manager import WritingRollManager
+
+from ._text import as_text, utc_timestamp
+from ._watched_archive import WatchedArchiveWriter
+from .formatter import ShoeboxJsonFormatter
+from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
+
+#: Archive names unless ``filename_template`` says otherwise.
+DEFAULT_FILENAME_TEMPLATE = "log_%Y%m%d_%H%M%S_%f_{host}_{pid}.events"
+#: Roll at this size or ...
+DEFAULT_ROLL_SIZE_MB = 64
+#: ... after this long, whichever comes first, unless told otherwise.
+DEFAULT_ROLL_MINUTES = 15
+#: Metadata every record carries; ``metadata_fields`` cannot reuse these names.
+STANDARD_METADATA = ("level", "logger", "timestamp", "host", "pid")
+
+# Handlers alive in this process, reset in a forked child, as logging does
+# for its handler locks and the core for its roll managers.
+_live_handlers: weakref.WeakSet[ShoeboxHandler] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._reset_after_fork()
+        # A multiprocessing child leaves through os._exit: no atexit, so no
+        # logging.shutdown(), and records still queued would be lost. It runs
+        # multiprocessing's own finalizers, though, once it has cleared those
+        # inherited from the parent and run its after-fork hooks.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.register_after_fork(handler, _close_at_multiprocessing_exit)
+
+
+def _close_at_multiprocessing_exit(handler: ShoeboxHandler) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _close_if_alive, args=(weakref.ref(handler),), exitpriority=0)
+
+
+def _close_if_alive(handler_ref: weakref.ref[ShoeboxHandler]) -> None:
+    handler = handler_ref()
+    if handler is not None:
+        handler.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _build(spec: Any) -> Any:
+    """A plugin from a dotted name, an instance, or (the dictConfig idiom) a
+    mapping ``{"()": dotted name, **keyword arguments}``."""
+    if isinstance(spec, Mapping):
+        options = {key: value for key, value in spec.items() if key != "()"}
+        if "()" not in spec:
+            raise ValueError(f"a plugin given as a mapping needs a '()' key "
+                             f"naming its factory: {dict(spec)!r}")
+        return plugins.create(str(spec["()"]), **options)
+    return plugins.create(spec)
+
+
+def _roll_checker(roll_checker: Any, roll_size_mb: float | str | None,
+                  roll_minutes: float | str | None) -> RollChecker:
+    if roll_checker is None:
+        return size_or_time(
+            roll_size_mb=DEFAULT_ROLL_SIZE_MB if roll_size_mb is None else roll_size_mb,
+            roll_minutes=DEFAULT_ROLL_MINUTES if roll_minutes is None else roll_minutes)
+    if roll_size_mb is not None or roll_minutes is not None:
+        raise ValueError("give roll_checker, or roll_size_mb and roll_minutes, not both")
+    checker = _build(roll_checker)
+    if not isinstance(checker, RollChecker):
+        raise TypeError(f"roll_checker {roll_checker!r} gives {checker!r}, not a RollChecker")
+    return checker
+
+
+def _callbacks(callbacks: Any) -> ArchiveCallback | None:
+    if callbacks is None:
+        return None
+    if isinstance(callbacks, str):
+        return CallbackList(callback_list=callbacks)
+    if isinstance(callbacks, (ArchiveCallback, Mapping)):
+        callbacks = [callbacks]
+    built = [_build(spec) for spec in callbacks]
+    for callback in built:
+        if not isinstance(callback, ArchiveCallback):
+            raise TypeError(f"callback {callback!r} is not an ArchiveCallback")
+    return CallbackList(callbacks=built)
+
+
+def _field_names(fields: str | Iterable[str]) -> tuple[str, ...]:
+    names = fields.split(",") if isinstance(fields, str) else list(fields)
+    result = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"metadata_fields must be non-empty names, not {name!r}")
+        name = name.strip()
+        if name in STANDARD_METADATA:
+            raise ValueError(f"metadata field {name!r} is always set by the handler; "
+                             f"choose another name")
+        result.append(name)
+    return tuple(result)
+
+
+def _record_size(max_record_mb: float | str | None) -> int:
+    if max_record_mb is None:
+        return DEFAULT_MAX_RECORD_SIZE
+    if isinstance(max_record_mb, bool):
+        raise TypeError("max_record_mb must be a number, not bool")
+    megabytes = float(max_record_mb)
+    if not 0 < megabytes < float("inf"):
+        raise ValueError(f"max_record_mb must be a positive number, not {max_record_mb!r}")
+    return int(megabytes * 1024 * 1024)
+
+
+def _queue_size(queue_size: int | str | None) -> int:
+    size = 0 if queue_size is None else int(queue_size)
+    if size < 0:
+        raise ValueError(f"queue_size must be 0 (blocking mode) or more, not {queue_size!r}")
+    return size
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text, parse_constant=_refuse_constant), dict)
+    except ValueError:
+        return False
+
+
+def _trusted(formatter: logging.Formatter | None) -> bool:
+    """Whether ``formatter`` always produces a JSON object, so its output
+    need not be parsed: python-json-logger's formatters do, unless told to
+    put a prefix before the JSON."""
+    return isinstance(formatter, BaseJsonFormatter) and not formatter.prefix
+
+
+# A write failure: the error's type and errno.
+_Failure = tuple[type, "int | None"]
+
+
+class ShoeboxHandler(logging.Handler):
+    """Archives every record it handles as metadata plus a JSON payload.
+
+    Options are keyword arguments with JSON-friendly values, so
+    ``logging.config.dictConfig`` passes them straight through:
+
+    - ``directory`` (required): where archives are written (created if
+      missing, again if deleted).
+    - ``filename_template``: archive names, strftime codes in UTC plus
+      ``{host}`` and ``{pid}`` (:data:`DEFAULT_FILENAME_TEMPLATE`).
+    - ``roll_size_mb``, ``roll_minutes``: roll at this size or after this
+      long, whichever comes first (64 MiB and 15 minutes unless given); an
+      idle archive is closed when its time is up.
+    - ``roll_checker``: instead, a :class:`~shoebox.roll_checker.RollChecker`
+      instance, dotted name, or ``{"()": dotted name, **options}``.
+    - ``callbacks``: archive callbacks run when an archive is complete: an
+      instance, a dotted name, a comma-separated string of dotted names, a
+      ``{"()": …}`` mapping, or a list of these.
+    - ``metadata_fields``: names (a list, or one comma-separated string) of
+      record attributes, ``extra`` fields included, copied into the
+      metadata with ``str()`` when the record has them, beside the standard
+      :data:`STANDARD_METADATA`.
+    - ``durability``: ``"close"`` (fsync when an archive is finished),
+      ``"record"`` or ``"never"``.
+    - ``max_record_mb``: the largest record written (64 MiB).
+    - ``queue_size``: 0 (default) writes on the logging thread; N > 0 hands
+      encoded records to a writer thread through a queue of N, and
+      ``when_full`` (``"block"`` or ``"drop"``) says what a full queue does.
+
+    The payload is the formatter's output: :class:`ShoeboxJsonFormatter`
+    unless a formatter is set. Output that is not a JSON object is kept as
+    ``{"message": <text>}`` and the misconfiguration reported once.
+
+    The handler never raises into the application: errors go to
+    :meth:`handleError`; a run of the same write failure (a full disk, an
+    unwritable directory) is reported once and the records lost counted in
+    :attr:`failed`. Writing resumes by itself when the problem is gone; a
+    deleted directory is created again with a new archive. Records dropped
+    from a full queue are counted in :attr:`dropped`.
+    """
+
+    def __init__(self, *, directory: str | os.PathLike[str],
+                 filename_template: str = DEFAULT_FILENAME_TEMPLATE,
+                 roll_size_mb: float | str | None = None,
+                 roll_minutes: float | str | None = None,
+                 metadata_fields: str | Iterable[str] = (),
+                 roll_checker: Any = None,
+                 callbacks: Any = None,
+                 durability: Durability = "close",
+                 max_record_mb: float | str | None = None,
+                 queue_size: int | str | None = 0,
+                 when_full: WhenFull = "block",
+                 level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        if durability not in DURABILITY_MODES:  # the archive would refuse it only when opened
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
+                             f"not {durability!r}")
+        if when_full not in WHEN_FULL_MODES:
+            raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL_MODES)}, "
+                             f"not {when_full!r}")
+        self.metadata_fields = _field_names(metadata_fields)
+        self.max_record_size = _record_size(max_record_mb)
+        size = _queue_size(queue_size)
+        self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full)
+                        if size else None)
+        self._manager = WritingRollManager(
+            filename_template, _roll_checker(roll_checker, roll_size_mb, roll_minutes),
+            directory, archive_class=WatchedArchiveWriter,
+            archive_callback=_callbacks(callbacks), durability=durability,
+            max_record_size=self.max_record_size)
+        self.setFormatter(ShoeboxJsonFormatter())
+        self._host = socket.gethostname()
+        self._failure: _Failure | None = None
+        # (formatter, whether its output is trusted to be a JSON object),
+        # replaced whole so threads never pair a formatter with another's answer.
+        self._formatter_check: tuple[logging.Formatter | None, bool] = (None, False)
+        self._reported_non_json = False
+        self._reset_after_fork()
+        _live_handlers.add(self)
+
+    @property
+    def directory(self) -> str:
+        """Where archives are written."""
+        return self._manager.directory
+
+    @property
+    def active_filename(self) -> str | None:
+        """The archive being written (``….open``), if any."""
+        return self._manager.active_filename
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the non-blocking queue was full."""
+        return self._writer.dropped if self._writer is not None else 0
+
+    # Python 3.12+ returns the record a filter put in place of the original.
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Filter, then :meth:`emit`, without holding the handler's lock.
+
+        ``Handler.handle`` holds ``self.lock`` around ``emit``, so formatting
+        and encoding would run one thread at a time; with several threads
+        logging, that lock bouncing between cores is what slows handlers down
+        (issue 3's benchmark). Here only the write itself is serialised, by
+        the roll manager's lock. The formatter is therefore called from
+        several threads at once: logging's and python-json-logger's
+        formatters keep no per-call state, and a custom one must not either.
+        """
+        result = self.filter(record)
+        if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
+            record = result
+        if result:
+            self.emit(record)
+        return result
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Build metadata and payload, encode them, and write (or queue) the record."""
+        try:
+            encoded = encode_record(self._metadata(record), self._payload(record),
+                                    self.max_record_size)
+            writer = self._writer
+            if writer is None:
+                self._write(encoded, record, 1)
+            else:
+                writer.put(encoded, record)
+        except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait until every record handled so far is written to its archive.
+
+        Records reach the operating system when written; ``durability``
+        says when they are also forced to disk.
+        """
+        writer = self._writer
+        if writer is not None:
+            writer.flush()
+
+    def close(self) -> None:
+        """Write what is queued, then finalize the active archive (rename from
+        ``.open``, callbacks). Closing twice is harmless; records handled
+        after closing are reported through :meth:`handleError`."""
+        try:
+            writer = self._writer
+            if writer is not None:
+                writer.close()
+            self._leave_deleted_archive()
+            self._manager.close()
+        finally:
+            _live_handlers.discard(self)
+            super().close()
+
+    def _leave_deleted_archive(self) -> None:
+        """Before finishing: an archive deleted since the last check cannot be
+        renamed; leave it and report it, as a write would have."""
+        active = self._manager.active_filename
+        if active is None or os.path.exists(active):
+            return
+        self._manager.abandon_active(active)
+        try:
+            raise ArchiveVanished(f"{active} was deleted while being written; records "
+                                  f"written to it since are lost", filename=active)
+        except ArchiveVanished:
+            self.handleError(logging.makeLogRecord(
+                {"name": __name__, "msg": "closing %s", "args": (self,)}))
+
+    def _metadata(self, record: logging.LogRecord) -> Metadata:
+        metadata = {"level": record.levelname, "logger": record.name,
+                    "timestamp": utc_timestamp(record.created),
+                    "host": self._host, "pid": self._pid}
+        if self.metadata_fields:
+            attributes = record.__dict__
+            for name in self.metadata_fields:
+                if name in attributes:
+                    metadata[name] = as_text(attributes[name])
+        return metadata
+
+    def _payload(self, record: logging.LogRecord) -> str:
+        text = self.format(record)
+        formatter, trusted = self._formatter_check
+        if formatter is not self.formatter:
+            formatter, trusted = self.formatter, _trusted(self.formatter)
+            self._formatter_check = (formatter, trusted)
+        if trusted or _is_json_object(text):
+            return text
+        self._report_non_json(record, text)
+        return json.dumps({"message": text})
+
+    def _report_non_json(self, record: logging.LogRecord, text: str) -> None:
+        with self._failure_lock:
+            reported, self._reported_non_json = self._reported_non_json, True
+        if reported:
+            return
+        try:
+            raise ValueError(f"{self!r}: formatter {self.formatter!r} gave text that is not "
+                             f"a JSON object ({text[:60]!r}); records are archived as "
+                             f'{{"message": <text>}} (reported once)')
+        except ValueError:
+            self.handleError(record)
+
+    def _write(self, encoded: bytes, record: logging.LogRecord, count: int) -> None:
+        """Write ``count`` encoded records (concatenated); report a failure
+        with the first one's ``record``, never raise."""
+        try:
+            try:
+                self._manager.write_encoded(encoded)
+            except ArchiveVanished as gone:
+                self._manager.abandon_active(gone.filename)
+                self.handleError(record)
+                self._manager.write_encoded(encoded)  # it went into the deleted file
+        except Exception:
+            self._write_failed(record, count)
+        else:
+            self._failure = None
+
+    def _write_failed(self, record: logging.LogRecord, count: int) -> None:
+        """Count records lost to a write error; report the first of a run of
+        the same error (a full disk fails every record until space returns)."""
+        error = sys.exc_info()[1]
+        failure: _Failure = (type(error), getattr(error, "errno", None))
+        with self._failure_lock:
+            self.failed += count
+            new = failure != self._failure
+            self._failure = failure
+        if new:
+            self.handleError(record)
+
+    def _reset_after_fork(self) -> None:
+        """Per-process state: at construction, and in a forked child."""
+        self._pid = str(os.getpid())
+        #: Records lost to write errors in this process.
+        self.failed = 0
+        self._failure = None
+        self._failure_lock = threading.Lock()
+        if self._writer is not None:
+            self._writer.reset_after_fork()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.directory} ({level})>"

@@ -1,0 +1,180 @@
+"""ShoeboxHandler's non-blocking mode (``queue_size``), and the stdlib
+``QueueHandler`` + ``QueueListener`` route it is an alternative to."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
+
+from shoebox import ArchiveReader, RollChecker
+from shoebox.roll_checker import SizedArchive
+from shoebox_logging import ShoeboxHandler
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+class GateRollChecker(RollChecker):
+    """Never rolls; holds the writer inside its first write until opened,
+    so a test can fill the queue behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def check(self, archive: SizedArchive) -> bool:
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return False
+
+
+def test_records_tracebacks_stacks_and_extras_arrive_intact(tmp_path: Path) -> None:
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=8, metadata_fields=["n"])
+    logger = attach(handler)
+    for n in range(300):
+        try:
+            raise ValueError(f"bad value {n}")
+        except ValueError:
+            logger.exception("failed %d", n, stack_info=True, extra={"n": n})
+    handler.close()
+
+    records = read_records(tmp_path)
+    assert len(records) == 300
+    for n, (metadata, payload) in enumerate(records):
+        assert metadata["n"] == str(n) and payload["n"] == n
+        assert payload["message"] == f"failed {n}"
+        assert payload["exc_info"].endswith(f"ValueError: bad value {n}")
+        assert "test_records_tracebacks_stacks_and_extras" in payload["stack_info"]
+
+
+def test_records_are_built_when_logged_not_when_written(tmp_path: Path) -> None:
+    checker = GateRollChecker()
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=10, roll_checker=checker,
+                             metadata_fields=["cart"])
+    logger = attach(handler)
+    logger.info("held by the writer")
+    assert checker.entered.wait(10)
+    cart = ["apple"]
+    logger.info("cart is %s", cart, extra={"cart": cart})
+    cart.append("pear")  # after the call, before the writer gets to the record
+    checker.gate.set()
+    handler.close()
+
+    (_, _), (metadata, payload) = read_records(tmp_path)
+    assert metadata["cart"] == "['apple']"
+    assert payload["message"] == "cart is ['apple']" and payload["cart"] == ["apple"]
+
+
+def test_a_full_queue_drops_and_counts_in_drop_mode(tmp_path: Path) -> None:
+    checker = GateRollChecker()
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=5, when_full="drop",
+                             roll_checker=checker)
+    logger = attach(handler)
+    logger.info("held by the writer")
+    assert checker.entered.wait(10)
+    for n in range(8):  # 5 fill the queue, 3 are dropped
+        logger.info("queued %d", n)
+    assert handler.dropped == 3
+    checker.gate.set()
+    handler.close()
+
+    assert [p["message"] for _, p in read_records(tmp_path)] == [
+        "held by the writer", *(f"queued {n}" for n in range(5))]
+
+
+def test_a_full_queue_makes_the_caller_wait_in_block_mode(tmp_path: Path) -> None:
+    checker = GateRollChecker()
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=2, roll_checker=checker)
+    logger = attach(handler)
+    logger.info("held by the writer")
+    assert checker.entered.wait(10)
+    finished = threading.Event()
+
+    def produce() -> None:
+        for n in range(6):
+            logger.info("queued %d", n)
+        finished.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    # With the writer held, two records fit in the queue and the third waits.
+    assert not finished.wait(0.3)
+    checker.gate.set()
+    producer.join()
+    handler.close()
+
+    assert handler.dropped == 0
+    assert [p["message"] for _, p in read_records(tmp_path)] == [
+        "held by the writer", *(f"queued {n}" for n in range(6))]
+
+
+def test_flush_returns_once_everything_queued_is_in_the_archive(tmp_path: Path) -> None:
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=10_000)
+    logger = attach(handler)
+    for n in range(2_000):
+        logger.info("record %d", n)
+    handler.flush()
+
+    (active,) = open_files(tmp_path)
+    with ArchiveReader(active) as reader:
+        assert sum(1 for _ in reader) == 2_000
+    handler.close()
+
+
+def test_close_drains_the_queue_then_finishes_the_archive(tmp_path: Path) -> None:
+    checker = GateRollChecker()
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=1_000, roll_checker=checker)
+    logger = attach(handler)
+    for n in range(500):
+        logger.info("record %d", n)
+    assert checker.entered.wait(10)
+    checker.gate.set()
+    handler.close()
+
+    assert not open_files(tmp_path)
+    assert [p["message"] for _, p in read_records(tmp_path)] == [
+        f"record {n}" for n in range(500)]
+
+
+def test_records_after_close_are_reported_not_raised(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    handler = ShoeboxHandler(directory=tmp_path, queue_size=10)
+    logger = attach(handler)
+    logger.info("before")
+    handler.close()
+    logger.info("after 1")
+    logger.info("after 2")
+
+    assert handler.failed == 2
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1 and "ArchiveClosed" in err
+    assert [p["message"] for _, p in read_records(tmp_path)] == ["before"]
+
+
+def test_stdlib_queuehandler_route_keeps_extras_but_flattens_tracebacks(tmp_path: Path) -> None:
+    records: queue.Queue[logging.LogRecord] = queue.Queue()
+    handler = ShoeboxHandler(directory=tmp_path, metadata_fields=["request_id"])
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    logger = attach(logging.handlers.QueueHandler(records))
+    logger.info("plain %s", "record", extra={"request_id": "r-1"})
+    try:
+        int("not a number")
+    except ValueError:
+        logger.exception("failed", extra={"request_id": "r-2"})
+    listener.stop()
+    handler.close()
+
+    (meta1, plain), (meta2, failed) = read_records(tmp_path)
+    assert (meta1["request_id"], meta2["request_id"]) == ("r-1", "r-2")
+    assert plain["message"] == "plain record" and plain["request_id"] == "r-1"
+    # QueueHandler.prepare() formats the traceback into the message text:
+    # there is no separate exc_info field for it any more.
+    assert failed["message"].startswith("failed\nTraceback (most recent call last):")
+    assert "ValueError: invalid literal" in failed["message"]
+    assert "exc_info" not in failed
