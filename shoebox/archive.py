@@ -178,7 +178,7 @@ class ArchiveWriter:
         self.close()
 
 
-def _head(raw: io.FileIO) -> bytes | None:
+def _head(raw: IO[bytes]) -> bytes | None:
     """The first bytes of a regular file, read without moving its offset;
     ``None`` for a file that cannot seek (a pipe), whose bytes are read once."""
     try:
