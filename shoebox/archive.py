@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import os
 from collections.abc import Iterator
 from typing import IO, Literal, NamedTuple
