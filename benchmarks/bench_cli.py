@@ -45,7 +45,8 @@ def _records(count: int, seed: int = 7):
     rng = random.Random(seed)
     loggers = ["app.http", "app.db", "app.jobs", "app.auth"]
     levels = ["INFO"] * 8 + ["WARNING", "ERROR"]
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",
+             "kappa", "lambda", "mu"]
     for index in range(count):
         level = rng.choice(levels)
         logger = rng.choice(loggers)

@@ -72,7 +72,8 @@ class Progress:
         try:
             width = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError):
-            width = 80
+            width = 0
+        width = width or 80  # a terminal that does not know its size says 0
         self.stream.write("\r" + line[:max(width - 1, 1)] + "\x1b[K")
         self.stream.flush()
         self._shown = True

@@ -112,6 +112,13 @@ def _cat(args: argparse.Namespace) -> int:
                 read += records
                 _report_damage(reader.damaged, progress)
                 progress.finish_file(read, reader.offset)
+    except Exception as error:
+        if not isinstance(error, BrokenPipeError):
+            # Print the good records read before the damage or I/O error.
+            out.write("".join(lines).encode())
+            out.flush()
+        raise
+    else:
         out.write("".join(lines).encode())
         out.flush()
     finally:
@@ -135,26 +142,43 @@ def payload_json(payload: str) -> str:
     valid JSON, else the payload as a JSON string.
 
     Valid JSON is embedded as written, not re-serialized: that is faster
-    and keeps numbers a round trip through floats would change. Valid JSON
-    holds raw line breaks only between tokens (inside strings they must be
-    escaped), so turning them into spaces keeps the value and puts it on
-    one line.
+    and keeps numbers that a round trip through floats would change. Valid
+    JSON holds raw line breaks only between tokens (inside strings they
+    must be escaped), so turning them into spaces keeps the value and puts
+    it on one line.
     """
     try:
         _validate(payload)
     except (ValueError, RecursionError):
-        return _encode(payload)
+        return _one_line(_encode(payload))
     if "\n" in payload or "\r" in payload:
-        return payload.replace("\n", " ").replace("\r", " ")
-    return payload
+        payload = payload.replace("\n", " ").replace("\r", " ")
+    return _one_line(payload)
+
+
+def _one_line(text: str) -> str:
+    """Escape the characters besides ``\\n`` and ``\\r`` that ``str.splitlines``
+    breaks lines at. In JSON text that is valid (and has no raw control
+    characters) they can only stand inside strings, where the escape means
+    the same."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return text
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return (text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028")
+                .replace("\u2029", "\\u2029"))
+    return text
+
+
+def _metadata_json(metadata: Metadata) -> str:
+    return _one_line(_encode(metadata))
 
 
 def _render_record(metadata: Metadata, payload: str) -> str:
-    return f'{{"metadata": {_encode(metadata)}, "payload": {payload_json(payload)}}}\n'
+    return f'{{"metadata": {_metadata_json(metadata)}, "payload": {payload_json(payload)}}}\n'
 
 
 def _render_metadata(metadata: Metadata, payload: str) -> str:
-    return _encode(metadata) + "\n"
+    return _metadata_json(metadata) + "\n"
 
 
 def _render_payload(metadata: Metadata, payload: str) -> str:
