@@ -25,12 +25,16 @@ def items(n: int, host: str = "web-1") -> list[tuple[dict[str, str], str]]:
             for i in range(n)]
 
 
-def archive_bytes(records: list[tuple[dict[str, str], str]], method: str = "none") -> bytes:
-    """``records`` as the bytes of an archive stored with ``method``."""
+def compress(data: bytes, method: str) -> bytes:
+    """Archive bytes ``data`` (maybe damaged on purpose) stored with ``method``."""
     target = io.BytesIO()
-    data = b"".join(encode_record(metadata, payload) for metadata, payload in records)
     compression.compress_stream(io.BytesIO(data), target, method)
     return target.getvalue()
+
+
+def archive_bytes(records: list[tuple[dict[str, str], str]], method: str = "none") -> bytes:
+    """``records`` as the bytes of an archive stored with ``method``."""
+    return compress(b"".join(encode_record(m, p) for m, p in records), method)
 
 
 def write(path: str | os.PathLike[str], records: list[tuple[dict[str, str], str]],
