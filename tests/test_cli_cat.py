@@ -69,7 +69,8 @@ def test_deeply_nested_json_is_embedded_or_quoted_but_always_valid():
 
 
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
-                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=12),
        st.sampled_from([None, 1, "\t"]))
 def test_any_json_payload_comes_back_as_its_value_on_one_line(value, indent):
     line = payload_json(json.dumps(value, indent=indent, ensure_ascii=False))
