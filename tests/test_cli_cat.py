@@ -58,6 +58,20 @@ def test_a_multi_line_json_payload_is_embedded_on_one_line(tmp_path, capsys):
     assert parse(out) == [{"metadata": {}, "payload": value}]
 
 
+@pytest.mark.parametrize(("payload", "line"), [
+    ('  {"a": 1}\t', '  {"a": 1}\t'),
+    ('{"a": 1}\x0c', '"{\\"a\\": 1}\\f"'),
+    ("[1] [2]", '"[1] [2]"'),
+    (" ", '" "'),
+    ("", '""'),
+    ("NaN", '"NaN"'),
+    ("-Infinity", '"-Infinity"'),
+    ('"text"', '"text"'),
+])
+def test_exactly_the_payloads_that_are_json_are_embedded(payload, line):
+    assert payload_json(payload) == line
+
+
 def test_a_number_is_embedded_exactly_as_written():
     assert payload_json('{"x": 1e400, "y": 0.10000000000000000001}') == \
         '{"x": 1e400, "y": 0.10000000000000000001}'
