@@ -47,6 +47,18 @@ def write(path: str | os.PathLike[str], records: list[tuple[dict[str, str], str]
     return path
 
 
+def write_each_method(directory: Path, count: int,
+                      name: str = "{index}.events") -> list[tuple[dict[str, str], str]]:
+    """One archive of ``count`` records per stored compression, named
+    ``name.format(index=…)`` in name order; return all records in that order."""
+    expected = []
+    for index, method in enumerate(METHODS):
+        records = items(count, host=f"h{index}")
+        write(directory / name.format(index=index), records, method)
+        expected += records
+    return expected
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     """Run ``shoebox argv…`` in this process; return (status, stdout, stderr)."""
     status = main([str(arg) for arg in argv])

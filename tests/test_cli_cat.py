@@ -6,7 +6,16 @@ import json
 import subprocess
 
 import pytest
-from archive_files import METHODS, SHOEBOX, archive_bytes, items, run, subprocess_env, write
+from archive_files import (
+    METHODS,
+    SHOEBOX,
+    archive_bytes,
+    items,
+    run,
+    subprocess_env,
+    write,
+    write_each_method,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,14 +39,10 @@ def test_cat_prints_every_record_as_a_json_line(tmp_path, capsys, method):
 
 
 def test_cat_reads_files_in_name_order_across_compressions(tmp_path, capsys):
-    expected = []
-    for index, method in enumerate(METHODS):
-        records = items(5, host=f"h{index}")
-        write(tmp_path / f"{index}.events", records, method)
-        expected += [m for m, _ in records]
+    expected = write_each_method(tmp_path, 5)
     status, out, _ = run(capsys, "cat", "--metadata-only", tmp_path)
     assert status == 0
-    assert parse(out) == expected
+    assert parse(out) == [metadata for metadata, _ in expected]
 
 
 def test_a_payload_that_is_not_json_is_printed_as_a_string(tmp_path, capsys):

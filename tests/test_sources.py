@@ -9,7 +9,7 @@ import os
 import threading
 
 import pytest
-from archive_files import METHODS, archive_bytes, items, write
+from archive_files import METHODS, archive_bytes, items, write, write_each_method
 
 from shoebox import (
     ArchiveReader,
@@ -113,11 +113,7 @@ def test_corrupt_gzip_data_is_reported_as_damage_not_an_exception(tmp_path):
 
 
 def test_reading_roll_manager_reads_compressed_archives_transparently(tmp_path):
-    expected = []
-    for index, method in enumerate(METHODS):
-        records = items(40, host=f"h{index}")
-        write(tmp_path / f"day-{index}.events", records, method)
-        expected += records
+    expected = write_each_method(tmp_path, 40, "day-{index}.events")
     assert list(ReadingRollManager("day-*.events", directory=tmp_path)) == expected
 
 
@@ -151,11 +147,7 @@ def test_a_path_naming_nothing_is_file_not_found(tmp_path, name):
 
 
 def test_open_archive_reads_every_archive_under_a_directory(tmp_path):
-    expected = []
-    for index, method in enumerate(METHODS):
-        records = items(25, host=f"h{index}")
-        write(tmp_path / f"{index}.events", records, method)
-        expected += records
+    expected = write_each_method(tmp_path, 25)
     with open_archive(tmp_path) as stream:
         assert list(stream) == expected
         assert stream.damaged == []
