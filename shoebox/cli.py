@@ -126,9 +126,9 @@ def _cat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-# The C string encoder json.dumps uses; calling it directly for each
-# metadata string skips the encoder's per-call setup (see _metadata_json).
+# The C string encoder of json.dumps(..., ensure_ascii=False); calling it
+# directly skips the encoder's per-call setup, which costs more than the
+# encoding of a few short strings.
 _encode_string = json.encoder.encode_basestring
 
 
@@ -164,7 +164,7 @@ def payload_json(payload: str) -> str:
     it on one line.
     """
     if not _is_json(payload):
-        return _one_line(_encode(payload))
+        return _one_line(_encode_string(payload))
     if "\n" in payload or "\r" in payload:
         payload = payload.replace("\n", " ").replace("\r", " ")
     return _one_line(payload)
