@@ -266,7 +266,7 @@ def _verify(args: argparse.Namespace) -> int:
                 print(f"  offset {damaged.offset}, length {damaged.length}: {damaged.reason}")
     finally:
         progress.clear()
-    if len(sources) > 1:
+    if len(sources) != 1:
         print(f"{len(sources)} archives: {counts['ok']} ok, {counts['DAMAGED']} damaged, "
               f"{counts['unreadable']} unreadable")
     if counts["unreadable"]:
@@ -326,7 +326,7 @@ class _Summary:
     def as_json(self, top_n: int) -> dict[str, Any]:
         return {
             "name": self.name, "records": self.records, "bytes": self.bytes,
-            "stored_bytes": self.stored, "compression": self.compression,
+            "stored_bytes": self.stored, "compression": self.compression or None,
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "first_timestamp": self.first, "last_timestamp": self.last,
             "versions": {str(version): count for version, count in sorted(self.versions.items())},

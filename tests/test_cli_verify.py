@@ -72,6 +72,11 @@ def test_an_unreadable_archive_gives_status_2_and_the_rest_are_still_checked(tmp
     assert out.splitlines()[-1] == "3 archives: 1 ok, 1 damaged, 1 unreadable"
 
 
+def test_an_empty_directory_verifies_with_status_0(tmp_path, capsys):
+    assert run(capsys, "verify", tmp_path) == (
+        0, "0 archives: 0 ok, 0 damaged, 0 unreadable\n", "")
+
+
 def test_verify_with_no_path_is_a_usage_error(capsys):
     status, _, err = run(capsys, "verify")
     assert status == 2
