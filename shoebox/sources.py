@@ -38,6 +38,8 @@ class Source:
 
     ``size`` is the number of stored (possibly compressed) bytes when known
     without reading: the size of a regular file or an S3 object.
+    :func:`expand_paths` makes sources that share one S3 client; a source
+    made by hand creates a default client when it is opened.
     """
 
     name: str
@@ -54,7 +56,8 @@ class Source:
             return ArchiveReader(stdin, filename="<stdin>", **options)
         if s3.is_s3_url(self.name):
             bucket, key = s3.parse_s3_url(self.name)
-            return ArchiveReader(s3.open_object(self._client, bucket, key),
+            client = self._client or s3.client()
+            return ArchiveReader(s3.open_object(client, bucket, key),
                                  filename=self.name, **options)
         return ArchiveReader(self.name, **options)
 
