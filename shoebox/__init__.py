@@ -4,7 +4,9 @@ The public API is re-exported here; the modules hold the details:
 :mod:`~shoebox.disk_storage` (record codecs), :mod:`~shoebox.archive` (one
 file), :mod:`~shoebox.roll_checker` (when to roll),
 :mod:`~shoebox.roll_manager` (which file, naming, rolling, reading back),
-:mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`.
+:mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`,
+:mod:`~shoebox.sources` (reading archives wherever they are) and
+:mod:`~shoebox.cli` (the ``shoebox`` command).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .disk_storage import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_recor
 from .errors import (
     ArchiveClosed,
     ArchiveVanished,
+    BadCompressedData,
     BadMarker,
     ChecksumMismatch,
     CorruptRecord,
@@ -45,6 +48,7 @@ from .roll_checker import (
     size_or_time,
 )
 from .roll_manager import ReadingRollManager, WritingRollManager
+from .sources import open_archive
 
 __version__ = "0.1.0"
 
@@ -57,6 +61,7 @@ __all__ = [
     "ArchiveReader",
     "ArchiveVanished",
     "ArchiveWriter",
+    "BadCompressedData",
     "BadMarker",
     "CallbackList",
     "ChangeExtensionCallback",
@@ -83,6 +88,7 @@ __all__ = [
     "WritingRollManager",
     "decode_record",
     "encode_record",
+    "open_archive",
     "recover",
     "size_or_time",
 ]

@@ -3,11 +3,13 @@ reads them back."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
 from typing import IO, Literal, NamedTuple
 
+from . import compression
 from .disk_storage import (
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
@@ -16,8 +18,15 @@ from .disk_storage import (
     Record,
     decode_record,
     encode_record,
+    record_version,
 )
-from .errors import ArchiveClosed, CorruptRecord, EndOfFile, TruncatedRecord
+from .errors import (
+    ArchiveClosed,
+    BadCompressedData,
+    CorruptRecord,
+    EndOfFile,
+    TruncatedRecord,
+)
 
 Durability = Literal["close", "record", "never"]
 #: When an :class:`ArchiveWriter` calls ``fsync``.
@@ -179,6 +188,15 @@ class ArchiveWriter:
         self.close()
 
 
+def _head(raw: IO[bytes]) -> bytes | None:
+    """The first bytes of a regular file, read without moving its offset;
+    ``None`` for a file that cannot seek (a pipe), whose bytes are read once."""
+    try:
+        return os.pread(raw.fileno(), 4, 0)
+    except OSError:
+        return None
+
+
 class DamagedRange(NamedTuple):
     """A byte range a recovering reader skipped, and why."""
 
@@ -203,22 +221,50 @@ class ArchiveReader:
     bytes are never returned as data.
 
     ``source`` is a path or a binary file object (read sequentially; the
-    reader closes it). ``max_record_size`` bounds what a length field can
-    make the reader allocate.
+    reader closes it, and every file it opened). Archives stored gzip- or
+    zstd-compressed are decompressed on the fly, detected by content, not
+    by name: :attr:`compression` says which; damaged or truncated
+    compressed data is reported as :class:`~shoebox.errors.BadCompressedData`
+    (offsets count decompressed bytes). ``filename`` names a file object's
+    archive in errors (default: its ``name``). ``max_record_size`` bounds
+    what a length field can make the reader allocate.
     """
 
     def __init__(self, source: str | os.PathLike[str] | IO[bytes], *,
                  recover: bool = False,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
-                 chunk_size: int = 1 << 20) -> None:
-        if isinstance(source, (str, os.PathLike)):
-            self.filename: str | None = os.fspath(source)
-            self._file: IO[bytes] = open(self.filename, "rb", buffering=0)  # noqa: SIM115
-        else:
-            self.filename = getattr(source, "name", None)
-            if not isinstance(self.filename, str):
-                self.filename = None
-            self._file = source
+                 chunk_size: int = 1 << 20,
+                 filename: str | None = None) -> None:
+        with contextlib.ExitStack() as opened:
+            stream: IO[bytes]
+            if isinstance(source, (str, os.PathLike)):
+                self.filename: str | None = os.fspath(source)
+                stream = opened.enter_context(open(self.filename, "rb", buffering=0))
+                head = _head(stream)
+                # Fast path: an uncompressed regular file is read in big
+                # chunks straight from the raw file.
+                plain = head is not None and compression.detect(head) == "none"
+            else:
+                name = getattr(source, "name", None)
+                self.filename = filename or (name if isinstance(name, str) else None)
+                stream = source
+                opened.callback(source.close)
+                plain = False
+            if plain:
+                #: How the archive is stored: ``"none"``, ``"gzip"`` or ``"zstd"``.
+                self.compression = "none"
+                self._read = stream.read
+            else:
+                buffered = opened.enter_context(compression.peekable(stream))
+                self.compression = compression.detect(buffered.peek(4)[:4])
+                stream = opened.enter_context(compression.open_decompressed(buffered))
+                # read1 returns what one step of decompression produced, so
+                # the data before damaged compressed bytes is never lost
+                # inside a read that raises.
+                self._read = getattr(stream, "read1", stream.read)
+            self._stream_errors = compression.stream_errors(self.compression)
+            self._closing = opened.pop_all()
+        self._stream_error: BadCompressedData | None = None
         self.recover = recover
         self.max_record_size = max_record_size
         self.damaged: list[DamagedRange] = []
@@ -226,12 +272,21 @@ class ArchiveReader:
         self._buf = b""
         self._pos = 0
         self._base = 0  # file offset of self._buf[0]
+        # Where the record read last starts: buffer and offset in it.
+        self._last_buf = b""
+        self._start = 0
         self._eof = False
 
     @property
     def offset(self) -> int:
         """File offset of the next record to read."""
         return self._base + self._pos
+
+    @property
+    def version(self) -> int:
+        """Record version of the record :meth:`read` returned last; reading it
+        costs nothing per record until asked."""
+        return record_version(self._last_buf, self._start)
 
     def read(self) -> Record:
         """Return the next ``(metadata, payload)``; raise ``EndOfFile`` after the last."""
@@ -242,14 +297,20 @@ class ArchiveReader:
             except Incomplete as more:
                 if self._fill(more.needed):
                     continue
-                if self._pos == len(self._buf):
+                if self._stream_error is not None:
+                    error, self._stream_error = self._stream_error, None
+                    self._damage(error)
+                elif self._pos == len(self._buf):
                     raise EndOfFile(self.filename or "archive") from None
-                self._damage(TruncatedRecord(
-                    f"record needs {more.needed} bytes but the file ends after "
-                    f"{len(self._buf) - self._pos}"))
+                else:
+                    self._damage(TruncatedRecord(
+                        f"record needs {more.needed} bytes but the file ends after "
+                        f"{len(self._buf) - self._pos}"))
             except CorruptRecord as error:
                 self._damage(error)
             else:
+                self._last_buf = self._buf
+                self._start = self._pos
                 self._pos = end
                 return metadata, payload
 
@@ -261,8 +322,8 @@ class ArchiveReader:
                 return
 
     def close(self) -> None:
-        """Close the underlying file. Closing twice is harmless."""
-        self._file.close()
+        """Close every file the reader holds. Closing twice is harmless."""
+        self._closing.close()
 
     def __enter__(self) -> ArchiveReader:
         return self
@@ -280,7 +341,12 @@ class ArchiveReader:
         parts = [buf]
         have = len(buf)
         while have < needed or have == len(buf):
-            chunk = self._file.read(max(self._chunk_size, needed - have))
+            try:
+                chunk = self._read(max(self._chunk_size, needed - have))
+            except self._stream_errors as exc:
+                self._stream_error = BadCompressedData(
+                    f"{self.compression} data is damaged or ends early ({exc})")
+                chunk = b""
             if not chunk:
                 self._eof = True
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import zlib
 from typing import IO, Any, cast
 
 from .errors import MissingExtra
@@ -52,6 +53,14 @@ def detect(head: bytes) -> str:
     return "none"
 
 
+def peekable(fileobj: IO[bytes]) -> io.BufferedReader:
+    """``fileobj`` itself if it can ``peek`` (a ``BufferedReader``), else a
+    ``BufferedReader`` over it whose closing leaves ``fileobj`` open."""
+    if isinstance(fileobj, io.BufferedReader):
+        return fileobj
+    return io.BufferedReader(_Unpeekable(fileobj), _CHUNK)
+
+
 def open_decompressed(fileobj: IO[bytes]) -> IO[bytes]:
     """Wrap a binary stream so that reading it yields decompressed bytes,
     whatever its compression (detected from its first bytes).
@@ -59,8 +68,7 @@ def open_decompressed(fileobj: IO[bytes]) -> IO[bytes]:
     The caller keeps ``fileobj`` and closes it after the returned stream
     (which is ``fileobj`` itself when it is an uncompressed ``BufferedReader``).
     """
-    buffered = fileobj if isinstance(fileobj, io.BufferedReader) else io.BufferedReader(
-        _Unpeekable(fileobj), _CHUNK)
+    buffered = peekable(fileobj)
     method = detect(buffered.peek(4)[:4])
     if method == "gzip":
         return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
@@ -68,6 +76,16 @@ def open_decompressed(fileobj: IO[bytes]) -> IO[bytes]:
         return cast(IO[bytes], _zstandard().ZstdDecompressor().stream_reader(
             buffered, read_size=_CHUNK, closefd=False))
     return buffered
+
+
+def stream_errors(method: str) -> tuple[type[Exception], ...]:
+    """The exceptions that reading a ``method`` stream opened by
+    :func:`open_decompressed` raises for damaged or truncated compressed data."""
+    if method == "gzip":
+        return (EOFError, gzip.BadGzipFile, zlib.error)
+    if method == "zstd":
+        return (_zstandard().ZstdError,)
+    return ()
 
 
 def compress_stream(source: IO[bytes], target: IO[bytes], method: str,

@@ -331,6 +331,11 @@ CURRENT_VERSION = CURRENT.version
 encode_record = CURRENT.encode
 
 
+def record_version(buf: bytes, start: int = 0) -> int:
+    """The version field of the record whose preamble starts at ``buf[start]``."""
+    return _PREAMBLE.unpack_from(buf, start)[1]
+
+
 def decode_record(buf: bytes, start: int = 0,
                   max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> tuple[Metadata, str, int]:
     """Decode the record of any registered version that starts at ``buf[start]``.

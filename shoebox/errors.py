@@ -84,6 +84,11 @@ class TruncatedRecord(CorruptRecord):
     """A record's lengths run past the end of the file (a torn write)."""
 
 
+class BadCompressedData(CorruptRecord):
+    """The gzip or zstd data an archive is stored in is damaged or ends early;
+    the offset counts decompressed bytes."""
+
+
 class EndOfFile(ShoeboxError, EOFError):
     """An :class:`~shoebox.archive.ArchiveReader` has no more records."""
 

@@ -291,6 +291,8 @@ class WritingRollManager:
 class ReadingRollManager:
     """Reads every archive in ``directory`` matching the wildcard
     ``filename_template``, in name order, skipping ``.open`` files.
+    Archives stored gzip- or zstd-compressed are read too, detected by
+    content (see :class:`~shoebox.archive.ArchiveReader`).
 
     :meth:`read` returns ``(metadata, payload)`` and raises
     :class:`NoMoreFiles` after the last record of the last file; iterating

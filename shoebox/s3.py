@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from .errors import MissingExtra
@@ -32,3 +34,27 @@ def client(endpoint_url: str | None = None, **options: Any) -> Any:
     except ImportError as exc:
         raise MissingExtra("S3 access needs boto3: pip install 'shoebox[s3]'") from exc
     return boto3.client("s3", endpoint_url=endpoint_url, **options)
+
+
+def list_objects(s3_client: Any, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """``(key, size)`` of every object in ``bucket`` whose key starts with
+    ``prefix``, in key order, page after page (list_objects_v2 paginator)."""
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            yield item["Key"], item["Size"]
+
+
+def open_object(s3_client: Any, bucket: str, key: str) -> IO[bytes]:
+    """A binary stream of one object's bytes, fetched from the network as it is
+    read (nothing is written to disk). Close it when done."""
+    body: IO[bytes] = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+    return body
+
+
+def is_s3_error(error: BaseException) -> bool:
+    """Whether ``error`` is a botocore error (a failed request, missing
+    credentials, a missing bucket or key), without importing botocore."""
+    exceptions = sys.modules.get("botocore.exceptions")
+    return exceptions is not None and isinstance(
+        error, (exceptions.BotoCoreError, exceptions.ClientError))

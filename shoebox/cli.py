@@ -1,0 +1,564 @@
+"""The ``shoebox`` command: read, check, repair and summarise archives.
+
+``shoebox cat|verify|stats PATH…`` read plain, gzip and zstd archives from
+files, directories, globs, standard input (``-``) and ``s3://`` prefixes
+(see :func:`shoebox.sources.expand_paths`); ``shoebox recover DIR``
+finalizes archives left ``.open`` by writers that crashed. ``docs/cli.md``
+shows examples.
+
+Exit status: 0 success; 1 damaged data found (``verify``, or a damaged
+record met by ``cat``/``stats`` without ``--recover``); 2 usage or I/O
+error; 141 (like a process killed by ``SIGPIPE``) when the reader of the
+output went away, as with ``shoebox cat … | head``; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import fnmatch
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__, recovery, s3
+from ._progress import Progress
+from .archive import ArchiveReader, DamagedRange
+from .disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata
+from .errors import CorruptRecord, ShoeboxError
+from .sources import Source, expand_paths
+
+EXIT_OK = 0
+EXIT_DAMAGED = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+_TICK = 4096  # records between progress bar updates (a power of two)
+_BATCH = 1024  # output lines per write
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``shoebox`` command with ``argv`` (default ``sys.argv[1:]``);
+    return the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error
+        return stop.code if isinstance(stop.code, int) else EXIT_ERROR
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        with _log_to_stderr():
+            status = command(args)
+            sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader of our output is gone (``| head``). As the Python docs
+        # advise (signal module, "Note on SIGPIPE"), point stdout at devnull
+        # so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except CorruptRecord as error:
+        _error(f"{error} (--recover skips damaged records)")
+        return EXIT_DAMAGED
+    except Exception as error:
+        if not _is_io_error(error):
+            raise
+        _error(str(error))
+        return EXIT_ERROR
+
+
+# --- cat -------------------------------------------------------------------
+
+def _cat(args: argparse.Namespace) -> int:
+    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    render = (_render_metadata if args.metadata_only else
+              _render_payload if args.payload_only else _render_record)
+    match = _matcher(args.where)
+    limit = args.limit
+    out = sys.stdout.buffer
+    # A bar on the terminal the records are printed on would garble them.
+    progress = _progress(len(sources), extra_condition=not sys.stdout.isatty())
+    lines: list[str] = []
+    written = read = 0
+    try:
+        for source in sources:
+            if written == limit:
+                break
+            with _open(source, args, progress) as reader:
+                records = 0
+                for records, (metadata, payload) in enumerate(reader, 1):
+                    if not records & (_TICK - 1):
+                        progress.tick(read + records, reader.offset)
+                    if match is not None and not match(metadata):
+                        continue
+                    lines.append(render(metadata, payload))
+                    written += 1
+                    if len(lines) == _BATCH:
+                        out.write("".join(lines).encode())
+                        lines.clear()
+                    if written == limit:
+                        break
+                read += records
+                _report_damage(reader.damaged, progress)
+                progress.finish_file(read, reader.offset)
+    except Exception as error:
+        if not isinstance(error, BrokenPipeError):
+            # Print the good records read before the damage or I/O error.
+            out.write("".join(lines).encode())
+            out.flush()
+        raise
+    else:
+        out.write("".join(lines).encode())
+        out.flush()
+    finally:
+        progress.clear()
+    return EXIT_OK
+
+
+# The C string encoder of json.dumps(..., ensure_ascii=False); calling it
+# directly skips the encoder's per-call setup, which costs more than the
+# encoding of a few short strings.
+_encode_string = json.encoder.encode_basestring
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's decoder otherwise accepts NaN and Infinity, which are not JSON.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is one valid JSON value, with optional whitespace around it."""
+    try:
+        if text[:1] in _JSON_WHITESPACE:  # raw_decode refuses leading whitespace (and "")
+            _decoder.decode(text)
+            return True
+        _value, end = _decoder.raw_decode(text)
+    except (ValueError, RecursionError):
+        return False
+    return end == len(text) or not text[end:].strip(_JSON_WHITESPACE)
+
+
+def payload_json(payload: str) -> str:
+    """The payload as one line of JSON text: the payload itself when it is
+    valid JSON, else the payload as a JSON string.
+
+    Valid JSON is embedded as written, not re-serialized: that is faster
+    and keeps numbers that a round trip through floats would change. Valid
+    JSON holds raw line breaks only between tokens (inside strings they
+    must be escaped), so turning them into spaces keeps the value and puts
+    it on one line.
+    """
+    if not _is_json(payload):
+        return _one_line(_encode_string(payload))
+    if "\n" in payload or "\r" in payload:
+        payload = payload.replace("\n", " ").replace("\r", " ")
+    return _one_line(payload)
+
+
+def _one_line(text: str) -> str:
+    """Escape the characters besides ``\\n`` and ``\\r`` that ``str.splitlines``
+    breaks lines at. In JSON text that is valid (and has no raw control
+    characters) they can only stand inside strings, where the escape means
+    the same."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return text
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        return (text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028")
+                .replace("\u2029", "\\u2029"))
+    return text
+
+
+def _metadata_json(metadata: Metadata) -> str:
+    """Metadata as a JSON object; the same text as ``json.dumps(metadata,
+    ensure_ascii=False)``, made faster for a dict of strings."""
+    pairs = ", ".join([f"{_encode_string(key)}: {_encode_string(value)}"
+                       for key, value in metadata.items()])
+    return _one_line("{" + pairs + "}")
+
+
+def _render_record(metadata: Metadata, payload: str) -> str:
+    return f'{{"metadata": {_metadata_json(metadata)}, "payload": {payload_json(payload)}}}\n'
+
+
+def _render_metadata(metadata: Metadata, payload: str) -> str:
+    return _metadata_json(metadata) + "\n"
+
+
+def _render_payload(metadata: Metadata, payload: str) -> str:
+    return payload_json(payload) + "\n"
+
+
+def _condition(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return key, value
+
+
+def _matcher(conditions: list[tuple[str, str]]) -> Callable[[Metadata], bool] | None:
+    """A test that metadata meets every ``(key, value)`` condition (values may
+    be globs), or ``None`` when there are none."""
+    if not conditions:
+        return None
+    tests: list[tuple[str, Callable[[str], object]]] = []
+    for key, value in conditions:
+        if any(char in value for char in "*?["):
+            tests.append((key, re.compile(fnmatch.translate(value)).match))
+        else:
+            tests.append((key, value.__eq__))
+
+    def match(metadata: Metadata) -> bool:
+        for key, test in tests:
+            value = metadata.get(key)
+            if value is None or not test(value):
+                return False
+        return True
+
+    return match
+
+
+# --- verify ----------------------------------------------------------------
+
+def _verify(args: argparse.Namespace) -> int:
+    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    progress = _progress(len(sources))
+    counts = collections.Counter[str]()
+    read = 0
+    try:
+        for source in sources:
+            try:
+                with _open(source, args, progress, recover=True) as reader:
+                    records = 0
+                    for records, _record in enumerate(reader, 1):
+                        if not records & (_TICK - 1):
+                            progress.tick(read + records, reader.offset)
+                    read += records
+                    progress.finish_file(read, reader.offset)
+                    summary = _Summary.of_file(source, reader, records)
+            except Exception as error:
+                if not _is_io_error(error):
+                    raise
+                progress.clear()
+                _error(f"{source.name}: {error}")
+                counts["unreadable"] += 1
+                continue
+            progress.clear()
+            state = "DAMAGED" if summary.damaged else "ok"
+            counts[state] += 1
+            print(f"{source.name}: {state}, {summary.records} records, "
+                  f"{summary.bytes} bytes{_stored(summary)}")
+            for damaged in summary.damaged:
+                print(f"  offset {damaged.offset}, length {damaged.length}: {damaged.reason}")
+    finally:
+        progress.clear()
+    if len(sources) != 1:
+        print(f"{len(sources)} archives: {counts['ok']} ok, {counts['DAMAGED']} damaged, "
+              f"{counts['unreadable']} unreadable")
+    if counts["unreadable"]:
+        return EXIT_ERROR
+    return EXIT_DAMAGED if counts["DAMAGED"] else EXIT_OK
+
+
+def _stored(summary: _Summary) -> str:
+    if summary.compression in ("none", "") or summary.stored is None:
+        return ""
+    return f" ({summary.compression}, {summary.stored} stored)"
+
+
+# --- stats -----------------------------------------------------------------
+
+@dataclass
+class _Summary:
+    """What ``stats`` and ``verify`` report about one archive or many."""
+
+    name: str
+    records: int = 0
+    bytes: int = 0
+    stored: int | None = 0  # stored (compressed) bytes; None when unknown
+    compression: str = ""  # "none", "gzip", "zstd", or "mixed"
+    first: str | None = None
+    last: str | None = None
+    versions: collections.Counter[int] = field(default_factory=collections.Counter)
+    top: dict[str, collections.Counter[str]] = field(default_factory=dict)
+    damaged: list[DamagedRange] = field(default_factory=list)
+
+    @classmethod
+    def of_file(cls, source: Source, reader: ArchiveReader, records: int) -> _Summary:
+        return cls(source.name, records, reader.offset, source.size, reader.compression,
+                   damaged=list(reader.damaged))
+
+    @property
+    def ratio(self) -> float | None:
+        """Archive bytes per stored byte, for compressed archives."""
+        if self.compression in ("none", "") or not self.stored:
+            return None
+        return self.bytes / self.stored
+
+    def add(self, other: _Summary) -> None:
+        self.records += other.records
+        self.bytes += other.bytes
+        self.stored = (None if self.stored is None or other.stored is None
+                       else self.stored + other.stored)
+        if self.compression != other.compression:
+            self.compression = other.compression if not self.compression else "mixed"
+        self.first = min(filter(None, (self.first, other.first)), default=None)
+        self.last = max(filter(None, (self.last, other.last)), default=None)
+        self.versions.update(other.versions)
+        for key, counter in other.top.items():
+            self.top.setdefault(key, collections.Counter()).update(counter)
+        self.damaged.extend(other.damaged)
+
+    def as_json(self, top_n: int) -> dict[str, Any]:
+        return {
+            "name": self.name, "records": self.records, "bytes": self.bytes,
+            "stored_bytes": self.stored, "compression": self.compression or None,
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "first_timestamp": self.first, "last_timestamp": self.last,
+            "versions": {str(version): count for version, count in sorted(self.versions.items())},
+            "top": {key: [{"value": value, "count": count}
+                          for value, count in counter.most_common(top_n)]
+                    for key, counter in self.top.items()},
+            "damaged": [{"file": damaged.filename, "offset": damaged.offset,
+                         "length": damaged.length, "reason": damaged.reason}
+                        for damaged in self.damaged],
+        }
+
+
+def _stats(args: argparse.Namespace) -> int:
+    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    progress = _progress(len(sources))
+    total = _Summary("total")
+    files = []
+    read = 0
+    timestamp_key = args.timestamp_key
+    try:
+        for source in sources:
+            with _open(source, args, progress) as reader:
+                versions = collections.Counter[int]()
+                counters = {key: collections.Counter[str]() for key in args.top}
+                first = last = None
+                records = 0
+                for records, (metadata, _payload) in enumerate(reader, 1):
+                    versions[reader.version] += 1
+                    stamp = metadata.get(timestamp_key)
+                    if stamp is not None:
+                        # ISO 8601 text in one time zone sorts in time order.
+                        first = stamp if first is None or stamp < first else first
+                        last = stamp if last is None or stamp > last else last
+                    for key, counter in counters.items():
+                        value = metadata.get(key)
+                        if value is not None:
+                            counter[value] += 1
+                    if not records & (_TICK - 1):
+                        progress.tick(read + records, reader.offset)
+                read += records
+                progress.finish_file(read, reader.offset)
+                summary = _Summary.of_file(source, reader, records)
+            summary.first, summary.last = first, last
+            summary.versions, summary.top = versions, counters
+            files.append(summary)
+            total.add(summary)
+    finally:
+        progress.clear()
+    if args.json:
+        json.dump({"files": [summary.as_json(args.top_n) for summary in files],
+                   "total": total.as_json(args.top_n)}, sys.stdout, ensure_ascii=False)
+        print()
+    else:
+        _print_table(files, total, args.top_n)
+    return EXIT_OK
+
+
+def _print_table(files: list[_Summary], total: _Summary, top_n: int) -> None:
+    header = ("archive", "records", "bytes", "stored", "compression", "ratio", "damaged")
+    rows = [header] + [
+        (summary.name, f"{summary.records:,}", f"{summary.bytes:,}",
+         "?" if summary.stored is None else f"{summary.stored:,}",
+         summary.compression or "-",
+         "-" if summary.ratio is None else f"{summary.ratio:.2f}",
+         str(len(summary.damaged)))
+        for summary in [*files, total]]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        print("  ".join(cells).rstrip())
+    print()
+    details = [
+        ("first timestamp", total.first or "-"),
+        ("last timestamp", total.last or "-"),
+        ("record versions", ", ".join(f"v{version}: {count:,}"
+                                      for version, count in sorted(total.versions.items()))
+         or "-"),
+    ]
+    details += [(f"top {key}", ", ".join(f"{value} ({count:,})"
+                                         for value, count in counter.most_common(top_n)) or "-")
+                for key, counter in total.top.items()]
+    width = max(len(name) for name, _value in details)
+    for name, value in details:
+        print(f"{name.ljust(width)}  {value}")
+
+
+# --- recover ---------------------------------------------------------------
+
+def _recover(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.directory):
+        _error(f"{args.directory}: not a directory")
+        return EXIT_ERROR
+    finalized = recovery.recover(args.directory, args.pattern,
+                                 max_record_size=args.max_record_size)
+    for path in finalized:
+        print(f"finalized {path}")
+    print(f"{len(finalized)} stale .open archive(s) finalized in {args.directory}")
+    return EXIT_OK
+
+
+# --- shared ----------------------------------------------------------------
+
+@contextmanager
+def _open(source: Source, args: argparse.Namespace, progress: Progress, *,
+          recover: bool | None = None) -> Iterator[ArchiveReader]:
+    """Open ``source`` with the command's options and show it on the bar."""
+    with source.reader(recover=args.recover if recover is None else recover,
+                       max_record_size=args.max_record_size) as reader:
+        progress.start_file(source.name, source.size if reader.compression == "none" else None)
+        yield reader
+
+
+def _progress(files: int, *, extra_condition: bool = True) -> Progress:
+    """A progress bar on stderr, drawn only when stderr is a terminal."""
+    return Progress(sys.stderr, files=files,
+                    enabled=extra_condition and sys.stderr.isatty())
+
+
+def _report_damage(damaged: list[DamagedRange], progress: Progress) -> None:
+    if damaged:
+        progress.clear()
+    for item in damaged:
+        _error(f"{item.filename}: skipped damaged bytes at offset {item.offset}, "
+               f"length {item.length}: {item.reason}")
+
+
+def _is_io_error(error: BaseException) -> bool:
+    """Whether ``error`` is about the input (a file, a bucket, an extra to
+    install) rather than a bug."""
+    return isinstance(error, (OSError, ShoeboxError)) or s3.is_s3_error(error)
+
+
+def _error(message: str) -> None:
+    print(f"shoebox: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """Show shoebox's warnings (such as a torn tail truncated by ``recover``)
+    on stderr while a command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("shoebox: %(message)s"))
+    logger = logging.getLogger("shoebox")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return number
+
+
+def _positive(text: str) -> int:
+    number = _non_negative(text)
+    if number == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, not 0")
+    return number
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoebox", description="Read, check, repair and summarise shoebox archives.",
+        epilog="exit status: 0 ok, 1 damaged data, 2 usage or I/O error")
+    parser.add_argument("--version", action="version", version=f"shoebox {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+
+    size = argparse.ArgumentParser(add_help=False)
+    size.add_argument("--max-record-size", type=_positive, default=DEFAULT_MAX_RECORD_SIZE,
+                      metavar="BYTES", help="largest record to accept (default: %(default)s)")
+    reading = argparse.ArgumentParser(add_help=False, parents=[size])
+    reading.add_argument("paths", nargs="+", metavar="PATH",
+                         help="archive file, directory, glob, - (stdin) or s3://bucket/prefix; "
+                              "gzip and zstd archives are detected by content")
+    reading.add_argument("--endpoint-url", metavar="URL",
+                         help="S3 endpoint, for MinIO, Ceph or a test server")
+    recovering = argparse.ArgumentParser(add_help=False)
+    recovering.add_argument("--recover", action="store_true",
+                            help="skip damaged records (reported on stderr) instead of stopping")
+
+    cat = commands.add_parser(
+        "cat", parents=[reading, recovering], help="print records as JSON Lines",
+        description='Print every record as one JSON object per line: {"metadata": {...}, '
+                    '"payload": ...}. A payload that is valid JSON is embedded as JSON, '
+                    'any other payload as a string.')
+    only = cat.add_mutually_exclusive_group()
+    only.add_argument("--metadata-only", action="store_true", help="print the metadata alone")
+    only.add_argument("--payload-only", action="store_true", help="print the payload alone")
+    cat.add_argument("--where", action="append", type=_condition, default=[],
+                     metavar="KEY=VALUE",
+                     help="only records whose metadata KEY matches VALUE (a glob allowed); "
+                          "repeat to require several")
+    cat.add_argument("--limit", type=_non_negative, metavar="N", help="stop after N records")
+    cat.set_defaults(command=_cat)
+
+    verify = commands.add_parser(
+        "verify", parents=[reading], help="check every record's checksum",
+        description="Read every record and check every checksum; print records, bytes and "
+                    "damaged ranges per archive. Exit status 0 when all are clean, 1 when "
+                    "damage is found, 2 for usage or I/O errors.")
+    verify.set_defaults(command=_verify)
+
+    stats = commands.add_parser(
+        "stats", parents=[reading, recovering], help="summarise archives",
+        description="Records, bytes, compression ratio, first and last timestamp, record "
+                    "versions and the most frequent metadata values.")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument("--top", action="append", default=[], metavar="KEY",
+                       help="count the most frequent values of metadata KEY (repeatable)")
+    stats.add_argument("--top-n", type=_positive, default=5, metavar="N",
+                       help="how many values --top shows (default: %(default)s)")
+    stats.add_argument("--timestamp-key", default="timestamp", metavar="KEY",
+                       help="metadata key holding ISO 8601 timestamps (default: %(default)s)")
+    stats.set_defaults(command=_stats)
+
+    recover = commands.add_parser(
+        "recover", parents=[size], help="finalize archives left .open by crashed writers",
+        description="Finalize stale .open archives (no live writer holds their lock): "
+                    "truncate a torn last record, then rename each to its final name.")
+    recover.add_argument("directory", metavar="DIR")
+    recover.add_argument("--pattern", default="*",
+                         help="wildcard for final archive names (default: %(default)s)")
+    recover.set_defaults(command=_recover)
+    return parser
+
+
+__all__ = ["main", "payload_json"]

@@ -1,0 +1,218 @@
+"""Reading archives wherever they are: expand_paths, open_archive, compressed
+archives read transparently (ArchiveReader, ReadingRollManager), and S3."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import threading
+
+import pytest
+from archive_files import METHODS, archive_bytes, items, write, write_each_method
+
+from shoebox import (
+    ArchiveReader,
+    BadCompressedData,
+    DamagedRange,
+    ReadingRollManager,
+    TruncatedRecord,
+    encode_record,
+    open_archive,
+)
+from shoebox.sources import STDIN, expand_paths
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_archive_reader_reads_each_compression_detected_by_content(tmp_path, method):
+    records = items(300)
+    path = write(tmp_path / "no-telling-suffix", records, method)
+    with ArchiveReader(path) as reader:
+        assert list(reader) == records
+        assert reader.compression == method
+        assert reader.version == 2
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_archive_reader_closes_every_file_it_opened(tmp_path, method):
+    path = write(tmp_path / "a.events", items(10), method)
+    before = open_fds()
+    reader = ArchiveReader(path)
+    assert open_fds() != before
+    reader.read()
+    reader.close()
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_archive_reader_decompresses_a_file_object_and_closes_it(tmp_path, method):
+    records = items(20)
+    source = io.BytesIO(archive_bytes(records, method))
+    with ArchiveReader(source, filename="memory") as reader:
+        assert list(reader) == records
+        assert reader.filename == "memory"
+    assert source.closed
+
+
+def test_archive_reader_reads_a_compressed_archive_from_a_pipe(tmp_path):
+    records = items(50)
+    data = archive_bytes(records, "gzip")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(data)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        with ArchiveReader(fifo) as reader:
+            assert list(reader) == records
+            assert reader.compression == "gzip"
+    finally:
+        feeder.join()
+
+
+@pytest.mark.parametrize("method", ["gzip", "zstd"])
+def test_a_truncated_compressed_archive_keeps_its_records_up_to_the_damage(tmp_path, method):
+    records = items(20000)
+    whole = archive_bytes(records, method)
+    cut = tmp_path / "cut"
+    cut.write_bytes(whole[:len(whole) // 2])
+
+    with ArchiveReader(cut, recover=True) as reader:
+        got = list(reader)
+        damaged = reader.damaged
+    assert 0 < len(got) < len(records)
+    assert got == records[:len(got)]
+    assert len(damaged) == 1
+    # gzip says its stream ended early; zstd ends quietly mid-record.
+    assert damaged[0].offset == sum(len(encode_record(*r)) for r in got)
+
+    expected = BadCompressedData if method == "gzip" else TruncatedRecord
+    with ArchiveReader(cut) as reader, pytest.raises(expected) as error:
+        list(reader)
+    assert str(cut) in str(error.value)
+
+
+def test_corrupt_gzip_data_is_reported_as_damage_not_an_exception(tmp_path):
+    data = bytearray(gzip.compress(b"".join(encode_record(m, p) for m, p in items(5000)),
+                                   mtime=0))
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "bad.gz"
+    path.write_bytes(bytes(data))
+    with ArchiveReader(path, recover=True) as reader:
+        list(reader)
+        assert reader.damaged
+        assert all(isinstance(item, DamagedRange) for item in reader.damaged)
+
+
+def test_reading_roll_manager_reads_compressed_archives_transparently(tmp_path):
+    expected = write_each_method(tmp_path, 40, "day-{index}.events")
+    assert list(ReadingRollManager("day-*.events", directory=tmp_path)) == expected
+
+
+def test_expand_paths_orders_a_directory_tree_by_name_and_skips_open_files(tmp_path):
+    for name in ["b/2.events", "a/1.events.gz", "a/0.events", "c.events", "live.events.open"]:
+        write(tmp_path / name, items(1))
+    assert [source.name for source in expand_paths([tmp_path])] == [
+        str(tmp_path / name) for name in ["a/0.events", "a/1.events.gz", "b/2.events",
+                                          "c.events"]]
+
+
+def test_expand_paths_expands_globs_and_keeps_argument_order(tmp_path):
+    for name in ["x-2.events", "x-1.events", "y.events", "x-3.events.open"]:
+        write(tmp_path / name, items(1))
+    sources = expand_paths([tmp_path / "y.events", str(tmp_path / "x-*"), STDIN])
+    assert [source.name for source in sources] == [
+        str(tmp_path / "y.events"), str(tmp_path / "x-1.events"),
+        str(tmp_path / "x-2.events"), STDIN]
+    assert sources[0].size == (tmp_path / "y.events").stat().st_size
+
+
+def test_an_explicitly_named_open_archive_is_read(tmp_path):
+    path = write(tmp_path / "live.events.open", items(3))
+    assert [source.name for source in expand_paths([path])] == [str(path)]
+
+
+@pytest.mark.parametrize("name", ["missing.events", "missing-*.events"])
+def test_a_path_naming_nothing_is_file_not_found(tmp_path, name):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        expand_paths([tmp_path / name])
+
+
+def test_open_archive_reads_every_archive_under_a_directory(tmp_path):
+    expected = write_each_method(tmp_path, 25)
+    with open_archive(tmp_path) as stream:
+        assert list(stream) == expected
+        assert stream.damaged == []
+
+
+def test_open_archive_recover_lists_damage_and_skips_it(tmp_path):
+    data = bytearray(b"".join(encode_record(m, p) for m, p in items(10)))
+    data[100] ^= 0xFF
+    (tmp_path / "bad.events").write_bytes(bytes(data))
+    with open_archive(tmp_path / "bad.events", recover=True) as stream:
+        got = list(stream)
+        assert len(got) == 9
+        assert [item.filename for item in stream.damaged] == [str(tmp_path / "bad.events")]
+
+
+def test_closing_an_open_archive_part_way_closes_the_file(tmp_path):
+    write(tmp_path / "a.events", items(100), "gzip")
+    before = open_fds()
+    stream = open_archive(tmp_path / "a.events")
+    next(iter(stream))
+    assert open_fds() != before
+    stream.close()
+    assert open_fds() == before
+
+
+# --- S3 ------------------------------------------------------------------
+
+def put(s3_server, bucket, key, records, method="none"):
+    s3_server.client().put_object(Bucket=bucket, Key=key, Body=archive_bytes(records, method))
+
+
+def test_open_archive_streams_every_object_under_an_s3_prefix(s3_server, bucket):
+    expected = []
+    for index, method in enumerate(METHODS):
+        records = items(30, host=f"h{index}")
+        put(s3_server, bucket, f"logs/2026/11/27/{index}.events", records, method)
+        expected += records
+    put(s3_server, bucket, "logs/2026/11/27/live.events.open", items(1))
+    put(s3_server, bucket, "other/x.events", items(1))
+
+    url = f"s3://{bucket}/logs/"
+    with open_archive(url, endpoint_url=s3_server.endpoint_url) as stream:
+        assert list(stream) == expected
+
+
+def test_an_s3_url_naming_one_key_reads_that_object_only(s3_server, bucket):
+    put(s3_server, bucket, "a.events.gz", items(3), "gzip")
+    put(s3_server, bucket, "a.events.gz.bak", items(5))
+    sources = expand_paths([f"s3://{bucket}/a.events.gz"], endpoint_url=s3_server.endpoint_url)
+    assert [(source.name, source.size is not None) for source in sources] == [
+        (f"s3://{bucket}/a.events.gz", True)]
+    with sources[0].reader() as reader:
+        assert list(reader) == items(3)
+        assert reader.filename == f"s3://{bucket}/a.events.gz"
+
+
+def test_an_s3_glob_filters_keys(s3_server, bucket):
+    for name in ["a-1.events", "a-2.events", "b-1.events"]:
+        put(s3_server, bucket, f"p/{name}", items(1))
+    sources = expand_paths([f"s3://{bucket}/p/*-1.events"], endpoint_url=s3_server.endpoint_url)
+    assert [source.name for source in sources] == [
+        f"s3://{bucket}/p/a-1.events", f"s3://{bucket}/p/b-1.events"]
+
+
+def test_an_s3_key_naming_nothing_is_file_not_found(s3_server, bucket):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        expand_paths([f"s3://{bucket}/missing"], endpoint_url=s3_server.endpoint_url)
+    assert expand_paths([f"s3://{bucket}/empty/"], endpoint_url=s3_server.endpoint_url) == []
