@@ -88,23 +88,31 @@ def stream_errors(method: str) -> tuple[type[Exception], ...]:
     return ()
 
 
+def open_compressor(target: IO[bytes], method: str,
+                    level: int | None = None) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """A writable stream that compresses into ``target`` with ``method``; leaving
+    its ``with`` block writes the end of the compressed data. ``target`` is
+    left open.
+
+    The output is a pure function of the input, method and level (gzip is
+    written with ``mtime=0``), so a retry after a crash produces the same bytes.
+    """
+    level = DEFAULT_LEVELS[check_method(method)] if level is None else level
+    if method == "gzip":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=target, mode="wb", compresslevel=level,
+                                             mtime=0))
+    if method == "zstd":
+        return cast(IO[bytes], _zstandard().ZstdCompressor(
+            level=level, write_checksum=True).stream_writer(target, closefd=False))
+    return contextlib.nullcontext(target)
+
+
 def compress_stream(source: IO[bytes], target: IO[bytes], method: str,
                     level: int | None = None) -> int:
     """Copy ``source`` into ``target``, compressed with ``method``; return the
     number of uncompressed bytes. ``target`` is left open."""
-    level = DEFAULT_LEVELS[check_method(method)] if level is None else level
-    out: Any
-    if method == "gzip":
-        # mtime=0 makes the output a pure function of the input, so a retry
-        # after a crash produces the same bytes.
-        out = gzip.GzipFile(fileobj=target, mode="wb", compresslevel=level, mtime=0)
-    elif method == "zstd":
-        out = _zstandard().ZstdCompressor(level=level, write_checksum=True).stream_writer(
-            target, closefd=False)
-    else:
-        out = contextlib.nullcontext(target)
     copied = 0
-    with out as sink:
+    with open_compressor(target, method, level) as sink:
         while chunk := source.read(_CHUNK):
             sink.write(chunk)
             copied += len(chunk)

@@ -104,3 +104,35 @@ class PluginNotFound(ShoeboxError, ImportError):
 class MissingExtra(ShoeboxError, ImportError):
     """A feature needs a package from an extra that is not installed; the
     message names the extra (``pip install 'shoebox[s3]'``)."""
+
+
+class UploadError(ShoeboxError, OSError):
+    """Copying an archive to a destination (an S3 bucket, a directory) failed.
+
+    ``destination`` is where it was going (``s3://bucket`` or a directory)
+    and ``key`` the object key or relative path, when known; the message
+    names both. :attr:`transient` says whether trying again later may work.
+    """
+
+    #: Whether the same copy may succeed if tried again later.
+    transient = False
+
+    def __init__(self, message: str, *, destination: str | None = None,
+                 key: str | None = None) -> None:
+        super().__init__(message)
+        self.destination = destination
+        self.key = key
+
+
+class TransientUploadError(UploadError):
+    """An upload failed for a reason that may pass (connection refused, a
+    timeout, a 5xx answer, throttling, a copy that did not confirm): retry
+    with backoff, keep the archive."""
+
+    transient = True
+
+
+class PermanentUploadError(UploadError):
+    """An upload cannot work until someone changes something (no such bucket,
+    access denied, an unwritable directory, a key that already holds other
+    data): retrying as is will not help."""
