@@ -1,0 +1,29 @@
+"""shoebox-sidecar: runs next to a service, ships its closed shoebox archives
+to S3 or a directory, and deletes each local archive only once its copy is
+confirmed.
+
+Modules: :mod:`~shoebox_sidecar.cli` (options, environment, exit codes),
+:mod:`~shoebox_sidecar.sidecar` (per-archive shipping, retries, run loops),
+:mod:`~shoebox_sidecar.watch` (watchdog events and periodic scans),
+:mod:`~shoebox_sidecar.pool` (workers, one run per archive at a time),
+:mod:`~shoebox_sidecar.backoff` (retry waits), :mod:`~shoebox_sidecar.logs`
+(JSON lines on stderr). The compression and upload code itself is
+:mod:`shoebox.storage`, shared with the in-process callbacks.
+"""
+
+from __future__ import annotations
+
+from .backoff import Backoff
+from .cli import build_parser, main
+from .pool import WorkerPool
+from .sidecar import Sidecar
+from .watch import ArchiveWatcher
+
+__all__ = [
+    "ArchiveWatcher",
+    "Backoff",
+    "Sidecar",
+    "WorkerPool",
+    "build_parser",
+    "main",
+]

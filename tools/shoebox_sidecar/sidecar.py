@@ -1,0 +1,229 @@
+"""The sidecar proper: finds closed archives, ships each one (verify,
+compress, upload, confirm) with retries, then deletes, keeps or moves it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from shoebox.callbacks import ArchiveCallback, MoveFileCallback
+from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
+from shoebox.storage import Prepared, Shipper, ShipResult
+
+from .backoff import Backoff
+from .logs import logger
+from .pool import WorkerPool
+from .watch import ArchiveWatcher
+
+
+class Sidecar:
+    """Ships the closed archives of ``watch_dir`` matching ``pattern`` with
+    ``shipper``, on ``workers`` threads.
+
+    Per archive: :meth:`Shipper.prepare` (with the shipper's ``verify``, a
+    damaged archive is moved to ``quarantine_dir`` and reported, never
+    shipped or deleted), then :meth:`Shipper.deliver`, retried after
+    transient failures with ``backoff`` (forever when ``max_attempts`` is 0),
+    then ``after_upload`` once the copy is confirmed. A permanent failure is
+    logged and the archive stays. Every outcome is one JSON log line.
+
+    :meth:`run_once` ships what is there now; :meth:`run` watches until
+    :meth:`stop`. Either way, stopping takes no new work, abandons backoff
+    waits (those archives stay for the next run) and waits up to
+    ``shutdown_timeout`` seconds for uploads in progress.
+    """
+
+    def __init__(self, watch_dir: str, shipper: Shipper, *, pattern: str = "*.events",
+                 after_upload: ArchiveCallback | None = None, workers: int = 2,
+                 quarantine_dir: str | None = None, backoff: Backoff | None = None,
+                 max_attempts: int = 0, scan_interval: float = 60.0,
+                 shutdown_timeout: float = 30.0) -> None:
+        self.watch_dir = os.path.abspath(watch_dir)
+        self.shipper = shipper
+        self.after_upload = after_upload if after_upload is not None else ArchiveCallback()
+        self.workers = workers
+        self.quarantine = MoveFileCallback(destination_folder=quarantine_dir or os.path.join(
+            self.watch_dir, "quarantine"))
+        self.backoff = backoff or Backoff()
+        self.max_attempts = max_attempts
+        self.scan_interval = scan_interval
+        self.shutdown_timeout = shutdown_timeout
+        #: Archives whose last attempt failed (and not shipped since).
+        self.failed: set[str] = set()
+        #: Totals over the archives shipped so far.
+        self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        # Archives shipped but still here (after_upload "keep"), by identity,
+        # so that scans do not ship them again.
+        self._kept: set[tuple[str, int, int]] = set()
+        self._pool: WorkerPool | None = None
+        self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
+
+    def run_once(self) -> int:
+        """Ship every closed archive present now, then return: 0 when all were
+        shipped (or :meth:`stop` was called), 1 when some failed."""
+        self._pool = WorkerPool(self.process, self.workers)
+        try:
+            found = self.watcher.scan()
+            logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
+                        self.shipper.destination.url,
+                        extra={"event": "started", "mode": "once", "archives": found})
+            self._pool.wait_idle(self._stopping)
+            interrupted = self._stopping.is_set()
+        finally:
+            self._shutdown()
+        self._summary()
+        return 1 if self.failed and not interrupted else 0
+
+    def run(self) -> int:
+        """Watch and ship until :meth:`stop`; return 0."""
+        self._pool = WorkerPool(self.process, self.workers)
+        try:
+            self.watcher.start()
+            found = self.watcher.scan()
+            logger.info("watching %s for %s, shipping to %s", self.watch_dir,
+                        self.watcher.pattern, self.shipper.destination.url,
+                        extra={"event": "started", "mode": "watch", "archives": found})
+            while not self._stopping.wait(self.scan_interval):
+                self.watcher.scan()
+        finally:
+            self.watcher.stop()
+            self._shutdown()
+        self._summary()
+        return 0
+
+    def stop(self) -> None:
+        """Ask :meth:`run` or :meth:`run_once` to finish (signal-handler safe)."""
+        self._stopping.set()
+        pool = self._pool
+        if pool is not None:
+            pool.wake()
+
+    def process(self, path: str) -> ShipResult | None:
+        """Ship one archive (the worker's job); return the result, or ``None``
+        if it was not shipped (gone, damaged, failed, or stopping)."""
+        started = time.monotonic()
+        try:
+            with self.shipper.prepare(path) as prepared:
+                if prepared.damaged:
+                    logger.warning(
+                        "%s has %d damaged ranges; shipping it as it is", path,
+                        len(prepared.damaged),
+                        extra={"event": "damaged", "archive": path, "key": prepared.key,
+                               "damaged": [damage._asdict() for damage in prepared.damaged]})
+                result = self._deliver(prepared, started)
+        except FileNotFoundError as exc:
+            if exc.filename != path:
+                self._failed(path, exc)
+            return None  # else: shipped and removed meanwhile, or moved away
+        except CorruptRecord as exc:
+            self._quarantine(path, exc)
+            return None
+        except (UploadError, OSError) as exc:
+            self._failed(path, exc)
+            return None
+        if result is None:
+            return None
+        self._shipped(path, result)
+        return result
+
+    def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
+        attempt = 0
+        while True:
+            try:
+                return self.shipper.deliver(prepared, started)
+            except TransientUploadError as exc:
+                attempt += 1
+                if self.max_attempts and attempt >= self.max_attempts:
+                    raise
+                delay = self.backoff.delay(attempt - 1)
+                logger.warning("%s: %s; retrying in %.1f s", prepared.source, exc, delay,
+                               extra=self._fields(prepared.source, exc, event="retrying",
+                                                  attempt=attempt, delay=round(delay, 3)))
+                if self._stopping.wait(delay):
+                    logger.info("%s left for the next run (stopping)", prepared.source,
+                                extra={"event": "left", "archive": prepared.source,
+                                       "key": prepared.key})
+                    return None
+
+    def _shipped(self, path: str, result: ShipResult) -> None:
+        with self._lock:
+            self.failed.discard(path)
+            for name, value in (("archives", 1), ("records", result.records),
+                                ("bytes_in", result.bytes_in), ("bytes_out", result.bytes_out)):
+                self.totals[name] += value
+        logger.info(
+            "shipped %s to %s (%d records, %d -> %d bytes)", path, result.location,
+            result.records, result.bytes_in, result.bytes_out,
+            extra={"event": "shipped", "archive": path, "destination": result.location,
+                   "key": result.key, "records": result.records, "bytes_in": result.bytes_in,
+                   "bytes_out": result.bytes_out, "ratio": round(result.ratio, 3),
+                   "seconds": round(result.seconds, 3),
+                   "already_present": result.already_present})
+        try:
+            stat = os.stat(path)
+            remains = self.after_upload.on_close(path)
+        except OSError as exc:
+            self._failed(path, exc, event="after_upload_failed")
+            return
+        if remains == path:
+            with self._lock:
+                self._kept.add((path, stat.st_ino, stat.st_mtime_ns))
+
+    def _quarantine(self, path: str, error: CorruptRecord) -> None:
+        with self._lock:
+            self.failed.add(path)
+        try:
+            moved = self.quarantine.on_close(path)
+        except OSError as exc:
+            logger.error("%s is damaged (%s) and could not be quarantined: %s; it stays",
+                         path, error, exc, extra=self._fields(path, error,
+                                                              event="quarantine_failed"))
+            return
+        logger.error("%s is damaged (%s): moved to %s, not shipped", path, error, moved,
+                     extra=self._fields(path, error, event="quarantined", moved_to=moved))
+
+    def _failed(self, path: str, error: Exception, event: str = "failed") -> None:
+        with self._lock:
+            self.failed.add(path)
+        logger.error("%s: %s; the archive stays", path, error,
+                     extra=self._fields(path, error, event=event))
+
+    def _fields(self, path: str, error: BaseException, **fields: object) -> dict[str, object]:
+        extra: dict[str, object] = {"archive": path, "error": str(error),
+                                    "error_type": type(error).__name__, **fields}
+        if isinstance(error, UploadError):
+            extra.update(destination=error.destination, key=error.key,
+                         transient=error.transient)
+        return extra
+
+    def _submit(self, path: str) -> None:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return
+        with self._lock:
+            if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
+                return
+        if self._pool is not None:
+            self._pool.submit(path)
+
+    def _summary(self) -> None:
+        with self._lock:
+            totals, failed = dict(self.totals), sorted(self.failed)
+        logger.info("shipped %d archives (%d records, %d -> %d bytes); %d not shipped",
+                    totals["archives"], totals["records"], totals["bytes_in"],
+                    totals["bytes_out"], len(failed),
+                    extra={"event": "finished", **totals, "failed": failed})
+
+    def _shutdown(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        self._stopping.set()
+        if not pool.stop(self.shutdown_timeout):
+            logger.warning("uploads still running after %.1f s; leaving them (their "
+                           "archives stay for the next run)", self.shutdown_timeout,
+                           extra={"event": "shutdown_timeout"})

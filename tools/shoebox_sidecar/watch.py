@@ -1,0 +1,85 @@
+"""Finding closed archives: watchdog events for files created in or moved into
+the directory, and full scans (at start, then periodically) for what events
+missed."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from typing import Any
+
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+
+from shoebox.roll_manager import OPEN_SUFFIX
+
+
+class ArchiveWatcher:
+    """Calls ``found(path)`` for every closed archive in ``directory`` whose
+    name matches the wildcard ``pattern``.
+
+    Never reports ``.open`` files (archives still being written) nor hidden
+    files (temporary files start with a dot), and only looks at
+    ``directory`` itself, not its subdirectories (where quarantined or moved
+    archives go).
+    """
+
+    def __init__(self, directory: str, pattern: str, found: Callable[[str], object]) -> None:
+        self.directory = os.path.abspath(directory)
+        self.pattern = pattern
+        self._found = found
+        self._observer: Any = None
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` is a closed archive this watcher reports."""
+        directory, name = os.path.split(os.path.abspath(path))
+        return (directory == self.directory and fnmatch.fnmatchcase(name, self.pattern)
+                and not name.endswith(OPEN_SUFFIX) and not name.startswith("."))
+
+    def scan(self) -> int:
+        """Report every matching regular file present now, in name order;
+        return how many."""
+        count = 0
+        with os.scandir(self.directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.is_file(follow_symlinks=False))
+        for name in names:
+            path = os.path.join(self.directory, name)
+            if self.matches(path):
+                self._found(path)
+                count += 1
+        return count
+
+    def start(self) -> None:
+        """Start watching (a watchdog ``Observer`` thread)."""
+        self._observer = Observer()
+        self._observer.schedule(_Events(self), self.directory, recursive=False)
+        self._observer.start()
+
+    def stop(self) -> None:
+        """Stop watching and join the observer thread. Harmless if not started."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+
+    def _consider(self, path: str | bytes) -> None:
+        text = os.fsdecode(path)
+        if self.matches(text) and os.path.isfile(text):
+            self._found(text)
+
+
+class _Events(FileSystemEventHandler):
+    """watchdog handler: a file created in, or moved into, the directory."""
+
+    def __init__(self, watcher: ArchiveWatcher) -> None:
+        super().__init__()
+        self._watcher = watcher
+
+    def on_created(self, event: Any) -> None:
+        if not event.is_directory:
+            self._watcher._consider(event.src_path)
+
+    def on_moved(self, event: Any) -> None:
+        if not event.is_directory:
+            self._watcher._consider(event.dest_path)
