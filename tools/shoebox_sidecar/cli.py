@@ -134,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"WATCH_DIR is required (or {_env('watch_dir')})")
     if not args.dest:
         parser.error(f"--dest is required (or {_env('dest')})")
-    logs.configure(args.log_level)
+    with logs.json_lines(args.log_level):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         sidecar = _build(args)
     except (ValueError, MissingExtra) as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
 #: The sidecar's logger; per-archive lines carry an ``event`` field
@@ -15,23 +17,32 @@ logger = logging.getLogger("shoebox_sidecar")
 _LOGGERS = ("shoebox_sidecar", "shoebox")
 
 
-def configure(level: str | int = "INFO", stream: TextIO | None = None) -> logging.Handler:
-    """Send the sidecar's and shoebox's log records to ``stream`` (default
-    stderr) as JSON lines: ``timestamp``, ``level``, ``logger``, ``message``
-    and the record's extra fields. Calling it again replaces the handler."""
+@contextlib.contextmanager
+def json_lines(level: str | int = "INFO", stream: TextIO | None = None) -> Iterator[None]:
+    """While the ``with`` block runs, send the sidecar's and shoebox's log
+    records to ``stream`` (default: stderr) as JSON lines, one object per
+    record: ``timestamp``, ``level``, ``logger``, ``message`` and the
+    record's extra fields (``event``, ``archive``, ``key``…). The loggers'
+    previous settings come back afterwards, so that :func:`main` can run
+    inside another program (or a test) without changing its logging."""
     from pythonjsonlogger.json import JsonFormatter
 
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.set_name("shoebox_sidecar.json")
     handler.setFormatter(JsonFormatter(
         "{levelname}{name}{message}", style="{", timestamp=True,
         rename_fields={"levelname": "level", "name": "logger"}))
+    saved = []
     for name in _LOGGERS:
         target = logging.getLogger(name)
-        for old in [h for h in target.handlers if h.get_name() == handler.get_name()]:
-            target.removeHandler(old)
-            old.close()
+        saved.append((target, target.level, target.propagate))
         target.addHandler(handler)
         target.setLevel(level)
         target.propagate = False
-    return handler
+    try:
+        yield
+    finally:
+        for target, old_level, old_propagate in saved:
+            target.removeHandler(handler)
+            target.setLevel(old_level)
+            target.propagate = old_propagate
+        handler.close()

@@ -1,0 +1,332 @@
+"""shoebox.storage: compressing archives and copying them to S3 (moto's server
+on 127.0.0.1) or a directory, confirming the copy; and the in-process
+callbacks that share that code."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import gzip
+import hashlib
+import os
+import re
+import socket
+from typing import Any
+
+import pytest
+from _sidecar_support import bucket_objects, damage, read_compressed, write_archives
+
+from shoebox import (
+    ChecksumMismatch,
+    CompressCallback,
+    NeverRollChecker,
+    PermanentUploadError,
+    S3UploadCallback,
+    TransientUploadError,
+    WritingRollManager,
+)
+from shoebox.callbacks import after_upload_callback
+from shoebox.storage import (
+    DirectoryDestination,
+    KeyTemplate,
+    S3Destination,
+    Shipper,
+    open_destination,
+)
+
+NOV_27 = datetime.datetime(2026, 11, 27, 13, 5, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_default_key_is_date_partitioned_by_archive_mtime_then_host_and_name() -> None:
+    key = KeyTemplate().render(name="app-1.events", mtime=NOV_27, host="web-3",
+                               prefix="logs/prod", suffix=".gz")
+    assert key == "logs/prod/2026/11/27/web-3/app-1.events.gz"
+
+
+def test_empty_prefix_leaves_no_empty_key_segment() -> None:
+    assert KeyTemplate().render(name="a.events", mtime=NOV_27, host="h") == "2026/11/27/h/a.events"
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{prefix}/{date}/{name}", "unknown placeholders"),
+    ("{prefix}/%Y/{host}.gz", "must contain {name}"),
+    ("../{name}", "'..'"),
+])
+def test_bad_key_templates_are_refused_at_construction(template: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        KeyTemplate(template)
+
+
+def test_same_archive_maps_to_same_key_every_time(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    path = str(tmp_path / "app-000.events")
+    os.utime(path, (NOV_27, NOV_27))
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h")
+    with shipper.prepare(path) as first, shipper.prepare(path) as second:
+        assert first.key == second.key == "2026/11/27/h/app-000.events.gz"
+        assert first.compressed_sha256 == second.compressed_sha256
+
+
+@pytest.mark.parametrize("compression, suffix", [("gzip", ".gz"), ("zstd", ".zst"),
+                                                 ("none", "")])
+def test_directory_destination_holds_a_readable_confirmed_copy(
+        tmp_path: Any, compression: str, suffix: str) -> None:
+    written = write_archives(tmp_path / "in", 1, records=200)
+    path = str(tmp_path / "in" / "app-000.events")
+    shipper = Shipper(open_destination(f"file://{tmp_path}/out"), compression=compression,
+                      key_template="{name}{suffix}")
+    result = shipper.ship(path)
+    assert result.location == str(tmp_path / "out" / f"app-000.events{suffix}")
+    assert result.records == 200 and result.bytes_in == os.path.getsize(path)
+    with open(result.location, "rb") as copy:
+        data = copy.read()
+    assert len(data) == result.bytes_out
+    assert read_compressed(data) == written["app-000.events"]
+    assert os.path.exists(path), "shipping alone never removes the archive"
+    assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".partial")]
+
+
+def test_gzip_copy_is_standard_gzip(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    path = str(tmp_path / "app-000.events")
+    result = Shipper(DirectoryDestination(tmp_path / "out")).ship(path)
+    with open(path, "rb") as original, gzip.open(result.location) as copy:
+        assert copy.read() == original.read()
+
+
+def test_directory_destination_never_replaces_a_different_file(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    target = tmp_path / "out" / "app-000.events.gz"
+    target.parent.mkdir()
+    target.write_bytes(b"somebody else's data")
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), key_template="{name}{suffix}")
+    with pytest.raises(PermanentUploadError, match=re.escape("app-000.events.gz already exists")):
+        shipper.ship(str(tmp_path / "app-000.events"))
+    assert target.read_bytes() == b"somebody else's data"
+
+
+def test_directory_destination_refuses_to_map_an_archive_onto_itself(tmp_path: Any) -> None:
+    written = write_archives(tmp_path, 1)
+    shipper = Shipper(DirectoryDestination(tmp_path), key_template="{name}{suffix}",
+                      compression="none")
+    with pytest.raises(PermanentUploadError, match="is the archive itself"):
+        shipper.ship(str(tmp_path / "app-000.events"))
+    with open(tmp_path / "app-000.events", "rb") as archive:
+        assert read_compressed(archive.read()) == written["app-000.events"]
+
+
+def test_unwritable_directory_destination_fails_the_check(tmp_path: Any) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(PermanentUploadError, match="cannot write into the destination"):
+        DirectoryDestination(tmp_path / "file" / "sub").check()
+
+
+def test_verify_raises_on_a_damaged_record_naming_file_and_offset(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1, records=10)
+    path = tmp_path / "app-000.events"
+    damage(path)
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), verify=True)
+    with pytest.raises(ChecksumMismatch, match=r"app-000.events, offset \d+"):
+        shipper.ship(str(path))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.gz"))
+
+
+def test_without_verify_a_damaged_archive_ships_whole_with_its_damage_counted(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1, records=10)
+    path = tmp_path / "app-000.events"
+    damage(path)
+    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    result = shipper.ship(str(path))
+    head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
+    assert result.records == 9
+    assert int(head["Metadata"]["damaged-bytes"]) > 0
+    body = s3_server.client().get_object(Bucket=bucket, Key=result.key)["Body"].read()
+    assert gzip.decompress(body) == path.read_bytes()
+
+
+def test_s3_object_carries_metadata_and_reads_back_record_for_record(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    written = write_archives(tmp_path, 1, records=300)
+    path = str(tmp_path / "app-000.events")
+    os.utime(path, (NOV_27, NOV_27))
+    shipper = Shipper(open_destination(f"s3://{bucket}/logs",
+                                       endpoint_url=s3_server.endpoint_url), host="web-3")
+    result = shipper.ship(path)
+    assert result.key == "logs/2026/11/27/web-3/app-000.events.gz"
+    assert result.location == f"s3://{bucket}/{result.key}"
+    head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
+    with open(path, "rb") as archive:
+        original = archive.read()
+    assert head["Metadata"] == {
+        "original-name": "app-000.events", "original-size": str(len(original)),
+        "sha256": hashlib.sha256(original).hexdigest(), "records": "300",
+        "shoebox-format-version": "2", "compression": "gzip", "damaged-bytes": "0"}
+    assert head["ContentLength"] == result.bytes_out
+    assert head["ContentType"] == "application/gzip"
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert list(objects) == [result.key]
+    assert read_compressed(objects[result.key]) == written["app-000.events"]
+
+
+def test_single_part_upload_sends_the_whole_file_sha256_for_the_server_to_check(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    sent: list[dict[str, Any]] = []
+    client = shipper.destination.client  # type: ignore[attr-defined]
+    client.meta.events.register("before-call.s3.PutObject",
+                                lambda params, **_: sent.append(params["headers"]))
+    result = shipper.ship(str(tmp_path / "app-000.events"))
+    body = s3_server.client().get_object(Bucket=bucket, Key=result.key)["Body"].read()
+    expected = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert [headers.get("x-amz-checksum-sha256") for headers in sent] == [expected]
+
+
+def test_large_copies_are_uploaded_in_parts_and_confirmed(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    written = write_archives(tmp_path, 1, records=1200, payload_size=9000)
+    destination = S3Destination(bucket, endpoint_url=s3_server.endpoint_url,
+                                multipart_threshold=5 * 1024 * 1024,
+                                multipart_chunksize=5 * 1024 * 1024)
+    parts: list[Any] = []
+    destination.client.meta.events.register("before-call.s3.UploadPart",
+                                            lambda params, **_: parts.append(params))
+    result = Shipper(destination, compression="none").ship(str(tmp_path / "app-000.events"))
+    assert result.bytes_out > 10 * 1024 * 1024 and len(parts) == 3
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert read_compressed(objects[result.key]) == written["app-000.events"]
+
+
+def test_shipping_again_finds_the_object_present_and_uploads_nothing(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    path = str(tmp_path / "app-000.events")
+    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    first = shipper.ship(path)
+    puts: list[Any] = []
+    shipper.destination.client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.s3.PutObject", lambda **kwargs: puts.append(kwargs))
+    second = shipper.ship(path)
+    assert (first.already_present, second.already_present) == (False, True)
+    assert second.key == first.key and puts == []
+
+
+def test_an_existing_different_object_is_never_overwritten(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url),
+                      key_template="{name}{suffix}")
+    s3_server.client().put_object(Bucket=bucket, Key="app-000.events.gz", Body=b"other")
+    with pytest.raises(PermanentUploadError,
+                       match=re.escape(f"s3://{bucket}/app-000.events.gz already holds")):
+        shipper.ship(str(tmp_path / "app-000.events"))
+    assert bucket_objects(s3_server.client(), bucket) == {"app-000.events.gz": b"other"}
+
+
+def test_missing_bucket_is_a_permanent_error_naming_the_bucket(s3_server: Any) -> None:
+    destination = open_destination("s3://no-such-bucket-here/x",
+                                   endpoint_url=s3_server.endpoint_url)
+    with pytest.raises(PermanentUploadError,
+                       match="bucket 'no-such-bucket-here' does not exist") as error:
+        destination.check()
+    assert error.value.destination == "s3://no-such-bucket-here/x"
+
+
+def test_upload_into_a_missing_bucket_names_bucket_and_key(s3_server: Any, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    shipper = Shipper(open_destination("s3://no-such-bucket-here",
+                                       endpoint_url=s3_server.endpoint_url),
+                      key_template="{name}{suffix}")
+    with pytest.raises(PermanentUploadError,
+                       match=re.escape("s3://no-such-bucket-here/app-000.events.gz")) as error:
+        shipper.ship(str(tmp_path / "app-000.events"))
+    assert error.value.key == "app-000.events.gz"
+
+
+def test_unreachable_server_is_a_transient_error(tmp_path: Any) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_archives(tmp_path, 1)
+    shipper = Shipper(open_destination("s3://some-bucket",
+                                       endpoint_url=f"http://127.0.0.1:{port}"),
+                      key_template="{name}{suffix}")
+    with pytest.raises(TransientUploadError, match=re.escape("s3://some-bucket/app-000.events.gz")):
+        shipper.ship(str(tmp_path / "app-000.events"))
+    assert os.path.exists(tmp_path / "app-000.events")
+
+
+def test_s3_options_with_a_directory_destination_are_refused(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="storage_class only apply to s3://"):
+        open_destination(str(tmp_path), storage_class="GLACIER")
+    with pytest.raises(ValueError, match="only s3://, file://"):
+        open_destination("gs://bucket/prefix")
+
+
+@pytest.mark.parametrize("action, expected", [("delete", None), ("keep", "same"),
+                                              ("move:done", "moved")])
+def test_after_upload_actions(tmp_path: Any, action: str, expected: str | None) -> None:
+    write_archives(tmp_path, 1)
+    path = str(tmp_path / "app-000.events")
+    callback = after_upload_callback(action.replace("done", str(tmp_path / "done")))
+    result = callback.on_close(path)
+    if expected is None:
+        assert result is None and not os.path.exists(path)
+    elif expected == "same":
+        assert result == path and os.path.exists(path)
+    else:
+        assert result == str(tmp_path / "done" / "app-000.events")
+        assert os.path.exists(result) and not os.path.exists(path)
+
+
+def test_after_upload_rejects_unknown_actions() -> None:
+    with pytest.raises(ValueError, match="delete, keep or move:DIR"):
+        after_upload_callback("move:")
+
+
+def test_compress_callback_replaces_each_closed_archive_by_its_gzip(tmp_path: Any) -> None:
+    manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
+                                 archive_callback=CompressCallback(compression="gzip"))
+    records = [({"i": str(i)}, f'{{"n": {i}}}') for i in range(100)]
+    for record in records:
+        manager.write(*record)
+    manager.close()
+    assert os.listdir(tmp_path) == ["app.events.gz"]
+    with open(tmp_path / "app.events.gz", "rb") as compressed:
+        assert read_compressed(compressed.read()) == records
+
+
+def test_compress_callback_needs_a_compression_method() -> None:
+    with pytest.raises(ValueError, match="not 'none'"):
+        CompressCallback(compression="none")
+    with pytest.raises(ValueError, match="compression must be one of"):
+        CompressCallback(compression="lzma")
+
+
+def test_s3_upload_callback_uploads_on_close_and_deletes_after_confirming(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    callback = S3UploadCallback(destination=f"s3://{bucket}/app",
+                                endpoint_url=s3_server.endpoint_url, compression="zstd",
+                                key_template="{prefix}/{host}/{name}{suffix}", host="h1")
+    manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
+                                 archive_callback=callback)
+    records = [({"i": str(i)}, f'{{"n": {i}}}') for i in range(100)]
+    for record in records:
+        manager.write(*record)
+    manager.close()
+    assert os.listdir(tmp_path) == []
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert list(objects) == ["app/h1/app.events.zst"]
+    assert read_compressed(objects["app/h1/app.events.zst"]) == records
+
+
+def test_s3_upload_callback_keeps_the_archive_when_the_upload_fails(
+        s3_server: Any, tmp_path: Any) -> None:
+    callback = S3UploadCallback(destination="s3://no-such-bucket-here",
+                                endpoint_url=s3_server.endpoint_url)
+    manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
+                                 archive_callback=callback)
+    manager.write({"i": "1"}, "{}")
+    manager.close()
+    assert os.listdir(tmp_path) == ["app.events"]
