@@ -1,0 +1,198 @@
+"""``shoebox-sidecar --once``: ship what is there, then exit (run in process
+through ``shoebox_sidecar.cli.main``, against moto's S3 server)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from _sidecar_support import (
+    archives_in,
+    bucket_objects,
+    damage,
+    read_compressed,
+    write_archives,
+)
+
+from shoebox import NeverRollChecker, WritingRollManager
+from shoebox_sidecar.cli import EXIT_DESTINATION, EXIT_FAILED, EXIT_USAGE, main
+
+
+def log_lines(capsys: Any) -> list[dict[str, Any]]:
+    """The JSON lines the sidecar wrote on stderr."""
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+
+def events(lines: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("event") == event]
+
+
+def test_once_ships_every_archive_to_s3_and_removes_the_local_files(
+        s3_server: Any, bucket: str, tmp_path: Any, capsys: Any) -> None:
+    written = write_archives(tmp_path, 5, records=120)
+    code = main([str(tmp_path), "--dest", f"s3://{bucket}/logs", "--once", "--host", "web-1",
+                 "--endpoint-url", s3_server.endpoint_url, "--key-template",
+                 "{prefix}/{host}/{name}{suffix}"])
+    assert code == 0
+    assert archives_in(tmp_path) == []
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert sorted(objects) == [f"logs/web-1/{name}.gz" for name in sorted(written)]
+    for name, records in written.items():
+        assert read_compressed(objects[f"logs/web-1/{name}.gz"]) == records
+    shipped = events(log_lines(capsys), "shipped")
+    assert len(shipped) == 5
+    for line in shipped:
+        assert line["bytes_in"] > line["bytes_out"] > 0
+        assert line["ratio"] > 1 and line["seconds"] >= 0 and line["records"] == 120
+        assert line["destination"] == f"s3://{bucket}/{line['key']}"
+
+
+def test_once_ships_to_a_local_directory_with_no_server(tmp_path: Any, capsys: Any) -> None:
+    watch = tmp_path / "watch"
+    written = write_archives(watch, 3)
+    code = main([str(watch), "--dest", str(tmp_path / "dest"), "--once"])
+    assert code == 0
+    assert archives_in(watch) == []
+    copies = {path.name: path for path in (tmp_path / "dest").rglob("*.gz")}
+    assert sorted(copies) == [f"{name}.gz" for name in sorted(written)]
+    for name, records in written.items():
+        assert read_compressed(copies[f"{name}.gz"].read_bytes()) == records
+    lines = log_lines(capsys)
+    finished = events(lines, "finished")[0]
+    assert finished["archives"] == 3 and finished["records"] == 150
+    assert finished["bytes_in"] == sum(line["bytes_in"] for line in events(lines, "shipped"))
+
+
+def test_once_with_zstd_ships_zst_objects(s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    written = write_archives(tmp_path, 2)
+    code = main([str(tmp_path), "--dest", f"s3://{bucket}", "--once", "--compress", "zstd",
+                 "--endpoint-url", s3_server.endpoint_url, "--key-template", "{name}{suffix}"])
+    assert code == 0
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert sorted(objects) == [f"{name}.zst" for name in sorted(written)]
+    for name, records in written.items():
+        assert objects[f"{name}.zst"][:4] == b"\x28\xb5\x2f\xfd"
+        assert read_compressed(objects[f"{name}.zst"]) == records
+
+
+def test_open_archives_and_other_files_are_never_touched(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    (tmp_path / "notes.txt").write_text("not an archive")
+    active = WritingRollManager("live.events", NeverRollChecker(), directory=str(tmp_path))
+    active.write({"i": "1"}, "{}")
+    try:
+        assert main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once"]) == 0
+        assert sorted(os.listdir(tmp_path)) == ["dest", "live.events.open", "notes.txt"]
+    finally:
+        active.close()
+
+
+def test_damaged_archive_is_quarantined_not_uploaded_not_deleted(
+        s3_server: Any, bucket: str, tmp_path: Any, capsys: Any) -> None:
+    written = write_archives(tmp_path, 3)
+    damage(tmp_path / "app-001.events")
+    damaged_bytes = (tmp_path / "app-001.events").read_bytes()
+    code = main([str(tmp_path), "--dest", f"s3://{bucket}", "--once", "--verify",
+                 "--endpoint-url", s3_server.endpoint_url, "--key-template", "{name}{suffix}"])
+    assert code == EXIT_FAILED
+    assert sorted(bucket_objects(s3_server.client(), bucket)) == [
+        "app-000.events.gz", "app-002.events.gz"]
+    assert (tmp_path / "quarantine" / "app-001.events").read_bytes() == damaged_bytes
+    assert archives_in(tmp_path) == []
+    quarantined = events(log_lines(capsys), "quarantined")
+    assert [line["archive"] for line in quarantined] == [str(tmp_path / "app-001.events")]
+    assert "checksum mismatch" in quarantined[0]["error"]
+    assert set(written) == {"app-000.events", "app-001.events", "app-002.events"}
+
+
+def test_bad_bucket_fails_fast_with_a_message_naming_it(
+        s3_server: Any, tmp_path: Any, capsys: Any) -> None:
+    write_archives(tmp_path, 1)
+    code = main([str(tmp_path), "--dest", "s3://no-such-bucket-for-sidecar/x",
+                 "--endpoint-url", s3_server.endpoint_url])
+    assert code == EXIT_DESTINATION
+    [error] = events(log_lines(capsys), "destination_error")
+    assert "bucket 'no-such-bucket-for-sidecar' does not exist" in error["message"]
+    assert archives_in(tmp_path) == ["app-000.events"]
+
+
+def test_unwritable_directory_destination_fails_fast(tmp_path: Any, capsys: Any) -> None:
+    (tmp_path / "file").write_text("")
+    code = main([str(tmp_path), "--dest", str(tmp_path / "file" / "dest")])
+    assert code == EXIT_DESTINATION
+    assert "cannot write into the destination directory" in \
+        events(log_lines(capsys), "destination_error")[0]["message"]
+
+
+def test_after_upload_keep_leaves_the_archive_and_move_moves_it(
+        tmp_path: Any) -> None:
+    write_archives(tmp_path / "a", 1)
+    write_archives(tmp_path / "b", 1)
+    assert main([str(tmp_path / "a"), "--dest", str(tmp_path / "dest-a"), "--once",
+                 "--after-upload", "keep"]) == 0
+    assert main([str(tmp_path / "b"), "--dest", str(tmp_path / "dest-b"), "--once",
+                 "--after-upload", f"move:{tmp_path / 'shipped'}"]) == 0
+    assert archives_in(tmp_path / "a") == ["app-000.events"]
+    assert archives_in(tmp_path / "b") == []
+    assert archives_in(tmp_path / "shipped") == ["app-000.events"]
+    assert len(list((tmp_path / "dest-a").rglob("*.gz"))) == 1
+    assert len(list((tmp_path / "dest-b").rglob("*.gz"))) == 1
+
+
+def test_options_come_from_environment_variables(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    write_archives(tmp_path / "watch", 2, prefix="svc")
+    write_archives(tmp_path / "watch", 1, prefix="other")
+    monkeypatch.setenv("SHOEBOX_SIDECAR_WATCH_DIR", str(tmp_path / "watch"))
+    monkeypatch.setenv("SHOEBOX_SIDECAR_DEST", f"file://{tmp_path / 'dest'}")
+    monkeypatch.setenv("SHOEBOX_SIDECAR_PATTERN", "svc-*.events")
+    monkeypatch.setenv("SHOEBOX_SIDECAR_COMPRESS", "none")
+    monkeypatch.setenv("SHOEBOX_SIDECAR_KEY_TEMPLATE", "flat/{name}{suffix}")
+    monkeypatch.setenv("SHOEBOX_SIDECAR_ONCE", "true")
+    assert main([]) == 0
+    assert sorted(os.listdir(tmp_path / "dest" / "flat")) == ["svc-000.events",
+                                                              "svc-001.events"]
+    assert archives_in(tmp_path / "watch") == ["other-000.events"]
+
+
+def test_command_line_wins_over_environment(tmp_path: Any, monkeypatch: Any) -> None:
+    write_archives(tmp_path / "watch", 1)
+    monkeypatch.setenv("SHOEBOX_SIDECAR_COMPRESS", "zstd")
+    assert main([str(tmp_path / "watch"), "--dest", str(tmp_path / "dest"), "--once",
+                 "--compress", "gzip", "--key-template", "{name}{suffix}"]) == 0
+    assert os.listdir(tmp_path / "dest") == ["app-000.events.gz"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--key-template", "{prefix}/{date}/{name}"], "unknown placeholders"),
+    (["--after-upload", "shred"], "delete, keep or move:DIR"),
+    (["--endpoint-url", "http://127.0.0.1:1"], "only apply to s3://"),
+])
+def test_bad_options_exit_with_a_usage_error(tmp_path: Any, capsys: Any, args: list[str],
+                                             message: str) -> None:
+    code = main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once", *args])
+    assert code == EXIT_USAGE
+    assert message in events(log_lines(capsys), "config_error")[0]["message"]
+
+
+def test_recover_stale_finalizes_a_crashed_writers_archive_and_ships_it(tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    os.rename(tmp_path / "app-000.events", tmp_path / "app-000.events.open")
+    assert main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once",
+                 "--recover-stale", "--key-template", "{name}{suffix}"]) == 0
+    assert os.listdir(tmp_path / "dest") == ["app-000.events.gz"]
+    assert not (tmp_path / "app-000.events.open").exists()
+
+
+def test_help_explains_each_option_and_its_environment_variable(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--dest", "--pattern", "--compress", "--level", "--key-template",
+                   "--after-upload", "--once", "--workers", "--recover-stale", "--verify",
+                   "--max-backoff", "--shutdown-timeout", "--endpoint-url"):
+        variable = "SHOEBOX_SIDECAR_" + option[2:].upper().replace("-", "_")
+        assert option in text and f"[env {variable}]" in text

@@ -1,0 +1,64 @@
+"""The sidecar in watch mode, as a real process: archives closed while it runs
+are shipped (watchdog events), SIGTERM/SIGINT stop it with exit code 0."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _sidecar_support import (
+    SidecarProcess,
+    archives_in,
+    bucket_objects,
+    read_compressed,
+    write_archives,
+)
+
+from shoebox import NeverRollChecker, WritingRollManager
+
+
+@pytest.fixture
+def processes() -> Iterator[list[SidecarProcess]]:
+    """Sidecar processes started by a test, killed and collected after it."""
+    started: list[SidecarProcess] = []
+    yield started
+    for process in started:
+        process.close()
+
+
+def test_watch_mode_ships_archives_closed_while_it_runs(
+        s3_server: Any, bucket: str, tmp_path: Any, processes: list[SidecarProcess]) -> None:
+    written = write_archives(tmp_path, 2, prefix="early")
+    sidecar = SidecarProcess(str(tmp_path), "--dest", f"s3://{bucket}", "--endpoint-url",
+                             s3_server.endpoint_url, "--key-template", "{name}{suffix}",
+                             "--scan-interval", "3600")
+    processes.append(sidecar)
+    sidecar.wait_events("shipped", 2)  # the backlog, found by the startup scan
+    active = WritingRollManager("live.events", NeverRollChecker(), directory=str(tmp_path))
+    active.write({"i": "0"}, "{}")
+    # Closed after startup: only file-system events can report these.
+    written.update(write_archives(tmp_path, 3, prefix="late"))
+    late = sidecar.wait_events("shipped", 3)
+    assert sorted(line["key"] for line in late) == [f"late-00{i}.events.gz" for i in range(3)]
+    assert sidecar.signal(signal.SIGTERM) == 0
+    objects = bucket_objects(s3_server.client(), bucket)
+    assert sorted(objects) == [f"{name}.gz" for name in sorted(written)]
+    for name, records in written.items():
+        assert read_compressed(objects[f"{name}.gz"]) == records
+    assert archives_in(tmp_path) == []
+    assert (tmp_path / "live.events.open").exists(), "an archive being written is not touched"
+    active.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_watching_sidecar_with_exit_code_0(
+        tmp_path: Any, processes: list[SidecarProcess], signum: int) -> None:
+    (tmp_path / "watch").mkdir()
+    sidecar = SidecarProcess(str(tmp_path / "watch"), "--dest", str(tmp_path / "dest"))
+    processes.append(sidecar)
+    assert sidecar.wait_for(lambda line: "event" in line)["event"] == "started"
+    assert sidecar.signal(signum, timeout=20) == 0
+    assert [line["event"] for line in sidecar.lines if "event" in line][-2:] == [
+        "stopping", "finished"]
