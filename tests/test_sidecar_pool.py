@@ -10,51 +10,50 @@ import pytest
 from shoebox_sidecar import WorkerPool
 
 
+class BlockingJob:
+    """Work that notes each path, says it started, and blocks until released."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        self.runs: list[str] = []
+
+    def __call__(self, path: str) -> None:
+        self.runs.append(path)
+        self.started.set()
+        assert self.release.wait(10)
+
+
 def test_a_path_submitted_while_queued_or_running_runs_once() -> None:
-    started, release = threading.Event(), threading.Event()
-    runs: list[str] = []
-
-    def work(path: str) -> None:
-        runs.append(path)
-        started.set()
-        assert release.wait(10)
-
-    pool = WorkerPool(work, workers=2)
+    job = BlockingJob()
+    pool = WorkerPool(job, workers=2)
     try:
         assert pool.submit("a")
-        assert started.wait(10)
+        assert job.started.wait(10)
         assert not pool.submit("a"), "running: not queued again"
         assert pool.submit("b")
         assert not pool.submit("b")
-        release.set()
+        job.release.set()
         assert pool.wait_idle(threading.Event(), timeout=10)
-        assert sorted(runs) == ["a", "b"]
+        assert sorted(job.runs) == ["a", "b"]
         assert pool.submit("a"), "finished paths can be submitted again"
         assert pool.wait_idle(threading.Event(), timeout=10)
-        assert sorted(runs) == ["a", "a", "b"]
+        assert sorted(job.runs) == ["a", "a", "b"]
     finally:
-        release.set()
+        job.release.set()
         assert pool.stop(10)
 
 
 def test_stop_drops_queued_work_and_waits_for_running_work() -> None:
-    started, release = threading.Event(), threading.Event()
-    runs: list[str] = []
-
-    def work(path: str) -> None:
-        runs.append(path)
-        started.set()
-        assert release.wait(10)
-
-    pool = WorkerPool(work, workers=1)
+    job = BlockingJob()
+    pool = WorkerPool(job, workers=1)
     pool.submit("running")
-    assert started.wait(10)
+    assert job.started.wait(10)
     pool.submit("queued")
     assert not pool.stop(0), "the running job is still running"
     assert not pool.submit("late")
-    release.set()
+    job.release.set()
     assert pool.stop(10)
-    assert runs == ["running"]
+    assert job.runs == ["running"]
 
 
 def test_a_failing_job_does_not_stop_its_worker() -> None:
