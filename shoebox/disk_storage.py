@@ -170,6 +170,16 @@ class RecordCodec:
         """
         raise NotImplementedError
 
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+        """The byte length of the record whose preamble starts at ``buf[start]``,
+        from its header alone: nothing decoded, no checksum checked (for
+        counting or skipping records fast).
+
+        Raises :class:`Incomplete` when ``buf`` ends within the header and
+        :class:`~shoebox.errors.CorruptRecord` for lengths no valid record has.
+        """
+        raise NotImplementedError
+
 
 class Version1Codec(RecordCodec):
     """The 2014 StackTach layout (``FORMAT-v1.md``): int32 lengths, no checksum."""
@@ -179,7 +189,7 @@ class Version1Codec(RecordCodec):
     _COUNT = struct.Struct("<i")
     HEADER_END = PREAMBLE_SIZE + _HEADER.size
 
-    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
         if len(buf) - start < self.HEADER_END:
             raise Incomplete(self.HEADER_END)
         meta_len, payload_len, end_marker = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
@@ -188,12 +198,17 @@ class Version1Codec(RecordCodec):
         if meta_len < 4 or payload_len < 4:
             raise CorruptRecord(
                 f"version 1 block lengths {meta_len}/{payload_len} are below the minimum of 4")
-        total = self.HEADER_END + meta_len + payload_len
+        total: int = self.HEADER_END + meta_len + payload_len
         if total > max_record_size:
             raise CorruptRecord(
                 f"record length {total} exceeds max_record_size {max_record_size}")
+        return total
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        total = self.length(buf, start, max_record_size)
         if len(buf) - start < total:
             raise Incomplete(total)
+        meta_len, payload_len, _ = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
         meta_start = start + self.HEADER_END
         (count,) = self._COUNT.unpack_from(buf, meta_start)
         if count < 0 or count % 4:
@@ -229,6 +244,8 @@ class Version2Codec(RecordCodec):
     # header directly when the extension area is empty.
     _HEAD = struct.Struct("<IhHIIII")
     _PAIRS = struct.Struct("<I")
+    # The extension, metadata and payload lengths, after marker, version, flags.
+    _LENGTHS = struct.Struct("<III")
     HEADER_END = 20
     #: Flags in the low byte must be understood by a reader; those in the high
     #: byte may be ignored. Version 2.0 defines none.
@@ -272,6 +289,16 @@ class Version2Codec(RecordCodec):
             MARKER, self.version, 0, 0, meta_len, len(data), pairs, *lengths)
         crc = zlib.crc32(data, zlib.crc32(blob, zlib.crc32(head[PREAMBLE_SIZE:])))
         return b"".join((head, blob, data, self._PAIRS.pack(crc)))
+
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+        if len(buf) - start < self.HEADER_END:
+            raise Incomplete(self.HEADER_END)
+        ext_len, meta_len, payload_len = self._LENGTHS.unpack_from(buf, start + 8)
+        total: int = 24 + ext_len + meta_len + payload_len
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        return total
 
     def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
         if len(buf) - start < 24:
@@ -346,6 +373,21 @@ def decode_record(buf: bytes, start: int = 0,
     version without a codec, and other :class:`~shoebox.errors.CorruptRecord`
     subclasses for damage.
     """
+    return _codec_at(buf, start).decode(buf, start, max_record_size)
+
+
+def record_length(buf: bytes, start: int = 0,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> int:
+    """The byte length of the record of any registered version that starts at
+    ``buf[start]``, read from its preamble and header only (see
+    :meth:`RecordCodec.length`): ``buf`` need not hold the rest of the
+    record, and its checksum is not checked. Raises as :func:`decode_record`.
+    """
+    return _codec_at(buf, start).length(buf, start, max_record_size)
+
+
+def _codec_at(buf: bytes, start: int) -> RecordCodec:
+    """The codec of the record whose preamble starts at ``buf[start]``."""
     if len(buf) - start < PREAMBLE_SIZE:
         raise Incomplete(PREAMBLE_SIZE)
     marker, version = _PREAMBLE.unpack_from(buf, start)
@@ -354,4 +396,4 @@ def decode_record(buf: bytes, start: int = 0,
     codec = CODECS.get(version)
     if codec is None:
         raise UnknownVersion(f"unknown record version {version}")
-    return codec.decode(buf, start, max_record_size)
+    return codec

@@ -21,7 +21,7 @@ from shoebox import (
     decode_record,
     encode_record,
 )
-from shoebox.disk_storage import Incomplete
+from shoebox.disk_storage import Incomplete, record_length
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "format.md"
 
@@ -79,6 +79,22 @@ def test_any_str_metadata_and_payload_round_trip(metadata, payload):
     assert decoded == metadata and list(decoded) == list(metadata)
     assert text == payload
     assert end == len(data)
+
+
+@given(metadata=metadata_dicts, payload=st.text())
+def test_record_length_reads_the_length_of_either_version_from_the_header_alone(
+        metadata, payload):
+    for record in (v1_record(metadata, payload), encode_record(metadata, payload)):
+        assert record_length(record[:20]) == len(record)
+    with pytest.raises(Incomplete):
+        record_length(encode_record(metadata, payload)[:19])
+
+
+def test_record_length_refuses_what_is_not_a_record():
+    with pytest.raises(BadMarker):
+        record_length(b"\0" * 24)
+    with pytest.raises(CorruptRecord, match="exceeds max_record_size"):
+        record_length(encode_record({}, "x" * 100), max_record_size=50)
 
 
 @given(metadata=metadata_dicts, payload=st.text())
