@@ -6,8 +6,9 @@ callbacks (:class:`~shoebox.callbacks.CompressCallback`,
 process. A :class:`Shipper` holds the policy (destination, key template,
 compression, verification), built once; shipping one archive is
 
-1. :meth:`Shipper.prepare`: one streaming pass over the archive reads every
-   record (counting them; with ``verify`` a damaged record raises
+1. :meth:`Shipper.prepare`: one streaming pass over the archive counts its
+   records (walking from header to header; with ``verify`` every record is
+   decoded and its checksum checked, and a damaged one raises
    :class:`~shoebox.errors.CorruptRecord`), hashes the original bytes and
    compresses them into a temporary file (memory stays flat whatever the
    archive size), which also gets hashed;
@@ -46,8 +47,14 @@ from . import s3
 from ._files import fsync_directory, move_no_replace
 from .archive import ArchiveReader, DamagedRange
 from .compression import SUFFIXES, check_method, open_compressor
-from .disk_storage import DEFAULT_MAX_RECORD_SIZE, MARKER_BYTES, PREAMBLE_SIZE
-from .errors import PermanentUploadError, TransientUploadError, UploadError
+from .disk_storage import (
+    DEFAULT_MAX_RECORD_SIZE,
+    MARKER_BYTES,
+    PREAMBLE_SIZE,
+    Incomplete,
+    record_length,
+)
+from .errors import CorruptRecord, PermanentUploadError, TransientUploadError, UploadError
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
 #: archive's modification time, i.e. when its last record was written), then
@@ -409,12 +416,16 @@ class Shipper:
 
     ``destination``: a :class:`Destination`. ``key_template``: see
     :class:`KeyTemplate`. ``compression``: ``"gzip"`` (default), ``"zstd"``
-    (``shoebox[zstd]``) or ``"none"``, at ``level``. ``verify``: a damaged
-    record makes :meth:`prepare` raise
-    :class:`~shoebox.errors.CorruptRecord` (naming file and offset);
-    without it a damaged archive ships as it is, its damaged ranges listed
-    in :attr:`Prepared.damaged` and in the object's ``damaged-bytes``
-    metadata. ``host`` fills ``{host}`` (default: this machine's name).
+    (``shoebox[zstd]``) or ``"none"``, at ``level``. ``verify``: every
+    record is decoded and its checksum checked, and a damaged one makes
+    :meth:`prepare` raise :class:`~shoebox.errors.CorruptRecord` (naming
+    file and offset). Without it records are only counted, from their
+    headers (several times faster); an archive whose structure is damaged
+    (bytes that are not a record, a torn tail) ships as it is, with its
+    damaged ranges in :attr:`Prepared.damaged` and the object's
+    ``damaged-bytes`` metadata; damage inside a record (a checksum that
+    does not match) is left for readers to find.
+    ``host`` fills ``{host}`` (default: this machine's name).
     ``tmp_dir``: where compressed temporary files go (default: the
     destination's choice).
     """
@@ -483,20 +494,33 @@ class Shipper:
         mtime = os.fstat(source.fileno()).st_mtime
         original = hashlib.sha256()
         compressed = _HashingWriter(target)
+        counter = _RecordCounter(self.max_record_size)
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
-            tee = _Tee(source, path, (original.update, sink.write))
-            reader = ArchiveReader(cast(IO[bytes], tee), recover=not self.verify,
-                                   max_record_size=self.max_record_size)
-            records = sum(1 for _record in reader)
+            tee = _Tee(source, path, (original.update, sink.write, counter.feed))
+            if self.verify:
+                # Decodes every record and checks its checksum; the first
+                # damaged one raises CorruptRecord naming file and offset.
+                for _record in ArchiveReader(cast(IO[bytes], tee),
+                                             max_record_size=self.max_record_size):
+                    pass
             tee.drain()
         target.flush()
+        records, damaged = counter.finish(), []
+        if records is None:
+            # The header walk stumbled on damage: count what a recovering
+            # reader keeps, and where it skips (a second pass, damaged
+            # archives only).
+            with ArchiveReader(path, recover=True,
+                               max_record_size=self.max_record_size) as reader:
+                records = sum(1 for _record in reader)
+                damaged = reader.damaged
         return Prepared(
             source=path, path=temporary, key=self.key_for(path, mtime),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
-            format_version=tee.format_version, damaged=list(reader.damaged))
+            format_version=tee.format_version, damaged=damaged)
 
 
 def open_destination(dest: str, *, endpoint_url: str | None = None,
@@ -559,6 +583,51 @@ class _Tee:
             return None
         return int.from_bytes(self._head[len(MARKER_BYTES):PREAMBLE_SIZE], "little",
                               signed=True)
+
+
+class _RecordCounter:
+    """Counts the records of a stream fed chunk by chunk, walking from header
+    to header (:func:`~shoebox.disk_storage.record_length`): nothing is
+    decoded or checksummed, and only a header's worth of bytes is kept
+    between chunks, whatever the record sizes."""
+
+    def __init__(self, max_record_size: int) -> None:
+        self._max_record_size = max_record_size
+        self._pending = b""  # the start of a header cut by a chunk boundary
+        self._skip = 0  # bytes of the current record still to come
+        self._count = 0
+        self._broken = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._broken or not chunk:
+            return
+        if self._skip >= len(chunk):
+            self._skip -= len(chunk)
+            return
+        data = self._pending + chunk[self._skip:] if self._pending else chunk[self._skip:]
+        self._skip = 0
+        position = 0
+        while position < len(data):
+            try:
+                length = record_length(data, position, self._max_record_size)
+            except Incomplete:
+                break
+            except CorruptRecord:
+                self._broken = True
+                return
+            self._count += 1
+            position += length
+        if position > len(data):
+            self._skip, self._pending = position - len(data), b""
+        else:
+            self._pending = data[position:]
+
+    def finish(self) -> int | None:
+        """The number of records, or ``None`` if the stream is damaged (bytes
+        that are not a record, or a record cut short at the end)."""
+        if self._broken or self._pending or self._skip:
+            return None
+        return self._count
 
 
 class _HashingWriter:

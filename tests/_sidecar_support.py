@@ -18,6 +18,7 @@ from typing import Any
 
 from shoebox import ArchiveReader, NeverRollChecker, WritingRollManager
 from shoebox.compression import open_decompressed
+from shoebox.disk_storage import MARKER_BYTES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Record = tuple[dict[str, str], str]
@@ -132,9 +133,21 @@ class SidecarProcess:
 
 
 def damage(path: str | os.PathLike[str]) -> None:
-    """Change one payload byte of record 5 in place (its checksum no longer matches)."""
+    """Change one payload byte of record 5 in place: its checksum no longer
+    matches, though its structure is intact."""
     with open(path, "rb") as archive:
         data = archive.read()
     assert b'"n": 5,' in data
     with open(path, "wb") as archive:
         archive.write(data.replace(b'"n": 5,', b'"n": 6,', 1))
+
+
+def break_marker(path: str | os.PathLike[str], record: int = 5) -> None:
+    """Overwrite the begin-of-record marker of record number ``record``."""
+    with open(path, "r+b") as archive:
+        data = archive.read()
+        position = -1
+        for _ in range(record + 1):
+            position = data.index(MARKER_BYTES, position + 1)
+        archive.seek(position)
+        archive.write(b"XXXX")

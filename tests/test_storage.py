@@ -14,7 +14,13 @@ import socket
 from typing import Any
 
 import pytest
-from _sidecar_support import bucket_objects, damage, read_compressed, write_archives
+from _sidecar_support import (
+    break_marker,
+    bucket_objects,
+    damage,
+    read_compressed,
+    write_archives,
+)
 
 from shoebox import (
     ChecksumMismatch,
@@ -55,6 +61,18 @@ def test_empty_prefix_leaves_no_empty_key_segment() -> None:
 def test_bad_key_templates_are_refused_at_construction(template: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         KeyTemplate(template)
+
+
+def test_records_are_counted_across_chunk_boundaries_whatever_their_size(
+        tmp_path: Any) -> None:
+    sizes = [10, 3_000_000, 1, 1_048_000, 70, 1_048_576, 2_500_000] + [500] * 3000
+    manager = WritingRollManager("big.events", NeverRollChecker(), directory=str(tmp_path))
+    for index, size in enumerate(sizes):
+        manager.write({"i": str(index)}, "y" * size)
+    manager.close()
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), compression="none")
+    with shipper.prepare(str(tmp_path / "big.events")) as prepared:
+        assert prepared.records == len(sizes) and prepared.damaged == []
 
 
 def test_same_archive_maps_to_same_key_every_time(tmp_path: Any) -> None:
@@ -135,7 +153,7 @@ def test_without_verify_a_damaged_archive_ships_whole_with_its_damage_counted(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     write_archives(tmp_path, 1, records=10)
     path = tmp_path / "app-000.events"
-    damage(path)
+    break_marker(path, record=5)
     shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
     result = shipper.ship(str(path))
     head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
@@ -194,6 +212,7 @@ def test_large_copies_are_uploaded_in_parts_and_confirmed(
                                             lambda params, **_: parts.append(params))
     result = Shipper(destination, compression="none").ship(str(tmp_path / "app-000.events"))
     assert result.bytes_out > 10 * 1024 * 1024 and len(parts) == 3
+    assert result.records == 1200
     objects = bucket_objects(s3_server.client(), bucket)
     assert read_compressed(objects[result.key]) == written["app-000.events"]
 

@@ -93,10 +93,11 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
     option("--once", "ship every closed archive present now, then exit (cron, batch jobs); "
            "otherwise watch until SIGTERM/SIGINT", False, action="store_true")
     option("--workers", "archives shipped in parallel", 2, type=int)
-    option("--verify", "read every record (checksums) before shipping; a damaged archive is "
-           "moved to the quarantine directory and reported, never shipped or deleted "
-           "(without --verify it ships as it is, its damage logged and counted in the "
-           "object's damaged-bytes metadata)", False, action="store_true")
+    option("--verify", "decode every record and check its checksum before shipping; a damaged "
+           "archive is moved to the quarantine directory and reported, never shipped or deleted "
+           "(without it, records are counted from their headers only; an archive with "
+           "broken structure ships as it is, its damage logged and counted in the object's "
+           "damaged-bytes metadata)", False, action="store_true")
     option("--quarantine-dir", "where --verify moves damaged archives (default: "
            "WATCH_DIR/quarantine)")
     option("--recover-stale", "at start, finalize .open archives left by crashed writers "
