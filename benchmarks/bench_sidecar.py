@@ -3,12 +3,13 @@ and, in the same run, do the same by hand: the gzip module then boto3's
 ``upload_file``, one file after another.
 
     python benchmarks/bench_sidecar.py [--mb 200] [--archive-mb 20] [--workers 2]
-                                       [--compress gzip|zstd] [--level N]
+                                       [--compress gzip,zstd] [--level N]
 
 The S3 server is moto's, in a process of its own on 127.0.0.1, so that
-neither side shares an interpreter with it. Prints MB/s of archive data for
-both, their ratio, the compression ratio, and the sidecar's peak RSS (from
-``wait4``). Each archive's records are log-like JSON (a few metadata pairs,
+neither side shares an interpreter with it. The sidecar runs once per
+method in ``--compress``. Prints MB/s of archive data for each, the speedup
+over the by-hand path, the compression ratio, and the sidecar's peak RSS
+(from ``wait4``). Each archive's records are log-like JSON (a few metadata pairs,
 ~300-byte payloads with varied words and numbers).
 """
 
@@ -31,9 +32,10 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
 
 from shoebox import SizeRollChecker, WritingRollManager  # noqa: E402
 
-WORDS = ("instance created deleted resized volume attached detached network port "
-         "scheduler compute api request tenant user image flavor host region zone "
-         "ok error retry timeout queue message").split()
+WORDS = ("instance", "created", "deleted", "resized", "volume", "attached", "detached",
+         "network", "port", "scheduler", "compute", "api", "request", "tenant", "user",
+         "image", "flavor", "host", "region", "zone", "ok", "error", "retry", "timeout",
+         "queue", "message")
 
 
 def make_archives(directory: str, total_mb: float, archive_mb: float) -> list[str]:
@@ -94,16 +96,16 @@ def by_hand(paths: list[str], client, bucket: str, scratch: str, level: int) -> 
     return time.perf_counter() - start
 
 
-def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, workers: int,
-            compress: str, level: int | None) -> tuple[float, int, int]:
-    """Run the sidecar --once over hard links of ``paths``; return seconds,
-    peak RSS in bytes, and bytes shipped."""
+def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, prefix: str,
+            workers: int, compress: str, level: int | None) -> tuple[float, int]:
+    """Run the sidecar --once over hard links of ``paths``; return seconds and
+    peak RSS in bytes."""
     os.makedirs(watch)
     for path in paths:
         os.link(path, os.path.join(watch, os.path.basename(path)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tools")]))
     command = [sys.executable, "-m", "shoebox_sidecar", watch, "--dest",
-               f"s3://{bucket}/sidecar", "--endpoint-url", endpoint, "--once",
+               f"s3://{bucket}/{prefix}", "--endpoint-url", endpoint, "--once",
                "--workers", str(workers), "--compress", compress, "--log-level", "WARNING"]
     if level is not None:
         command += ["--level", str(level)]
@@ -114,7 +116,7 @@ def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, workers: i
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0 or os.listdir(watch):
         raise SystemExit(f"sidecar failed ({process.returncode}) or left {os.listdir(watch)}")
-    return seconds, usage.ru_maxrss * 1024, 0
+    return seconds, usage.ru_maxrss * 1024
 
 
 def stored(client, bucket: str, prefix: str) -> int:
@@ -129,14 +131,17 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=200, help="archive data to ship (MB)")
     parser.add_argument("--archive-mb", type=float, default=20, help="size of each archive")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--compress", default="gzip", choices=["gzip", "zstd"])
+    parser.add_argument("--compress", default="gzip,zstd",
+                        help="comma-separated methods for the sidecar runs")
     parser.add_argument("--level", type=int, default=None)
     args = parser.parse_args()
+    methods = args.compress.split(",")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     import boto3
 
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         paths = make_archives(os.path.join(scratch, "archives"), args.mb, args.archive_mb)
         size = sum(os.path.getsize(path) for path in paths)
@@ -144,25 +149,26 @@ def main() -> None:
         try:
             client = boto3.client("s3", endpoint_url=endpoint)
             client.create_bucket(Bucket="bench")
-            hand_seconds = by_hand(paths, client, "bench", scratch, 6 if args.level is None
-                                   else args.level)
-            side_seconds, rss, _ = sidecar(paths, os.path.join(scratch, "watch"), endpoint,
-                                           "bench", args.workers, args.compress, args.level)
-            hand_bytes = stored(client, "bench", "hand/")
-            side_bytes = stored(client, "bench", "sidecar/")
+            seconds = by_hand(paths, client, "bench", scratch,
+                              6 if args.level is None else args.level)
+            rows.append(("by hand: gzip, upload_file", seconds, stored(client, "bench", "hand/"),
+                         None))
+            for method in methods:
+                seconds, rss = sidecar(paths, os.path.join(scratch, f"watch-{method}"),
+                                       endpoint, "bench", method, args.workers, method,
+                                       args.level)
+                rows.append((f"shoebox-sidecar --compress {method}", seconds,
+                             stored(client, "bench", f"{method}/"), rss))
         finally:
             server.terminate()
             server.wait()
     mb = size / 1e6
-    print(f"{len(paths)} archives, {mb:.1f} MB; sidecar --workers {args.workers} "
-          f"--compress {args.compress}")
-    print(f"{'':30} {'seconds':>8} {'MB/s':>8} {'ratio':>6}")
-    print(f"{'by hand (gzip + upload_file)':30} {hand_seconds:8.2f} {mb / hand_seconds:8.1f} "
-          f"{size / hand_bytes:6.2f}")
-    print(f"{'shoebox-sidecar --once':30} {side_seconds:8.2f} {mb / side_seconds:8.1f} "
-          f"{size / side_bytes:6.2f}")
-    print(f"sidecar / by hand: {hand_seconds / side_seconds:.2f}x; "
-          f"sidecar peak RSS {rss / 2**20:.0f} MiB")
+    print(f"{len(paths)} archives, {mb:.1f} MB; sidecar --once --workers {args.workers}")
+    print(f"{'':34} {'seconds':>8} {'MB/s':>7} {'speedup':>8} {'ratio':>6} {'peak RSS':>9}")
+    for name, seconds, shipped, rss in rows:
+        memory = "" if rss is None else f"{rss / 2**20:.0f} MiB"
+        print(f"{name:34} {seconds:8.2f} {mb / seconds:7.1f} {rows[0][1] / seconds:7.2f}x "
+              f"{size / shipped:6.2f} {memory:>9}")
 
 
 if __name__ == "__main__":
