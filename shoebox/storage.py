@@ -36,6 +36,7 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -491,7 +492,11 @@ class Shipper:
 
     def _compress(self, path: str, source: IO[bytes], target: IO[bytes],
                   temporary: str) -> Prepared:
-        mtime = os.fstat(source.fileno()).st_mtime
+        status = os.fstat(source.fileno())
+        mtime = status.st_mtime
+        # The copy gets the archive's permission bits, not mkstemp's 0600,
+        # so that a compressed file stays readable by whoever read the archive.
+        os.fchmod(target.fileno(), stat.S_IMODE(status.st_mode))
         original = hashlib.sha256()
         compressed = _HashingWriter(target)
         counter = _RecordCounter(self.max_record_size)

@@ -101,6 +101,7 @@ def test_directory_destination_holds_a_readable_confirmed_copy(
     assert len(data) == result.bytes_out
     assert read_compressed(data) == written["app-000.events"]
     assert os.path.exists(path), "shipping alone never removes the archive"
+    assert os.stat(result.location).st_mode & 0o777 == os.stat(path).st_mode & 0o777
     assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".partial")]
 
 
