@@ -85,21 +85,23 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def by_hand(paths: list[str], client, bucket: str, scratch: str, level: int) -> float:
-    start = time.perf_counter()
+def by_hand(paths: list[str], client, bucket: str, scratch: str,
+            level: int) -> tuple[float, float]:
+    """Gzip then upload each archive in turn; return seconds and CPU seconds."""
+    start, cpu = time.perf_counter(), time.process_time()
     for path in paths:
         compressed = os.path.join(scratch, os.path.basename(path) + ".gz")
         with open(path, "rb") as source, gzip.open(compressed, "wb", compresslevel=level) as sink:
             shutil.copyfileobj(source, sink, 1 << 20)
         client.upload_file(compressed, bucket, f"hand/{os.path.basename(path)}.gz")
         os.unlink(compressed)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, prefix: str,
-            workers: int, compress: str, level: int | None) -> tuple[float, int]:
-    """Run the sidecar --once over hard links of ``paths``; return seconds and
-    peak RSS in bytes."""
+            workers: int, compress: str, level: int | None) -> tuple[float, float, int]:
+    """Run the sidecar --once over hard links of ``paths``; return seconds, CPU
+    seconds and peak RSS in bytes."""
     os.makedirs(watch)
     for path in paths:
         os.link(path, os.path.join(watch, os.path.basename(path)))
@@ -116,7 +118,7 @@ def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, prefix: st
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0 or os.listdir(watch):
         raise SystemExit(f"sidecar failed ({process.returncode}) or left {os.listdir(watch)}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
 def stored(client, bucket: str, prefix: str) -> int:
@@ -149,26 +151,29 @@ def main() -> None:
         try:
             client = boto3.client("s3", endpoint_url=endpoint)
             client.create_bucket(Bucket="bench")
-            seconds = by_hand(paths, client, "bench", scratch,
-                              6 if args.level is None else args.level)
-            rows.append(("by hand: gzip, upload_file", seconds, stored(client, "bench", "hand/"),
-                         None))
+            seconds, cpu = by_hand(paths, client, "bench", scratch,
+                                   6 if args.level is None else args.level)
+            rows.append(("by hand: gzip, upload_file", seconds, cpu,
+                         stored(client, "bench", "hand/"), None))
             for method in methods:
-                seconds, rss = sidecar(paths, os.path.join(scratch, f"watch-{method}"),
+                seconds, cpu, rss = sidecar(paths, os.path.join(scratch, f"watch-{method}"),
                                        endpoint, "bench", method, args.workers, method,
                                        args.level)
-                rows.append((f"shoebox-sidecar --compress {method}", seconds,
+                rows.append((f"shoebox-sidecar --compress {method}", seconds, cpu,
                              stored(client, "bench", f"{method}/"), rss))
         finally:
             server.terminate()
             server.wait()
     mb = size / 1e6
     print(f"{len(paths)} archives, {mb:.1f} MB; sidecar --once --workers {args.workers}")
-    print(f"{'':34} {'seconds':>8} {'MB/s':>7} {'speedup':>8} {'ratio':>6} {'peak RSS':>9}")
-    for name, seconds, shipped, rss in rows:
+    print(f"{'':34} {'seconds':>8} {'MB/s':>7} {'speedup':>8} {'cores':>6} {'ratio':>6} "
+          f"{'peak RSS':>9}")
+    for name, seconds, cpu, shipped, rss in rows:
         memory = "" if rss is None else f"{rss / 2**20:.0f} MiB"
         print(f"{name:34} {seconds:8.2f} {mb / seconds:7.1f} {rows[0][1] / seconds:7.2f}x "
-              f"{size / shipped:6.2f} {memory:>9}")
+              f"{cpu / seconds:6.2f} {size / shipped:6.2f} {memory:>9}")
+    print("cores: CPU seconds of that process over its wall time (the S3 server's own "
+          "work is not counted)")
 
 
 if __name__ == "__main__":
