@@ -202,6 +202,18 @@ def test_single_part_upload_sends_the_whole_file_sha256_for_the_server_to_check(
     assert [headers.get("x-amz-checksum-sha256") for headers in sent] == [expected]
 
 
+def test_server_side_encryption_and_storage_class_are_passed_through(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    write_archives(tmp_path, 1)
+    destination = open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url,
+                                   server_side_encryption="AES256",
+                                   storage_class="STANDARD_IA")
+    result = Shipper(destination).ship(str(tmp_path / "app-000.events"))
+    head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["StorageClass"] == "STANDARD_IA"
+
+
 def test_large_copies_are_uploaded_in_parts_and_confirmed(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     written = write_archives(tmp_path, 1, records=1200, payload_size=9000)
