@@ -23,6 +23,7 @@ from _sidecar_support import (
 )
 
 from shoebox import (
+    CallbackList,
     ChecksumMismatch,
     CompressCallback,
     NeverRollChecker,
@@ -327,6 +328,20 @@ def test_compress_callback_replaces_each_closed_archive_by_its_gzip(tmp_path: An
     assert os.listdir(tmp_path) == ["app.events.gz"]
     with open(tmp_path / "app.events.gz", "rb") as compressed:
         assert read_compressed(compressed.read()) == records
+
+
+def test_callbacks_load_by_dotted_name_with_shared_options(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    callbacks = CallbackList(
+        callback_list="shoebox.callbacks:S3UploadCallback",
+        destination=f"s3://{bucket}", endpoint_url=s3_server.endpoint_url,
+        compression="zstd", key_template="{name}{suffix}", after_upload="keep")
+    manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
+                                 archive_callback=callbacks)
+    manager.write({"i": "1"}, "{}")
+    manager.close()
+    assert os.listdir(tmp_path) == ["app.events"]
+    assert list(bucket_objects(s3_server.client(), bucket)) == ["app.events.zst"]
 
 
 def test_compress_callback_needs_a_compression_method() -> None:
