@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from shoebox.callbacks import ArchiveCallback, MoveFileCallback
+from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
 from shoebox.storage import Prepared, Shipper, ShipResult
 
@@ -25,7 +25,8 @@ class Sidecar:
     damaged archive is moved to ``quarantine_dir`` and reported, never
     shipped or deleted), then :meth:`Shipper.deliver`, retried after
     transient failures with ``backoff`` (forever when ``max_attempts`` is 0),
-    then ``after_upload`` once the copy is confirmed. A permanent failure is
+    then ``after_upload`` (default: delete the archive) once the copy is
+    confirmed. A permanent failure is
     logged and the archive stays. Every outcome is one JSON log line.
 
     :meth:`run_once` ships what is there now; :meth:`run` watches until
@@ -41,7 +42,7 @@ class Sidecar:
                  shutdown_timeout: float = 30.0) -> None:
         self.watch_dir = os.path.abspath(watch_dir)
         self.shipper = shipper
-        self.after_upload = after_upload if after_upload is not None else ArchiveCallback()
+        self.after_upload = after_upload if after_upload is not None else DeleteFileCallback()
         self.workers = workers
         self.quarantine = MoveFileCallback(destination_folder=quarantine_dir or os.path.join(
             self.watch_dir, "quarantine"))

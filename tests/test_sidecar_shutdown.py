@@ -1,0 +1,70 @@
+"""Stopping the sidecar: uploads in progress are finished (within the shutdown
+timeout), nothing new is started, and unshipped archives stay."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from _sidecar_support import archives_in, write_archives
+
+from shoebox.storage import DirectoryDestination, Prepared, Shipper
+from shoebox_sidecar import Sidecar
+
+
+class GatedDestination(DirectoryDestination):
+    """A directory destination whose deliveries wait for ``gate`` (the test
+    decides when an upload in progress may end)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.delivered: list[str] = []
+
+    def deliver(self, prepared: Prepared) -> bool:
+        self.entered.set()
+        assert self.gate.wait(10)
+        self.delivered.append(prepared.key)
+        return super().deliver(prepared)
+
+
+def start(sidecar: Sidecar) -> tuple[threading.Thread, list[int]]:
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(sidecar.run()), name="sidecar-run")
+    thread.start()
+    return thread, codes
+
+
+def test_stop_lets_the_upload_in_progress_finish_and_starts_no_other(tmp_path: Any) -> None:
+    write_archives(tmp_path / "watch", 3)
+    destination = GatedDestination(str(tmp_path / "dest"))
+    sidecar = Sidecar(str(tmp_path / "watch"),
+                      Shipper(destination, key_template="{name}{suffix}"), workers=1,
+                      scan_interval=3600)
+    thread, codes = start(sidecar)
+    assert destination.entered.wait(10)
+    sidecar.stop()
+    destination.gate.set()
+    thread.join(20)
+    assert codes == [0]
+    assert destination.delivered == ["app-000.events.gz"]
+    assert os.listdir(tmp_path / "dest") == ["app-000.events.gz"]
+    assert archives_in(tmp_path / "watch") == ["app-001.events", "app-002.events"]
+
+
+def test_an_upload_outlasting_the_shutdown_timeout_leaves_its_archive(tmp_path: Any) -> None:
+    write_archives(tmp_path / "watch", 1)
+    destination = GatedDestination(str(tmp_path / "dest"))
+    sidecar = Sidecar(str(tmp_path / "watch"), Shipper(destination), workers=1,
+                      scan_interval=3600, shutdown_timeout=0.1)
+    thread, codes = start(sidecar)
+    try:
+        assert destination.entered.wait(10)
+        sidecar.stop()
+        thread.join(20)
+        assert codes == [0]
+        assert archives_in(tmp_path / "watch") == ["app-000.events"]
+    finally:
+        destination.gate.set()  # let the abandoned worker end
