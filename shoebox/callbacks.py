@@ -140,7 +140,8 @@ class CompressCallback(ArchiveCallback):
     at ``level``. The work is :class:`~shoebox.storage.Shipper`'s, the same
     code the sidecar runs, into a
     :class:`~shoebox.storage.DirectoryDestination`. It runs on the thread
-    that closed the archive (the writer's, or the idle-roll thread).
+    that closed the archive (the writer's, or the idle-roll thread), and
+    writes to the roll manager wait until it is done.
     """
 
     def __init__(self, *, compression: str = "gzip", level: int | None = None,
@@ -165,7 +166,8 @@ class CompressCallback(ArchiveCallback):
 class S3UploadCallback(ArchiveCallback):
     """Compresses the closed archive and uploads it, in process: the same code
     as the sidecar (:class:`~shoebox.storage.Shipper`), one attempt, on the
-    thread that closed the archive.
+    thread that closed the archive (writes to the roll manager wait until
+    it is done).
 
     ``destination``: ``s3://bucket/prefix`` (or a directory / ``file://``
     URL); ``endpoint_url`` for MinIO, Ceph or a test server;
