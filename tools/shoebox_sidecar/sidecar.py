@@ -88,7 +88,11 @@ class Sidecar:
                         self.watcher.pattern, self.shipper.destination.url,
                         extra={"event": "started", "mode": "watch", "archives": found})
             while not self._stopping.wait(self.scan_interval):
-                self.watcher.scan()
+                try:
+                    self.watcher.scan()
+                except OSError as exc:  # a flaky mount: the next scan tries again
+                    logger.error("scanning %s failed: %s", self.watch_dir, exc,
+                                 extra={"event": "scan_failed", "error": str(exc)})
         finally:
             self.watcher.stop()
             self._shutdown()
