@@ -3,7 +3,10 @@ are shipped (watchdog events), SIGTERM/SIGINT stop it with exit code 0."""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +20,8 @@ from _sidecar_support import (
 )
 
 from shoebox import NeverRollChecker, WritingRollManager
+from shoebox.storage import DirectoryDestination, Shipper
+from shoebox_sidecar import Sidecar
 
 
 @pytest.fixture
@@ -62,3 +67,37 @@ def test_signal_stops_the_watching_sidecar_with_exit_code_0(
     assert sidecar.signal(signum, timeout=20) == 0
     assert [line["event"] for line in sidecar.lines if "event" in line][-2:] == [
         "stopping", "finished"]
+
+
+def test_a_failing_periodic_scan_is_logged_and_watching_goes_on(tmp_path: Any) -> None:
+    (tmp_path / "watch").mkdir()
+    sidecar = Sidecar(str(tmp_path / "watch"),
+                      Shipper(DirectoryDestination(str(tmp_path / "dest"))),
+                      scan_interval=0.05)
+    started, failed = threading.Event(), threading.Event()
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = getattr(record, "event", None)
+            if event == "started":
+                started.set()
+            elif event == "scan_failed":
+                failed.set()
+
+    catch = Catch()
+    logger = logging.getLogger("shoebox_sidecar")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(catch)
+    runner = threading.Thread(target=sidecar.run, name="sidecar-run")
+    runner.start()
+    try:
+        assert started.wait(20)
+        os.rename(tmp_path / "watch", tmp_path / "gone")
+        assert failed.wait(20)
+        assert runner.is_alive()
+    finally:
+        sidecar.stop()
+        runner.join(20)
+        logger.removeHandler(catch)
+        logger.setLevel(level)

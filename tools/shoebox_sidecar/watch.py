@@ -52,9 +52,10 @@ class ArchiveWatcher:
 
     def start(self) -> None:
         """Start watching (a watchdog ``Observer`` thread)."""
-        self._observer = Observer()
-        self._observer.schedule(_Events(self), self.directory, recursive=False)
-        self._observer.start()
+        observer = Observer()
+        observer.schedule(_Events(self), self.directory, recursive=False)
+        observer.start()
+        self._observer = observer
 
     def stop(self) -> None:
         """Stop watching and join the observer thread. Harmless if not started."""
