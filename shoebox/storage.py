@@ -54,6 +54,7 @@ from .disk_storage import (
     PREAMBLE_SIZE,
     Incomplete,
     record_length,
+    record_version,
 )
 from .errors import CorruptRecord, PermanentUploadError, TransientUploadError, UploadError
 
@@ -586,8 +587,7 @@ class _Tee:
     def format_version(self) -> int | None:
         if len(self._head) < PREAMBLE_SIZE or not self._head.startswith(MARKER_BYTES):
             return None
-        return int.from_bytes(self._head[len(MARKER_BYTES):PREAMBLE_SIZE], "little",
-                              signed=True)
+        return record_version(self._head)
 
 
 class _RecordCounter:
