@@ -277,6 +277,31 @@ def test_upload_into_a_missing_bucket_names_bucket_and_key(s3_server: Any, tmp_p
     assert error.value.key == "app-000.events.gz"
 
 
+@pytest.mark.parametrize("code, status, kind, message", [
+    ("AccessDenied", 403, PermanentUploadError, "access denied to bucket 'locked'"),
+    ("SlowDown", 503, TransientUploadError, "SlowDown"),
+    ("InternalError", 500, TransientUploadError, "InternalError"),
+    ("InvalidAccessKeyId", 403, PermanentUploadError, "access denied to bucket 'locked'"),
+])
+def test_server_answers_are_classified_transient_or_permanent(
+        tmp_path: Any, code: str, status: int, kind: type, message: str) -> None:
+    from botocore.stub import Stubber
+
+    write_archives(tmp_path, 1)
+    destination = S3Destination("locked", endpoint_url="http://127.0.0.1:9")
+    shipper = Shipper(destination, key_template="{name}{suffix}")
+    # botocore's Stubber answers in place of a server that says these things.
+    with Stubber(destination.client) as server:
+        server.add_client_error("head_bucket", service_error_code=code,
+                                http_status_code=status)
+        server.add_client_error("head_object", service_error_code=code,
+                                http_status_code=status)
+        with pytest.raises(kind, match=re.escape(message)):
+            destination.check()
+        with pytest.raises(kind, match=re.escape("s3://locked/app-000.events.gz")):
+            shipper.ship(str(tmp_path / "app-000.events"))
+
+
 def test_unreachable_server_is_a_transient_error(tmp_path: Any) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
