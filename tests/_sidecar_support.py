@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from archive_files import subprocess_env
+
 from shoebox import ArchiveReader, NeverRollChecker, WritingRollManager
 from shoebox.compression import open_decompressed
 from shoebox.disk_storage import MARKER_BYTES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Record = tuple[dict[str, str], str]
 
 
@@ -69,9 +70,7 @@ class SidecarProcess:
     are collected by a thread and can be waited for."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [ROOT, os.path.join(ROOT, "tools"), environment.get("PYTHONPATH", "")])
+        environment = subprocess_env()
         environment.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoebox_sidecar", *args], env=environment,

@@ -67,8 +67,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def subprocess_env() -> dict[str, str]:
-    """The environment for ``python -m shoebox`` to import this checkout."""
-    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """The environment for a child Python (``python -m shoebox``, ``-m
+    shoebox_sidecar``) to import this checkout."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), str(ROOT / "tools"), os.environ.get("PYTHONPATH", "")]))
 
 
 #: The command line that runs the ``shoebox`` command from this checkout.
