@@ -15,6 +15,7 @@ limit, so a corrupt length field cannot make a reader allocate more.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Iterable
@@ -59,30 +60,17 @@ class Incomplete(Exception):
         self.needed = needed
 
 
-_length_structs: dict[int, struct.Struct] = {}
-_v2_heads: dict[int, struct.Struct] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _lengths_struct(count: int, signed: bool) -> struct.Struct:
-    """A cached ``struct.Struct`` for ``count`` little-endian 32-bit lengths."""
-    key = -count if signed else count
-    packer = _length_structs.get(key)
-    if packer is None:
-        packer = struct.Struct(f"<{count}{'i' if signed else 'I'}")
-        if len(_length_structs) < 1024:
-            _length_structs[key] = packer
-    return packer
+    """A ``struct.Struct`` for ``count`` little-endian 32-bit lengths."""
+    return struct.Struct(f"<{count}{'i' if signed else 'I'}")
 
 
+@functools.lru_cache(maxsize=256)
 def _v2_head_struct(pairs: int) -> struct.Struct:
-    """A cached ``struct.Struct`` for a version 2 head: preamble, header,
-    pair count and the ``2 * pairs`` string lengths."""
-    packer = _v2_heads.get(pairs)
-    if packer is None:
-        packer = struct.Struct(f"<IhHIIII{2 * pairs}I")
-        if len(_v2_heads) < 1024:
-            _v2_heads[pairs] = packer
-    return packer
+    """A ``struct.Struct`` for a version 2 head: preamble, header, pair count
+    and the ``2 * pairs`` string lengths."""
+    return struct.Struct(f"<IhHIIII{2 * pairs}I")
 
 
 def _decode_strings(buf: bytes, start: int, lengths: tuple[int, ...], gap: int) -> Metadata:
