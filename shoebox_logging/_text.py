@@ -40,3 +40,11 @@ def as_text(value: object) -> str:
         except Exception:
             pass
     return f"<unprintable {type(value).__name__}>"
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates, as text decoded
+    with ``surrogateescape`` holds: file names, ``sys.argv``, the environment)
+    written as ``\\udcff`` escapes; inside a JSON string such an escape
+    stands for the same character, so JSON text stays valid."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -19,11 +19,11 @@ from shoebox import plugins
 from shoebox.archive import DURABILITY_MODES, Durability
 from shoebox.callbacks import ArchiveCallback, CallbackList
 from shoebox.disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
-from shoebox.errors import ArchiveVanished
+from shoebox.errors import ArchiveVanished, InvalidRecord
 from shoebox.roll_checker import RollChecker, size_or_time
 from shoebox.roll_manager import WritingRollManager
 
-from ._text import as_text, utc_timestamp
+from ._text import as_text, utc_timestamp, utf8_safe
 from ._watched_archive import WatchedArchiveWriter
 from .formatter import ShoeboxJsonFormatter
 from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
@@ -280,8 +280,7 @@ class ShoeboxHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Build metadata and payload, encode them, and write (or queue) the record."""
         try:
-            encoded = encode_record(self._metadata(record), self._payload(record),
-                                    self.max_record_size)
+            encoded = self._encode(self._metadata(record), self._payload(record))
             writer = self._writer
             if writer is None:
                 self._write(encoded, record, 1)
@@ -329,6 +328,18 @@ class ShoeboxHandler(logging.Handler):
         except ArchiveVanished:
             self.handleError(logging.makeLogRecord(
                 {"name": __name__, "msg": "closing %s", "args": (self,)}))
+
+    def _encode(self, metadata: Metadata, payload: str) -> bytes:
+        """The encoded record; text UTF-8 cannot encode is escaped rather
+        than the record lost. Raises ``InvalidRecord`` (an oversized record)."""
+        try:
+            return encode_record(metadata, payload, self.max_record_size)
+        except InvalidRecord:
+            safe_metadata = {utf8_safe(key): utf8_safe(value) for key, value in metadata.items()}
+            safe_payload = utf8_safe(payload)
+            if safe_metadata == metadata and safe_payload == payload:
+                raise  # not an encoding problem
+            return encode_record(safe_metadata, safe_payload, self.max_record_size)
 
     def _metadata(self, record: logging.LogRecord) -> Metadata:
         metadata = {"level": record.levelname, "logger": record.name,

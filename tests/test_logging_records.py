@@ -132,6 +132,25 @@ def test_values_json_cannot_encode_are_written_as_strings(tmp_path: Path) -> Non
     assert payload["unprintable"] == "__could_not_encode__"  # python-json-logger's word
 
 
+def test_text_utf8_cannot_encode_is_escaped_not_the_record_lost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A lone surrogate (a file name decoded with surrogateescape) in an extra."""
+    name = os.fsdecode(b"caf\xe9.txt")
+    metadata, payload = _log_one(tmp_path, "opened %s", name, metadata_fields=("path",),
+                                 extra={"path": name})
+    assert metadata["path"] == "caf\\udce9.txt"
+    assert payload["path"] == payload["message"][len("opened "):] == name
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_a_json_formatter_writing_raw_surrogates_loses_no_record(tmp_path: Path) -> None:
+    handler = ShoeboxHandler(directory=tmp_path)
+    handler.setFormatter(logging.Formatter('{"message": "%(message)s"}'))
+    attach(handler).info(os.fsdecode(b"\xff"))
+    handler.close()
+    assert [payload for _, payload in read_records(tmp_path)] == [{"message": "\udcff"}]
+
+
 def test_a_dict_message_is_merged_into_the_payload(tmp_path: Path) -> None:
     _, payload = _log_one(tmp_path, {"event": "login", "user": "ann"})
     assert (payload["event"], payload["user"], payload["message"]) == ("login", "ann", "")
