@@ -68,3 +68,15 @@ def test_an_upload_outlasting_the_shutdown_timeout_leaves_its_archive(tmp_path: 
         assert archives_in(tmp_path / "watch") == ["app-000.events"]
     finally:
         destination.gate.set()  # let the abandoned worker end
+
+
+def test_an_archive_taken_up_after_stop_is_left_alone(tmp_path: Any) -> None:
+    """A worker may take a queued archive between stop() and the pool's stop."""
+    write_archives(tmp_path / "watch", 1)
+    destination = GatedDestination(str(tmp_path / "dest"))
+    destination.gate.set()
+    sidecar = Sidecar(str(tmp_path / "watch"), Shipper(destination), workers=1)
+    sidecar.stop()
+    assert sidecar.process(str(tmp_path / "watch" / "app-000.events")) is None
+    assert destination.delivered == [] and not destination.entered.is_set()
+    assert archives_in(tmp_path / "watch") == ["app-000.events"]

@@ -109,6 +109,10 @@ class Sidecar:
     def process(self, path: str) -> ShipResult | None:
         """Ship one archive (the worker's job); return the result, or ``None``
         if it was not shipped (gone, damaged, failed, or stopping)."""
+        if self._stopping.is_set():
+            # Taken from the queue between stop() and the pool's stop: new
+            # work, which a stopping sidecar does not start.
+            return None
         started = time.monotonic()
         try:
             with self.shipper.prepare(path) as prepared:
