@@ -4,10 +4,13 @@ timeout), nothing new is started, and unshipped archives stay."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
 from _sidecar_support import archives_in, write_archives
+from archive_files import subprocess_env
 
 from shoebox.storage import DirectoryDestination, Prepared, Shipper
 from shoebox_sidecar import Sidecar
@@ -80,3 +83,33 @@ def test_an_archive_taken_up_after_stop_is_left_alone(tmp_path: Any) -> None:
     assert sidecar.process(str(tmp_path / "watch" / "app-000.events")) is None
     assert destination.delivered == [] and not destination.entered.is_set()
     assert archives_in(tmp_path / "watch") == ["app-000.events"]
+
+
+# The main thread holds the pool's lock (as submit() does for each archive a
+# scan finds) when SIGTERM arrives; the handler runs on that thread, there.
+_SIGNAL_WHILE_LOCKED = """
+import os, signal, sys
+from shoebox.storage import DirectoryDestination, Shipper
+from shoebox_sidecar import Sidecar, WorkerPool
+from shoebox_sidecar.cli import _on_signals
+
+sidecar = Sidecar(sys.argv[1], Shipper(DirectoryDestination(sys.argv[2])), workers=1)
+pool = sidecar._pool = WorkerPool(sidecar.process, 1)
+_on_signals(sidecar)
+with pool._changed:
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("handler returned", flush=True)
+assert sidecar._stopping.wait(10)
+assert pool.stop(10)
+print("stopped", flush=True)
+"""
+
+
+def test_a_signal_arriving_while_the_main_thread_holds_a_lock_does_not_deadlock(
+        tmp_path: Any) -> None:
+    (tmp_path / "watch").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_WHILE_LOCKED, str(tmp_path / "watch"),
+         str(tmp_path / "dest")], env=subprocess_env(), capture_output=True, text=True,
+        timeout=20)
+    assert (done.returncode, done.stdout) == (0, "handler returned\nstopped\n"), done.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -195,10 +196,18 @@ def _build(args: argparse.Namespace) -> Sidecar:
 
 def _on_signals(sidecar: Sidecar) -> dict[int, Any]:
     """Make SIGTERM and SIGINT stop the sidecar; return the previous handlers."""
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def stopping(signum: int) -> None:
         logger.info("received %s: finishing uploads in progress, taking no new work",
                     signal.Signals(signum).name, extra={"event": "stopping"})
         sidecar.stop()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # A handler runs on the main thread between two bytecodes, possibly
+        # while that thread holds a lock that stop() takes (the pool's, while
+        # a scan submits archives; an Event's): taking it here would
+        # deadlock. Another thread waits for it instead.
+        threading.Thread(target=stopping, args=(signum,), name="sidecar-stop",
+                         daemon=True).start()
 
     previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):

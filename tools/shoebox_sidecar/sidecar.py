@@ -100,7 +100,9 @@ class Sidecar:
         return 0
 
     def stop(self) -> None:
-        """Ask :meth:`run` or :meth:`run_once` to finish (signal-handler safe)."""
+        """Ask :meth:`run` or :meth:`run_once` to finish. It takes locks, so a
+        signal handler must not call it directly (the thread it interrupts
+        may hold one): the command line calls it from another thread."""
         self._stopping.set()
         pool = self._pool
         if pool is not None:
