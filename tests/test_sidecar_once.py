@@ -177,6 +177,18 @@ def test_bad_options_exit_with_a_usage_error(tmp_path: Any, capsys: Any, args: l
     assert message in events(log_lines(capsys), "config_error")[0]["message"]
 
 
+def test_log_level_from_the_environment_is_checked_and_case_insensitive(
+        tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.setenv("SHOEBOX_SIDECAR_LOG_LEVEL", "warning")
+    assert main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once"]) == 0
+    assert events(log_lines(capsys), "started") == []  # an INFO line
+    monkeypatch.setenv("SHOEBOX_SIDECAR_LOG_LEVEL", "verbose")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once"])
+    assert exit_.value.code == EXIT_USAGE
+    assert "SHOEBOX_SIDECAR_LOG_LEVEL: 'VERBOSE'" in capsys.readouterr().err
+
+
 def test_recover_stale_finalizes_a_crashed_writers_archive_and_ships_it(tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
     os.rename(tmp_path / "app-000.events", tmp_path / "app-000.events.open")

@@ -32,6 +32,7 @@ from .sidecar import Sidecar
 ENV_PREFIX = "SHOEBOX_SIDECAR_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DESTINATION = 0, 1, 2, 3
 _MB = 1024 * 1024
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _env(name: str) -> str:
@@ -123,8 +124,8 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
            type=float)
     option("--multipart-chunk-mb", "size of each part of a multipart upload (MiB)", 16.0,
            type=float)
-    option("--log-level", "DEBUG, INFO, WARNING or ERROR", "INFO",
-           choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    option("--log-level", "DEBUG, INFO, WARNING or ERROR", "INFO", type=str.upper,
+           choices=_LOG_LEVELS)
     return parser
 
 
@@ -136,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"WATCH_DIR is required (or {_env('watch_dir')})")
     if not args.dest:
         parser.error(f"--dest is required (or {_env('dest')})")
+    # argparse checks choices on the command line only, not on a default
+    # taken from the environment.
+    if args.log_level not in _LOG_LEVELS:
+        parser.error(f"{_env('log_level')}: {args.log_level!r} is not one of "
+                     f"{', '.join(_LOG_LEVELS)}")
     with logs.json_lines(args.log_level):
         return _run(args)
 
