@@ -23,6 +23,23 @@ def fsync_directory(path: str) -> None:
         os.close(fd)
 
 
+def makedirs_durable(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, then ``fsync`` the parent of each
+    directory it created, so that the new directories (and what is then
+    renamed into them) survive a crash as a file's own directory does."""
+    created = []
+    head = path
+    while head and not os.path.isdir(head):
+        created.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    os.makedirs(path, exist_ok=True)
+    for directory in reversed(created):
+        fsync_directory(os.path.dirname(directory))
+
+
 def rename_no_replace(source: str, target: str) -> None:
     """Rename ``source`` to ``target``, raising :class:`FileExistsError` rather
     than replacing an existing ``target``.

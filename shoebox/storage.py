@@ -45,7 +45,7 @@ from typing import IO, Any, cast
 from urllib.parse import quote, urlsplit
 
 from . import s3
-from ._files import fsync_directory, move_no_replace
+from ._files import fsync_directory, makedirs_durable, move_no_replace
 from .archive import ArchiveReader, DamagedRange
 from .compression import SUFFIXES, check_method, open_compressor
 from .disk_storage import (
@@ -256,7 +256,9 @@ class DirectoryDestination(Destination):
                         "must not map an archive onto itself", destination=self.url,
                         key=prepared.key)
                 return self._confirm(target, prepared, existing=True)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            # A new date directory must survive a crash as the copy in it
+            # does: the archive is deleted once this returns.
+            makedirs_durable(os.path.dirname(target))
             with open(prepared.path, "rb") as copy:
                 os.fsync(copy.fileno())
             move_no_replace(prepared.path, target)

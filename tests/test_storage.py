@@ -106,6 +106,32 @@ def test_directory_destination_holds_a_readable_confirmed_copy(
     assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".partial")]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_directory_destination_syncs_each_directory_it_creates(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive is deleted once delivery returns: the new date directories
+    must be as durable as the copy in them."""
+    write_archives(tmp_path / "in", 1)
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h")
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    result = shipper.ship(str(tmp_path / "in" / "app-000.events"))
+    directory = os.path.dirname(result.location)  # out/YYYY/MM/DD/h, the copy's own
+    assert directory in synced
+    parents = []
+    while directory != str(tmp_path / "out"):
+        directory = os.path.dirname(directory)
+        parents.append(directory)
+    # out/YYYY/MM/DD, out/YYYY/MM, out/YYYY and out each got a new directory.
+    assert len(parents) == 4 and set(parents) <= set(synced), (parents, synced)
+
+
 def test_gzip_copy_is_standard_gzip(tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
     path = str(tmp_path / "app-000.events")
