@@ -107,6 +107,22 @@ def test_damaged_archive_is_quarantined_not_uploaded_not_deleted(
     assert set(written) == {"app-000.events", "app-001.events", "app-002.events"}
 
 
+def test_an_archive_failing_unexpectedly_is_a_failure_naming_it(
+        s3_server: Any, bucket: str, tmp_path: Any, capsys: Any) -> None:
+    """A name that is not UTF-8 cannot be an S3 key (botocore raises
+    UnicodeEncodeError): the run reports that archive and exits 1."""
+    write_archives(tmp_path, 1)
+    name = os.fsdecode(b"caf\xe9.events")
+    os.rename(tmp_path / "app-000.events", tmp_path / name)
+    code = main([str(tmp_path), "--dest", f"s3://{bucket}", "--once",
+                 "--endpoint-url", s3_server.endpoint_url])
+    assert code == EXIT_FAILED
+    [failed] = events(log_lines(capsys), "failed")
+    assert failed["archive"] == str(tmp_path / name)
+    assert failed["error_type"] == "UnicodeEncodeError"
+    assert archives_in(tmp_path) == [name]
+
+
 def test_bad_bucket_fails_fast_with_a_message_naming_it(
         s3_server: Any, tmp_path: Any, capsys: Any) -> None:
     write_archives(tmp_path, 1)

@@ -135,6 +135,11 @@ class Sidecar:
         except (UploadError, OSError) as exc:
             self._failed(path, exc)
             return None
+        except Exception as exc:
+            # Unforeseen (a name S3 cannot take, a bug): still this archive's
+            # failure, so that --once exits 1 and the line names the archive.
+            self._failed(path, exc, exc_info=True)
+            return None
         if result is None:
             return None
         self._shipped(path, result)
@@ -196,10 +201,11 @@ class Sidecar:
         logger.error("%s is damaged (%s): moved to %s, not shipped", path, error, moved,
                      extra=self._fields(path, error, event="quarantined", moved_to=moved))
 
-    def _failed(self, path: str, error: Exception, event: str = "failed") -> None:
+    def _failed(self, path: str, error: Exception, event: str = "failed",
+                exc_info: bool = False) -> None:
         with self._lock:
             self.failed.add(path)
-        logger.error("%s: %s; the archive stays", path, error,
+        logger.error("%s: %s; the archive stays", path, error, exc_info=exc_info,
                      extra=self._fields(path, error, event=event))
 
     def _fields(self, path: str, error: BaseException, **fields: object) -> dict[str, object]:
