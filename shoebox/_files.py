@@ -3,9 +3,12 @@ renames durable."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import stat
+import tempfile
 
 
 def fsync_directory(path: str) -> None:
@@ -66,9 +69,10 @@ def move_no_replace(source: str, target: str) -> None:
     """Move ``source`` to ``target``, across file systems if need be, raising
     :class:`FileExistsError` rather than replacing an existing ``target``.
 
-    Across file systems the data is copied to a temporary name beside
-    ``target``, synced, renamed into place, and only then is ``source``
-    removed.
+    Across file systems the data is copied to a hidden temporary name
+    beside ``target`` (unique, so that one left by a killed process never
+    blocks a later move), with ``source``'s permission bits, synced,
+    renamed into place, and only then is ``source`` removed.
     """
     try:
         rename_no_replace(source, target)
@@ -76,14 +80,18 @@ def move_no_replace(source: str, target: str) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-    temporary = f"{target}.{os.getpid()}.partial"
-    with open(source, "rb") as src, open(temporary, "xb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-        dst.flush()
-        os.fsync(dst.fileno())
+    directory, name = os.path.split(target)
+    fd, temporary = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.",
+                                     suffix=".partial")
     try:
+        with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
+            os.fchmod(dst.fileno(), stat.S_IMODE(os.fstat(src.fileno()).st_mode))
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
         rename_no_replace(temporary, target)
     except BaseException:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
     os.unlink(source)

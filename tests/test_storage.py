@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import socket
+import tempfile
 from typing import Any
 
 import pytest
@@ -130,6 +131,33 @@ def test_directory_destination_syncs_each_directory_it_creates(
         parents.append(directory)
     # out/YYYY/MM/DD, out/YYYY/MM, out/YYYY and out each got a new directory.
     assert len(parents) == 4 and set(parents) <= set(synced), (parents, synced)
+
+
+_OTHER_FS = "/dev/shm"
+
+
+@pytest.mark.skipif(not os.path.isdir(_OTHER_FS), reason=f"needs {_OTHER_FS}")
+def test_staging_on_another_file_system_copies_into_place(tmp_path: Any) -> None:
+    """A leftover partial copy (a sidecar killed mid-copy, restarted with
+    the same pid, as pid 1 in a container is) does not block delivery."""
+    if os.stat(_OTHER_FS).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip(f"{_OTHER_FS} is on the same file system as {tmp_path}")
+    written = write_archives(tmp_path / "in", 1)
+    path = str(tmp_path / "in" / "app-000.events")
+    os.chmod(path, 0o604)
+    target = tmp_path / "out" / "app-000.events.gz"
+    target.parent.mkdir()
+    leftover = tmp_path / "out" / f"app-000.events.gz.{os.getpid()}.partial"
+    leftover.write_bytes(b"half a copy")
+    with tempfile.TemporaryDirectory(dir=_OTHER_FS) as staging:
+        shipper = Shipper(DirectoryDestination(tmp_path / "out"), tmp_dir=staging,
+                          key_template="{name}{suffix}")
+        result = shipper.ship(path)
+        assert os.listdir(staging) == []
+    assert result.location == str(target)
+    assert read_compressed(target.read_bytes()) == written["app-000.events"]
+    assert os.stat(target).st_mode & 0o777 == 0o604
+    assert sorted(os.listdir(tmp_path / "out")) == [target.name, leftover.name]
 
 
 def test_gzip_copy_is_standard_gzip(tmp_path: Any) -> None:
