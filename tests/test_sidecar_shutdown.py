@@ -3,13 +3,18 @@ timeout), nothing new is started, and unshipped archives stay."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from _sidecar_support import archives_in, write_archives
+import pytest
+from _sidecar_support import SidecarProcess, archives_in, write_archives
 from archive_files import subprocess_env
 
 from shoebox.storage import DirectoryDestination, Prepared, Shipper
@@ -113,3 +118,62 @@ def test_a_signal_arriving_while_the_main_thread_holds_a_lock_does_not_deadlock(
          str(tmp_path / "dest")], env=subprocess_env(), capture_output=True, text=True,
         timeout=20)
     assert (done.returncode, done.stdout) == (0, "handler returned\nstopped\n"), done.stderr
+
+
+class _StuckS3(http.server.BaseHTTPRequestHandler):
+    """Enough S3 for the sidecar to start (HEAD: the bucket is there, the key
+    is not); an upload (PUT) then hangs until the test ends."""
+
+    protocol_version = "HTTP/1.1"
+    put_arrived: threading.Event
+    release: threading.Event
+
+    def do_HEAD(self) -> None:
+        in_bucket = "/" in self.path.split("?")[0].strip("/")
+        self.send_response(404 if in_bucket else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PUT(self) -> None:
+        self.put_arrived.set()
+        self.release.wait(120)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stuck_s3() -> Iterator[tuple[str, threading.Event]]:
+    """An endpoint URL whose uploads never finish, and the event set when
+    one has started."""
+    handler = type("Handler", (_StuckS3,), {"put_arrived": threading.Event(),
+                                            "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="stuck-s3 serve_forever")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.put_arrived
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_an_upload_stuck_in_the_network_does_not_outlive_the_shutdown_timeout(
+        tmp_path: Any, stuck_s3: tuple[str, threading.Event]) -> None:
+    """boto3's transfer threads are joined at interpreter exit: the command
+    must not wait for them past --shutdown-timeout."""
+    endpoint_url, put_arrived = stuck_s3
+    write_archives(tmp_path, 1)
+    sidecar = SidecarProcess(str(tmp_path), "--dest", "s3://stuck-bucket/p", "--endpoint-url",
+                             endpoint_url, "--shutdown-timeout", "0.5")
+    try:
+        assert put_arrived.wait(30)
+        signalled = time.monotonic()
+        assert sidecar.signal(signal.SIGTERM, timeout=20) == 0
+        assert time.monotonic() - signalled < 15
+    finally:
+        sidecar.close()
+    assert [line.get("event") for line in sidecar.lines][-2:] == ["shutdown_timeout", "finished"]
+    assert archives_in(tmp_path) == ["app-000.events"]

@@ -11,12 +11,14 @@ such bucket, access denied, a directory that cannot be written).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import shoebox
 from shoebox.callbacks import after_upload_callback
@@ -130,7 +132,32 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sidecar; return the exit code."""
+    """Run the sidecar; return the exit code. Uploads still running after
+    ``--shutdown-timeout`` are left to their threads (see :func:`script`)."""
+    return _main(argv)[0]
+
+
+def script() -> NoReturn:
+    """The ``shoebox-sidecar`` command (and ``python -m shoebox_sidecar``):
+    :func:`main`, then exit with its code.
+
+    When uploads outlast ``--shutdown-timeout``, the process ends at once
+    (``os._exit``, after flushing its log): boto3's transfer threads are
+    joined at interpreter exit, so a plain exit would wait for an upload
+    stuck in network I/O, a minute or more, past the timeout. Their
+    archives stay for the next run.
+    """
+    code, abandoned = _main(None)
+    if abandoned:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
+    """The exit code, and whether uploads were left running."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.watch_dir:
@@ -143,15 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{_env('log_level')}: {args.log_level!r} is not one of "
                      f"{', '.join(_LOG_LEVELS)}")
     with logs.json_lines(args.log_level):
-        return _run(args)
+        try:
+            sidecar = _build(args)
+        except (ValueError, MissingExtra) as exc:
+            logger.error("bad configuration: %s", exc, extra={"event": "config_error"})
+            return EXIT_USAGE, False
+        return _run(args, sidecar), sidecar.abandoned_uploads
 
 
-def _run(args: argparse.Namespace) -> int:
-    try:
-        sidecar = _build(args)
-    except (ValueError, MissingExtra) as exc:
-        logger.error("bad configuration: %s", exc, extra={"event": "config_error"})
-        return EXIT_USAGE
+def _run(args: argparse.Namespace, sidecar: Sidecar) -> int:
     destination = sidecar.shipper.destination
     try:
         destination.check()

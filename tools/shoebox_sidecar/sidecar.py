@@ -52,6 +52,8 @@ class Sidecar:
         self.shutdown_timeout = shutdown_timeout
         #: Archives whose last attempt failed (and not shipped since).
         self.failed: set[str] = set()
+        #: Whether stopping left uploads running after ``shutdown_timeout``.
+        self.abandoned_uploads = False
         #: Totals over the archives shipped so far.
         self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
         self._stopping = threading.Event()
@@ -241,6 +243,7 @@ class Sidecar:
             return
         self._stopping.set()
         if not pool.stop(self.shutdown_timeout):
+            self.abandoned_uploads = True
             logger.warning("uploads still running after %.1f s; leaving them (their "
                            "archives stay for the next run)", self.shutdown_timeout,
                            extra={"event": "shutdown_timeout"})
