@@ -18,7 +18,6 @@ from typing import Any
 
 from . import plugins, storage
 from ._files import move_no_replace, rename_no_replace
-from .compression import check_method
 
 logger = logging.getLogger("shoebox.callbacks")
 
@@ -149,9 +148,9 @@ class CompressCallback(ArchiveCallback):
         super().__init__(**kwargs)
         if compression == "none":
             raise ValueError("CompressCallback needs a compression method, not 'none'")
-        # Checked now, so that a bad method or a missing extra fails at
-        # configuration time rather than on the first close.
-        self.compression = check_method(compression)
+        # Checked now, so that a bad method or level or a missing extra
+        # fails at configuration time rather than on the first close.
+        self.compression = storage.check_level(compression, level)
         self.level = level
 
     def on_close(self, filename: str) -> str:

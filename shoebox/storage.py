@@ -33,6 +33,7 @@ import contextlib
 import datetime
 import errno
 import hashlib
+import io
 import os
 import re
 import socket
@@ -443,7 +444,7 @@ class Shipper:
         self.destination = destination
         self.key_template = (key_template if isinstance(key_template, KeyTemplate)
                              else KeyTemplate(key_template))
-        self.compression = check_method(compression)
+        self.compression = check_level(compression, level)
         self.level = level
         self.verify = verify
         self.host = host or socket.gethostname()
@@ -529,6 +530,21 @@ class Shipper:
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
             format_version=tee.format_version, damaged=damaged)
+
+
+def check_level(method: str, level: int | None) -> str:
+    """Return ``method`` if it is a known compression method (see
+    :func:`~shoebox.compression.check_method`) and ``level`` one of its
+    levels; raise ``ValueError`` otherwise, at configuration rather than on
+    every archive."""
+    check_method(method)
+    try:
+        with open_compressor(io.BytesIO(), method, level):
+            pass
+    except Exception as exc:  # zlib.error, zstandard's ValueError...
+        raise ValueError(f"compression level {level!r} is not valid for {method}: "
+                         f"{exc}") from exc
+    return method
 
 
 def open_destination(dest: str, *, endpoint_url: str | None = None,
@@ -714,5 +730,6 @@ __all__ = [
     "S3Destination",
     "ShipResult",
     "Shipper",
+    "check_level",
     "open_destination",
 ]

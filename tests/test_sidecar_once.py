@@ -185,6 +185,7 @@ def test_command_line_wins_over_environment(tmp_path: Any, monkeypatch: Any) -> 
     (["--key-template", "{prefix}/{date}/{name}"], "unknown placeholders"),
     (["--after-upload", "shred"], "delete, keep or move:DIR"),
     (["--endpoint-url", "http://127.0.0.1:1"], "only apply to s3://"),
+    (["--level", "15"], "compression level 15 is not valid for gzip"),
 ])
 def test_bad_options_exit_with_a_usage_error(tmp_path: Any, capsys: Any, args: list[str],
                                              message: str) -> None:

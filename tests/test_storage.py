@@ -423,6 +423,16 @@ def test_callbacks_load_by_dotted_name_with_shared_options(
     assert list(bucket_objects(s3_server.client(), bucket)) == ["app.events.zst"]
 
 
+@pytest.mark.parametrize("compression, level", [("gzip", 15), ("gzip", -2), ("zstd", 99)])
+def test_a_bad_compression_level_is_refused_at_construction(
+        tmp_path: Any, compression: str, level: int) -> None:
+    message = f"compression level {level} is not valid for {compression}"
+    with pytest.raises(ValueError, match=message):
+        Shipper(DirectoryDestination(tmp_path), compression=compression, level=level)
+    with pytest.raises(ValueError, match=message):
+        CompressCallback(compression=compression, level=level)
+
+
 def test_compress_callback_needs_a_compression_method() -> None:
     with pytest.raises(ValueError, match="not 'none'"):
         CompressCallback(compression="none")
