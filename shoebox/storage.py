@@ -274,7 +274,12 @@ class DirectoryDestination(Destination):
     def _confirm(self, target: str, prepared: Prepared, *, existing: bool) -> bool:
         """Check the file at ``target`` holds exactly the compressed copy."""
         try:
-            digest = _file_sha256(target)
+            digest = _file_sha256(target, sync=existing)
+            if existing and digest == prepared.compressed_sha256:
+                # An earlier attempt may have been killed before it synced
+                # the directory: make the copy durable before the archive
+                # is deleted.
+                fsync_directory(os.path.dirname(target))
         except OSError as exc:
             raise self._error(exc, prepared.key, "reading the copy back failed") from exc
         if digest == prepared.compressed_sha256:
@@ -670,11 +675,14 @@ class _HashingWriter:
         self._target.flush()
 
 
-def _file_sha256(path: str) -> bytes:
+def _file_sha256(path: str, sync: bool = False) -> bytes:
+    """SHA-256 digest of the file at ``path``; with ``sync``, fsync it too."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
+        if sync:
+            os.fsync(file.fileno())
     return digest.digest()
 
 

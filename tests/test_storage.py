@@ -107,21 +107,28 @@ def test_directory_destination_holds_a_readable_confirmed_copy(
     assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".partial")]
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files and directories fsynced during the test."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    paths: list[str] = []
+    fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return paths
+
+
 def test_directory_destination_syncs_each_directory_it_creates(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Any, synced: list[str]) -> None:
     """The archive is deleted once delivery returns: the new date directories
     must be as durable as the copy in them."""
     write_archives(tmp_path / "in", 1)
     shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h")
-    synced: list[str] = []
-    fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", spy)
     result = shipper.ship(str(tmp_path / "in" / "app-000.events"))
     directory = os.path.dirname(result.location)  # out/YYYY/MM/DD/h, the copy's own
     assert directory in synced
@@ -131,6 +138,18 @@ def test_directory_destination_syncs_each_directory_it_creates(
         parents.append(directory)
     # out/YYYY/MM/DD, out/YYYY/MM, out/YYYY and out each got a new directory.
     assert len(parents) == 4 and set(parents) <= set(synced), (parents, synced)
+
+
+def test_a_copy_found_in_place_is_synced_before_it_counts(
+        tmp_path: Any, synced: list[str]) -> None:
+    """An earlier attempt killed between its rename and its directory sync."""
+    write_archives(tmp_path / "in", 1)
+    path = str(tmp_path / "in" / "app-000.events")
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), key_template="{name}{suffix}")
+    first = shipper.ship(path)
+    synced.clear()
+    assert shipper.ship(path).already_present
+    assert first.location in synced and str(tmp_path / "out") in synced
 
 
 _OTHER_FS = "/dev/shm"
