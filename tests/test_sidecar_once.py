@@ -186,6 +186,9 @@ def test_command_line_wins_over_environment(tmp_path: Any, monkeypatch: Any) -> 
     (["--after-upload", "shred"], "delete, keep or move:DIR"),
     (["--endpoint-url", "http://127.0.0.1:1"], "only apply to s3://"),
     (["--level", "15"], "compression level 15 is not valid for gzip"),
+    (["--workers", "0"], "workers must be at least 1, not 0"),
+    (["--scan-interval", "0"], "scan_interval must be more than 0"),
+    (["--max-attempts", "-1"], "max_attempts must be at least 0"),
 ])
 def test_bad_options_exit_with_a_usage_error(tmp_path: Any, capsys: Any, args: list[str],
                                              message: str) -> None:

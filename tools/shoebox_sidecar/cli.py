@@ -217,8 +217,6 @@ def _build(args: argparse.Namespace) -> Sidecar:
     shipper = Shipper(destination, key_template=args.key_template, compression=args.compress,
                       level=args.level, verify=args.verify, host=args.host,
                       tmp_dir=args.tmp_dir)
-    if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, not {args.workers}")
     return Sidecar(args.watch_dir, shipper, pattern=args.pattern,
                    after_upload=after_upload_callback(args.after_upload),
                    workers=args.workers, quarantine_dir=args.quarantine_dir,

@@ -40,6 +40,12 @@ class Sidecar:
                  quarantine_dir: str | None = None, backoff: Backoff | None = None,
                  max_attempts: int = 0, scan_interval: float = 60.0,
                  shutdown_timeout: float = 30.0) -> None:
+        for name, value, least in (("workers", workers, 1), ("max_attempts", max_attempts, 0),
+                                   ("shutdown_timeout", shutdown_timeout, 0)):
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
+        if not scan_interval > 0:  # 0 would scan without pause
+            raise ValueError(f"scan_interval must be more than 0, not {scan_interval}")
         self.watch_dir = os.path.abspath(watch_dir)
         self.shipper = shipper
         self.after_upload = after_upload if after_upload is not None else DeleteFileCallback()
