@@ -326,8 +326,11 @@ class S3Destination(Destination):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}"
-        self.client = client if client is not None else s3.client(
+        self._endpoint_url = endpoint_url
+        self._own_client = client is None
+        self._client = client if client is not None else s3.client(
             endpoint_url, config=_client_config())
+        self._client_pid = os.getpid()
         self.multipart_threshold = multipart_threshold
         from boto3.s3.transfer import TransferConfig
 
@@ -341,6 +344,17 @@ class S3Destination(Destination):
         self._extra_args = {name: value for name, value in (
             ("ServerSideEncryption", server_side_encryption), ("SSEKMSKeyId", kms_key_id),
             ("StorageClass", storage_class)) if value}
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client. A forked child (a worker of a ``--preload``
+        server whose logging uploads archives) gets a client of its own: a
+        boto3 client is not fork-safe, its pooled connections would be
+        shared with the parent."""
+        if self._own_client and self._client_pid != os.getpid():
+            self._client = s3.client(self._endpoint_url, config=_client_config())
+            self._client_pid = os.getpid()
+        return self._client
 
     def check(self) -> None:
         try:

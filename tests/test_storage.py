@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import tempfile
+import warnings
 from typing import Any
 
 import pytest
@@ -302,6 +303,34 @@ def test_large_copies_are_uploaded_in_parts_and_confirmed(
     assert result.records == 1200
     objects = bucket_objects(s3_server.client(), bucket)
     assert read_compressed(objects[result.key]) == written["app-000.events"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_uploads_with_an_s3_client_of_its_own(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    """boto3 clients are not fork-safe: the parent's pooled connections must
+    not be shared with a child (a --preload server's worker)."""
+    write_archives(tmp_path, 1)
+    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url),
+                      key_template="{name}{suffix}")
+    destination = shipper.destination
+    parent_client = destination.client  # type: ignore[attr-defined]
+    destination.check()  # the parent's client now holds a connection
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads, on purpose
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            own = destination.client is not parent_client  # type: ignore[attr-defined]
+            shipper.ship(str(tmp_path / "app-000.events"))
+            code = 0 if own else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert destination.client is parent_client  # type: ignore[attr-defined]
+    assert list(bucket_objects(s3_server.client(), bucket)) == ["app-000.events.gz"]
 
 
 def test_shipping_again_finds_the_object_present_and_uploads_nothing(
