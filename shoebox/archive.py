@@ -163,7 +163,8 @@ class ArchiveWriter:
 
     def abandon(self) -> None:
         """Close the descriptor without writing pending records or syncing:
-        for a forked child, which must leave its parent's archive alone."""
+        for a forked child, which must leave its parent's archive alone, and
+        for a roll manager that has flushed and synced already."""
         self._pending.clear()
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -236,12 +236,32 @@ class WritingRollManager:
         return archive
 
     def _finish(self) -> None:
-        """The roll sequence: fsync and close the active archive, rename it
-        to its final name, fsync the directory, run ``on_close``."""
+        """The roll sequence: flush and fsync the active archive, rename it to
+        its final name and fsync the directory while its lock is still held
+        (so :func:`shoebox.recover` cannot take it meanwhile), close it, run
+        ``on_close``.
+
+        If the flush or fsync fails, the file still holds whole records
+        only: it is finalized all the same, so that it gets shipped, and
+        the error is raised afterwards.
+        """
         archive, self._archive = self._archive, None
         assert archive is not None
-        archive.close()
-        self._call("on_close", finalize(archive.filename))
+        error: OSError | None = None
+        try:
+            if archive.durability == "never":
+                archive.flush()
+            else:
+                archive.sync()
+        except OSError as exc:
+            error = exc
+        try:
+            final = finalize(archive.filename)
+        finally:
+            archive.abandon()  # flushed and synced above: only the descriptor is left
+        self._call("on_close", final)
+        if error is not None:
+            raise error
 
     def _call(self, method: str, filename: str) -> None:
         # A failing callback must not lose the archive or break the writer:
@@ -274,7 +294,8 @@ class WritingRollManager:
                     try:
                         self._finish()
                     except Exception:
-                        logger.exception("closing idle archive %s failed", self.active_filename)
+                        logger.exception("closing idle archive %s failed",
+                                         archive.filename)  # type: ignore[union-attr]
                 else:  # the checker's clock disagrees by a hair; look again soon
                     self._wakeup.wait(0.01)
 

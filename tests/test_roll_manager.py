@@ -3,6 +3,7 @@ and reading back across files."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -16,12 +17,14 @@ from shoebox import (
     ArchiveCallback,
     ArchiveClosed,
     ArchiveReader,
+    ArchiveWriter,
     NeverRollChecker,
     NoMoreFiles,
     ReadingRollManager,
     SizeRollChecker,
     TimeRollChecker,
     WritingRollManager,
+    recover,
     roll_manager,
 )
 
@@ -268,3 +271,44 @@ def test_a_reading_manager_left_early_closes_its_file_on_exit(tmp_path):
     with ReadingRollManager("*.events", directory=tmp_path) as reader:
         assert reader.read() == ({"i": "0"}, "{}")
     assert reader.files_to_read == [] and reader.damaged == []
+
+
+RECOVERED: list[list[str]] = []
+
+
+class RecoveringWhileSyncing(ArchiveWriter):
+    """An archive whose final sync happens while shoebox.recover runs: the
+    worst moment for a recoverer to look at a closing archive."""
+
+    def sync(self):
+        super().sync()
+        RECOVERED.append(recover(os.path.dirname(self.filename)))
+
+
+def test_recover_never_takes_an_archive_being_rolled(tmp_path):
+    callback = Recording()
+    with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
+                            archive_class=RecoveringWhileSyncing,
+                            archive_callback=callback) as writer:
+        writer.write({"k": "v"}, "{}")
+    assert RECOVERED == [[]]
+    assert callback.closed == [str(tmp_path / "a.events")]
+    assert read_all(tmp_path) == [({"k": "v"}, "{}")]
+
+
+class FailingSync(ArchiveWriter):
+    def sync(self):
+        self.flush()
+        raise OSError(errno.EIO, "fsync failed")
+
+
+def test_an_archive_whose_fsync_fails_is_still_finalized_and_the_error_raised(tmp_path):
+    callback = Recording()
+    writer = WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
+                                archive_class=FailingSync, archive_callback=callback)
+    writer.write({"k": "v"}, "{}")
+    with pytest.raises(OSError, match="fsync failed"):
+        writer.close()
+    assert os.listdir(tmp_path) == ["a.events"]
+    assert callback.closed == [str(tmp_path / "a.events")]
+    assert read_all(tmp_path) == [({"k": "v"}, "{}")]
