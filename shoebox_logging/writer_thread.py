@@ -93,6 +93,10 @@ class WriterThread:
                 self.dropped += 1
             return
         self._enqueue((encoded, record))
+        if self._closed:
+            # close() ran between the check above and the append, and may
+            # have drained the queue already: this record would wait forever.
+            self._write_waiting()
 
     def flush(self) -> None:
         """Wait until every record put so far is written."""

@@ -178,3 +178,29 @@ def test_stdlib_queuehandler_route_keeps_extras_but_flattens_tracebacks(tmp_path
     assert failed["message"].startswith("failed\nTraceback (most recent call last):")
     assert "ValueError: invalid literal" in failed["message"]
     assert "exc_info" not in failed
+
+
+def test_a_record_put_while_the_writer_closes_is_still_written() -> None:
+    """A record whose put() passed the closed check just before close()
+    drained the queue is written by put() itself, not left queued."""
+    from shoebox_logging.writer_thread import WriterThread
+
+    written: list[bytes] = []
+    entered, go = threading.Event(), threading.Event()
+
+    class LateWriter(WriterThread):
+        def _enqueue(self, item):  # type: ignore[no-untyped-def]
+            if isinstance(item, tuple) and item[0] == b"late":
+                entered.set()
+                go.wait(10)
+            super()._enqueue(item)
+
+    writer = LateWriter(lambda data, record, count: written.append(data), queue_size=10)
+    record = logging.makeLogRecord({"msg": "late"})
+    late = threading.Thread(target=writer.put, args=(b"late", record))
+    late.start()
+    assert entered.wait(10)
+    writer.close()  # drains and stops before the late record is queued
+    go.set()
+    late.join()
+    assert written == [b"late"]
