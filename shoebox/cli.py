@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except _UsageError as error:
+        _error(str(error))
+        return EXIT_ERROR
     except CorruptRecord as error:
         _error(f"{error} (--recover skips damaged records)")
         return EXIT_DAMAGED
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- cat -------------------------------------------------------------------
 
 def _cat(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     render = (_render_metadata if args.metadata_only else
               _render_payload if args.payload_only else _render_record)
     match = _matcher(args.where)
@@ -235,7 +238,7 @@ def _matcher(conditions: list[tuple[str, str]]) -> Callable[[Metadata], bool] | 
 # --- verify ----------------------------------------------------------------
 
 def _verify(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     progress = _progress(len(sources))
     counts = collections.Counter[str]()
     read = 0
@@ -340,7 +343,7 @@ class _Summary:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     progress = _progress(len(sources))
     total = _Summary("total")
     files = []
@@ -429,6 +432,18 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 # --- shared ----------------------------------------------------------------
+
+class _UsageError(Exception):
+    """A command-line argument that argparse let through but cannot work."""
+
+
+def _sources(args: argparse.Namespace) -> list[Source]:
+    """The archives the command's PATH arguments name."""
+    try:
+        return expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    except ValueError as error:  # an s3:// URL without a bucket
+        raise _UsageError(str(error)) from None
+
 
 @contextmanager
 def _open(source: Source, args: argparse.Namespace, progress: Progress, *,
