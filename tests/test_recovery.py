@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 
-from shoebox import ArchiveReader, ArchiveWriter, encode_record, recover
+import shoebox.archive
+from shoebox import (
+    ArchiveReader,
+    ArchiveWriter,
+    NeverRollChecker,
+    ReadingRollManager,
+    WritingRollManager,
+    encode_record,
+    recover,
+)
 
 WRITER = textwrap.dedent("""
     import sys
@@ -92,3 +102,58 @@ def test_recovery_never_replaces_an_archive_with_the_same_name(tmp_path):
     assert recover(tmp_path, "*.events") == [str(tmp_path / "a_1.events")]
     with ArchiveReader(tmp_path / "a.events") as reader:
         assert list(reader) == [({"who": "first"}, "{}")]
+
+
+class _RecoverBeforeLocking:
+    """Stands in for the ``fcntl`` module in ``shoebox.archive``: runs
+    ``shoebox.recover`` on a new archive between its creation and its
+    locking, the moment a sidecar's start-up recovery can hit."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.recovered: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(fcntl, name)
+
+    def flock(self, fd, operation):
+        if not self.recovered:
+            self.recovered = recover(self.directory)
+        return fcntl.flock(fd, operation)
+
+
+def test_a_writer_never_writes_into_a_file_recovery_finalized_under_it(tmp_path, monkeypatch):
+    race = _RecoverBeforeLocking(tmp_path)
+    monkeypatch.setattr(shoebox.archive, "fcntl", race)
+    with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+        writer.write({"i": "0"}, "{}")
+        writer.write({"i": "1"}, "{}")
+    assert race.recovered == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").stat().st_size == 0  # recovered while still empty
+    assert list(ReadingRollManager("*.events", directory=tmp_path)) == [
+        ({"i": "0"}, "{}"), ({"i": "1"}, "{}")]
+
+
+class _LockedByRecovery(_RecoverBeforeLocking):
+    """As above, but recovery still holds the new file's lock when the writer
+    tries to take it."""
+
+    def flock(self, fd, operation):
+        if not self.recovered:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            self.held = os.open(path, os.O_RDONLY)
+            fcntl.flock(self.held, fcntl.LOCK_EX)
+            self.recovered = [path]
+        return fcntl.flock(fd, operation)
+
+
+def test_a_writer_moves_on_from_a_new_file_recovery_has_locked(tmp_path, monkeypatch):
+    race = _LockedByRecovery(tmp_path)
+    monkeypatch.setattr(shoebox.archive, "fcntl", race)
+    try:
+        with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+            writer.write({"i": "0"}, "{}")
+    finally:
+        os.close(race.held)
+    assert sorted(os.listdir(tmp_path)) == ["a.events.open", "a_1.events"]
+    assert list(ReadingRollManager("*.events", directory=tmp_path)) == [({"i": "0"}, "{}")]
