@@ -38,8 +38,10 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer holds it
-            if not os.path.exists(path):
-                continue  # renamed by its writer just before we locked it
+            if not _still_named(fd, path):
+                # Finalized by its writer just before we locked it; a new
+                # writer may even have started a live file under the name.
+                continue
             end = _valid_end(path, max_record_size)
             size = os.fstat(fd).st_size
             if end < size:
@@ -51,6 +53,14 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
         finally:
             os.close(fd)
     return finalized
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open on ``fd``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _valid_end(path: str, max_record_size: int) -> int:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import shoebox.archive
+import shoebox.recovery
 from shoebox import (
     ArchiveReader,
     ArchiveWriter,
@@ -157,3 +158,39 @@ def test_a_writer_moves_on_from_a_new_file_recovery_has_locked(tmp_path, monkeyp
         os.close(race.held)
     assert sorted(os.listdir(tmp_path)) == ["a.events.open", "a_1.events"]
     assert list(ReadingRollManager("*.events", directory=tmp_path)) == [({"i": "0"}, "{}")]
+
+
+class _ReplacedBeforeLocking:
+    """Stands in for the ``fcntl`` module in ``shoebox.recovery``: between
+    recovery opening a stale-looking file and locking it, its writer
+    finalizes it and a new writer starts a live archive under the same name."""
+
+    def __init__(self, open_path) -> None:
+        self.open_path = str(open_path)
+        self.new_writer: ArchiveWriter | None = None
+
+    def __getattr__(self, name):
+        return getattr(fcntl, name)
+
+    def flock(self, fd, operation):
+        if self.new_writer is None:
+            os.rename(self.open_path, self.open_path[:-len(".open")])
+            self.new_writer = ArchiveWriter(self.open_path)
+            self.new_writer.write({"who": "new"}, "{}")
+        return fcntl.flock(fd, operation)
+
+
+def test_recovery_leaves_alone_a_file_replaced_before_it_locked(tmp_path, monkeypatch):
+    old = [({"who": "old", "i": str(i)}, "{}") for i in range(3)]
+    with ArchiveWriter(tmp_path / "a.events.open") as writer:
+        for metadata, payload in old:
+            writer.write(metadata, payload)
+    race = _ReplacedBeforeLocking(tmp_path / "a.events.open")
+    monkeypatch.setattr(shoebox.recovery, "fcntl", race)
+    assert recover(tmp_path) == []
+    assert race.new_writer is not None
+    race.new_writer.close()
+    with ArchiveReader(tmp_path / "a.events") as reader:
+        assert list(reader) == old
+    with ArchiveReader(tmp_path / "a.events.open") as reader:
+        assert list(reader) == [({"who": "new"}, "{}")]
