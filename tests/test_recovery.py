@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import shoebox.archive
 import shoebox.recovery
 from shoebox import (
@@ -194,3 +196,39 @@ def test_recovery_leaves_alone_a_file_replaced_before_it_locked(tmp_path, monkey
         assert list(reader) == old
     with ArchiveReader(tmp_path / "a.events.open") as reader:
         assert list(reader) == [({"who": "new"}, "{}")]
+
+
+def _stale(path, records: list[bytes], tail: bytes = b"") -> None:
+    with ArchiveWriter(path, max_record_size=1 << 30) as writer:
+        for record in records:
+            writer.write_encoded(record)
+    with open(path, "ab") as f:
+        f.write(tail)
+
+
+def test_a_whole_record_over_recoverys_size_limit_is_not_cut_off(tmp_path):
+    """A writer configured with a bigger max_record_size crashed: its last,
+    complete record is bigger than recover()'s limit but no torn tail."""
+    small = encode_record({"i": "0"}, "{}")
+    big = encode_record({"i": "1"}, '"' + "x" * 5000 + '"', max_record_size=1 << 20)
+    _stale(tmp_path / "a.events.open", [small, big])
+    assert recover(tmp_path, max_record_size=1000) == [str(tmp_path / "a.events")]
+    with ArchiveReader(tmp_path / "a.events", max_record_size=1 << 20) as reader:
+        assert [m["i"] for m, _ in reader] == ["0", "1"]
+
+
+def test_records_of_a_version_this_reader_does_not_know_are_not_cut_off(tmp_path):
+    good = encode_record({"i": "0"}, "{}")
+    newer = bytearray(encode_record({"i": "1"}, "{}"))
+    newer[4:6] = (99).to_bytes(2, "little")  # written by a later shoebox
+    _stale(tmp_path / "a.events.open", [good], bytes(newer))
+    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").read_bytes() == good + bytes(newer)
+
+
+@pytest.mark.parametrize("cut", [1, 3, 5, 6, 12, 23, 30])
+def test_a_record_cut_anywhere_is_a_torn_tail(tmp_path, cut):
+    records = [encode_record({"i": str(i)}, '{"pad": "xxxxxxxxxx"}') for i in range(2)]
+    _stale(tmp_path / "a.events.open", records[:1], records[1][:cut])
+    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").read_bytes() == records[0]
