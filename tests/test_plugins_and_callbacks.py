@@ -132,3 +132,15 @@ def test_callbacks_after_a_delete_are_skipped(tmp_path):
     path = make_archive(tmp_path)
     assert CallbackList(callbacks=[DeleteFileCallback(), after]).on_close(path) is None
     assert after.seen == []
+
+
+def test_a_plugin_modules_own_failing_import_is_not_hidden(tmp_path, monkeypatch):
+    """``pkg.barbaz`` importing a missing ``pkg.bar`` must surface that error,
+    not claim that ``pkg`` has no attribute ``barbaz``."""
+    package = tmp_path / "plugpkg_xyz"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "barbaz.py").write_text("import plugpkg_xyz.bar\nclass Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match=r"plugpkg_xyz\.bar'"):
+        plugins.load("plugpkg_xyz.barbaz.Thing")
