@@ -43,7 +43,9 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     finalized = []
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            # Read-only: locking needs no more, and a sidecar running as
+            # another user may read the writers' files but not write them.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue  # finalized by its writer meanwhile
         try:
@@ -58,9 +60,14 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
             end = _valid_end(path, max_record_size)
             size = os.fstat(fd).st_size
             if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
+                try:
+                    os.truncate(path, end)
+                except PermissionError as exc:
+                    logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
+                                 "(%s); left as it is", path, size - end, end, exc.strerror)
+                    continue
                 logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
                                path, size - end, end)
-                os.ftruncate(fd, end)
             elif end < size:
                 logger.warning("%s: keeping %d bytes at offset %d that do not validate "
                                "but are no torn record", path, size - end, end)

@@ -232,3 +232,13 @@ def test_a_record_cut_anywhere_is_a_torn_tail(tmp_path, cut):
     _stale(tmp_path / "a.events.open", records[:1], records[1][:cut])
     assert recover(tmp_path) == [str(tmp_path / "a.events")]
     assert (tmp_path / "a.events").read_bytes() == records[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may open any file for writing")
+def test_a_live_writers_file_recovery_may_only_read_is_left_alone(tmp_path):
+    """A sidecar running as another user can read the writers' files but not
+    write them: recovery must still tell live files from stale ones."""
+    with ArchiveWriter(tmp_path / "live.events.open", file_mode=0o444) as writer:
+        writer.write({"i": "0"}, "{}")
+        assert recover(tmp_path) == []
+    assert os.listdir(tmp_path) == ["live.events.open"]
