@@ -191,6 +191,7 @@ class ArchiveWriter:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` (or :meth:`abandon`) has been called."""
         return self._fd is None
 
     @property
