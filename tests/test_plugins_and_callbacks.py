@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +148,33 @@ def test_a_plugin_modules_own_failing_import_is_not_hidden(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match=r"plugpkg_xyz\.bar'"):
         plugins.load("plugpkg_xyz.barbaz.Thing")
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    """A directory on another file system than ``tmp_path`` (tmpfs /dev/shm)."""
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system to move across")
+    directory = Path(tempfile.mkdtemp(dir=shm))
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_move_file_across_file_systems_copies_then_removes(tmp_path, other_file_system):
+    path = make_archive(tmp_path)
+    target = other_file_system / "shipped"
+    assert MoveFileCallback(destination_folder=target).on_close(path) == str(target / "a.events")
+    assert os.listdir(target) == ["a.events"]  # no temporary copy left
+    assert (target / "a.events").read_bytes() == b"data"
+    assert not os.path.exists(path)
+
+
+def test_move_file_across_file_systems_never_replaces(tmp_path, other_file_system):
+    path = make_archive(tmp_path)
+    (other_file_system / "a.events").write_bytes(b"other")
+    with pytest.raises(FileExistsError):
+        MoveFileCallback(destination_folder=other_file_system).on_close(path)
+    assert os.listdir(other_file_system) == ["a.events"]
+    assert (other_file_system / "a.events").read_bytes() == b"other"
+    assert (tmp_path / "a.events").read_bytes() == b"data"
