@@ -50,8 +50,8 @@ def move_no_replace(source: str, target: str) -> None:
     :class:`FileExistsError` rather than replacing an existing ``target``.
 
     Across file systems the data is copied to a temporary name beside
-    ``target``, synced, renamed into place, and only then is ``source``
-    removed.
+    ``target``, synced, renamed into place (the directory synced too), and
+    only then is ``source`` removed.
     """
     try:
         rename_no_replace(source, target)
@@ -69,4 +69,7 @@ def move_no_replace(source: str, target: str) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+    # Two file systems keep two journals: unless the new name is durable
+    # first, a power cut could keep the unlink below and lose the copy.
+    fsync_directory(os.path.dirname(target))
     os.unlink(source)
