@@ -61,9 +61,13 @@ def move_no_replace(source: str, target: str) -> None:
             raise
     temporary = f"{target}.{os.getpid()}.partial"
     with open(source, "rb") as src, open(temporary, "xb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-        dst.flush()
-        os.fsync(dst.fileno())
+        try:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        except BaseException:
+            os.unlink(temporary)  # a copy cut short (a full disk): leave nothing behind
+            raise
     try:
         rename_no_replace(temporary, target)
     except BaseException:

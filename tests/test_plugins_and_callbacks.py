@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
+from archive_files import subprocess_env
 
 from shoebox import (
     ArchiveCallback,
@@ -178,3 +183,28 @@ def test_move_file_across_file_systems_never_replaces(tmp_path, other_file_syste
     assert os.listdir(other_file_system) == ["a.events"]
     assert (other_file_system / "a.events").read_bytes() == b"other"
     assert (tmp_path / "a.events").read_bytes() == b"data"
+
+
+def test_a_move_across_file_systems_that_fails_part_way_leaves_no_partial_copy(
+        tmp_path, other_file_system):
+    """A copy cut short (here by the file-size limit, as by a full disk)
+    removes its temporary file and keeps the source."""
+    source = tmp_path / "a.events"
+    source.write_bytes(b"x" * 100_000)
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from shoebox.callbacks import MoveFileCallback
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE,
+                           (10_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            MoveFileCallback(destination_folder={str(other_file_system)!r}).on_close(
+                {str(source)!r})
+        except OSError as exc:
+            print(exc.errno)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=subprocess_env(), check=True)
+    assert result.stdout.strip() == str(errno.EFBIG)
+    assert os.listdir(other_file_system) == []
+    assert source.read_bytes() == b"x" * 100_000
