@@ -216,3 +216,20 @@ def test_an_s3_key_naming_nothing_is_file_not_found(s3_server, bucket):
     with pytest.raises(FileNotFoundError, match="missing"):
         expand_paths([f"s3://{bucket}/missing"], endpoint_url=s3_server.endpoint_url)
     assert expand_paths([f"s3://{bucket}/empty/"], endpoint_url=s3_server.endpoint_url) == []
+
+
+def test_an_s3_glob_may_use_question_marks(s3_server, bucket):
+    for name in ["a-1.events", "a-22.events", "b-3.events"]:
+        put(s3_server, bucket, f"p/{name}", items(1))
+    sources = expand_paths([f"s3://{bucket}/p/?-?.events"], endpoint_url=s3_server.endpoint_url)
+    assert [source.name for source in sources] == [
+        f"s3://{bucket}/p/a-1.events", f"s3://{bucket}/p/b-3.events"]
+
+
+@pytest.mark.parametrize("key", ["p/a#1.events", "p/k=v&x.events", "p/x%20y.events"])
+def test_s3_keys_with_url_characters_are_read_as_written(s3_server, bucket, key):
+    """S3 keys are not URLs: ``#``, ``&`` and ``%`` are plain characters in them."""
+    put(s3_server, bucket, key, items(2))
+    put(s3_server, bucket, "p/a", items(5))
+    with open_archive(f"s3://{bucket}/{key}", endpoint_url=s3_server.endpoint_url) as stream:
+        assert list(stream) == items(2)
