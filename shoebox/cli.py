@@ -423,12 +423,14 @@ def _recover(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.directory):
         _error(f"{args.directory}: not a directory")
         return EXIT_ERROR
-    finalized = recovery.recover(args.directory, args.pattern,
-                                 max_record_size=args.max_record_size)
+    with _errors_logged(recovery.logger) as errors:
+        finalized = recovery.recover(args.directory, args.pattern,
+                                     max_record_size=args.max_record_size)
     for path in finalized:
         print(f"finalized {path}")
     print(f"{len(finalized)} stale .open archive(s) finalized in {args.directory}")
-    return EXIT_OK
+    # A stale archive recover() had to leave (it logged why) is an I/O error.
+    return EXIT_ERROR if errors else EXIT_OK
 
 
 # --- shared ----------------------------------------------------------------
@@ -489,6 +491,28 @@ def _log_to_stderr() -> Iterator[None]:
     logger.addHandler(handler)
     try:
         yield
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Collect(logging.Handler):
+    """Keeps the records it handles in :attr:`records`."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _errors_logged(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """Collect the records of level ERROR and above that ``logger`` emits."""
+    handler = _Collect(logging.ERROR)
+    logger.addHandler(handler)
+    try:
+        yield handler.records
     finally:
         logger.removeHandler(handler)
 
