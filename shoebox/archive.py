@@ -141,11 +141,13 @@ class ArchiveWriter:
     def _write(self, data: bytes) -> None:
         fd = self._fd
         assert fd is not None
-        view = memoryview(data)
         written = 0
         try:
-            while written < len(view):
-                written += os.write(fd, view[written:])
+            # One write takes it all but for a full disk or a signal: the
+            # memoryview of the rest is made only then.
+            written = os.write(fd, data)
+            while written < len(data):
+                written += os.write(fd, memoryview(data)[written:])
             if self.durability == "record":
                 os.fsync(fd)
         except BaseException:
