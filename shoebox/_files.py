@@ -72,7 +72,8 @@ def move_no_replace(source: str, target: str) -> None:
     Across file systems the data is copied to a hidden temporary name
     beside ``target`` (unique, so that one left by a killed process never
     blocks a later move), with ``source``'s permission bits, synced,
-    renamed into place, and only then is ``source`` removed.
+    renamed into place, the directory synced, and only then is ``source``
+    removed.
     """
     try:
         rename_no_replace(source, target)
@@ -94,4 +95,7 @@ def move_no_replace(source: str, target: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    # Two file systems keep two journals: unless the new name is durable
+    # first, a power cut could keep the unlink below and lose the copy.
+    fsync_directory(os.path.dirname(target))
     os.unlink(source)

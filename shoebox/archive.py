@@ -4,6 +4,7 @@ reads them back."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -46,7 +47,9 @@ class ArchiveWriter:
     """Appends records to a new archive file.
 
     The file is created exclusively (``O_EXCL``): an existing file is never
-    truncated or overwritten, and :class:`FileExistsError` is raised instead.
+    truncated or overwritten, and :class:`FileExistsError` is raised instead
+    (also when :func:`shoebox.recover` took the new file for a stale one
+    before this writer could lock it).
     While open, the writer holds an exclusive advisory lock (``flock``) on
     it, which tells :func:`shoebox.recover` that the file is live.
 
@@ -75,7 +78,20 @@ class ArchiveWriter:
         self._fd: int | None = os.open(
             self.filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file_mode)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Between creating the file and locking it, shoebox.recover may
+            # take the new, unlocked file for a crashed writer's and finalize
+            # it. The name is then not ours: writing on would put records
+            # into a final-named archive (perhaps shipped and deleted).
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._taken() from None
+            try:
+                ours = os.path.samestat(os.fstat(self._fd), os.stat(self.filename))
+            except FileNotFoundError:
+                ours = False
+            if not ours:
+                raise self._taken()
         except OSError:
             os.close(self._fd)
             raise
@@ -83,6 +99,10 @@ class ArchiveWriter:
         self.size = 0
         self._on_disk = 0
         self._pending: list[bytes] = []
+
+    def _taken(self) -> FileExistsError:
+        return FileExistsError(errno.EEXIST, "taken by shoebox.recover while being created",
+                               self.filename)
 
     def write(self, metadata: Metadata, payload: str | bytes) -> None:
         """Validate, encode and append one record.
@@ -121,11 +141,13 @@ class ArchiveWriter:
     def _write(self, data: bytes) -> None:
         fd = self._fd
         assert fd is not None
-        view = memoryview(data)
         written = 0
         try:
-            while written < len(view):
-                written += os.write(fd, view[written:])
+            # One write takes it all but for a full disk or a signal: the
+            # memoryview of the rest is made only then.
+            written = os.write(fd, data)
+            while written < len(data):
+                written += os.write(fd, memoryview(data)[written:])
             if self.durability == "record":
                 os.fsync(fd)
         except BaseException:
@@ -172,6 +194,7 @@ class ArchiveWriter:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` (or :meth:`abandon`) has been called."""
         return self._fd is None
 
     @property

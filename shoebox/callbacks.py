@@ -110,7 +110,13 @@ class MoveFileCallback(ArchiveCallback):
 
 
 class DeleteFileCallback(ArchiveCallback):
-    """Deletes the closed archive (put it after a callback that copied it)."""
+    """Deletes the closed archive.
+
+    In a :class:`CallbackList` it runs even when a callback before it
+    failed, so ``[S3UploadCallback, DeleteFileCallback]`` deletes an archive
+    whose upload failed. To delete only after a confirmed copy, use
+    ``S3UploadCallback(after_upload="delete")`` (its default) instead.
+    """
 
     def on_close(self, filename: str) -> None:
         os.unlink(filename)

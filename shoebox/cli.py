@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except _UsageError as error:
+        _error(str(error))
+        return EXIT_ERROR
     except CorruptRecord as error:
         _error(f"{error} (--recover skips damaged records)")
         return EXIT_DAMAGED
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- cat -------------------------------------------------------------------
 
 def _cat(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     render = (_render_metadata if args.metadata_only else
               _render_payload if args.payload_only else _render_record)
     match = _matcher(args.where)
@@ -235,7 +238,7 @@ def _matcher(conditions: list[tuple[str, str]]) -> Callable[[Metadata], bool] | 
 # --- verify ----------------------------------------------------------------
 
 def _verify(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     progress = _progress(len(sources))
     counts = collections.Counter[str]()
     read = 0
@@ -340,7 +343,7 @@ class _Summary:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    sources = expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    sources = _sources(args)
     progress = _progress(len(sources))
     total = _Summary("total")
     files = []
@@ -420,15 +423,29 @@ def _recover(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.directory):
         _error(f"{args.directory}: not a directory")
         return EXIT_ERROR
-    finalized = recovery.recover(args.directory, args.pattern,
-                                 max_record_size=args.max_record_size)
+    with _errors_logged(recovery.logger) as errors:
+        finalized = recovery.recover(args.directory, args.pattern,
+                                     max_record_size=args.max_record_size)
     for path in finalized:
         print(f"finalized {path}")
     print(f"{len(finalized)} stale .open archive(s) finalized in {args.directory}")
-    return EXIT_OK
+    # A stale archive recover() had to leave (it logged why) is an I/O error.
+    return EXIT_ERROR if errors else EXIT_OK
 
 
 # --- shared ----------------------------------------------------------------
+
+class _UsageError(Exception):
+    """A command-line argument that argparse let through but cannot work."""
+
+
+def _sources(args: argparse.Namespace) -> list[Source]:
+    """The archives the command's PATH arguments name."""
+    try:
+        return expand_paths(args.paths, endpoint_url=args.endpoint_url)
+    except ValueError as error:  # an s3:// URL without a bucket
+        raise _UsageError(str(error)) from None
+
 
 @contextmanager
 def _open(source: Source, args: argparse.Namespace, progress: Progress, *,
@@ -474,6 +491,28 @@ def _log_to_stderr() -> Iterator[None]:
     logger.addHandler(handler)
     try:
         yield
+    finally:
+        logger.removeHandler(handler)
+
+
+class _Collect(logging.Handler):
+    """Keeps the records it handles in :attr:`records`."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _errors_logged(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """Collect the records of level ERROR and above that ``logger`` emits."""
+    handler = _Collect(logging.ERROR)
+    logger.addHandler(handler)
+    try:
+        yield handler.records
     finally:
         logger.removeHandler(handler)
 

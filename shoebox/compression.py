@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import io
 import zlib
+from collections.abc import Callable
 from typing import IO, Any, cast
 
 from .errors import MissingExtra
@@ -73,8 +74,12 @@ def open_decompressed(fileobj: IO[bytes]) -> IO[bytes]:
     if method == "gzip":
         return cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
     if method == "zstd":
-        return cast(IO[bytes], _zstandard().ZstdDecompressor().stream_reader(
-            buffered, read_size=_CHUNK, closefd=False))
+        zstandard = _zstandard()
+        frames = _ZstdFrames()
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            _Tee(buffered, frames.feed), read_size=_CHUNK, read_across_frames=True,
+            closefd=False)
+        return cast(IO[bytes], _ZstdEndChecked(reader, frames, zstandard.ZstdError))
     return buffered
 
 
@@ -134,3 +139,129 @@ class _Unpeekable(io.RawIOBase):
         data = self._inner.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
+
+
+class _Tee:
+    """A readable stream that passes every chunk read from ``inner`` to ``sink``."""
+
+    def __init__(self, inner: IO[bytes], sink: Callable[[bytes], None]) -> None:
+        self._inner = inner
+        self._sink = sink
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        self._sink(data)
+        return data
+
+
+_ZSTD_FRAME = b"\x28\xb5\x2f\xfd"
+_ZSTD_SKIPPABLE = 0x184D2A50  # the magic of a skippable frame, low 4 bits free
+
+
+class _ZstdFrames:
+    """Follows the frame and block structure of a zstd stream as its bytes go
+    by (RFC 8878, section 3.1), decompressing nothing, so that a stream cut
+    inside a frame can be told from a complete one: python-zstandard's stream
+    reader ends quietly in both cases (a cut between two blocks looks like a
+    clean end when the blocks end between two records)."""
+
+    def __init__(self) -> None:
+        self._partial = b""  # the start of a frame or block header cut by a chunk end
+        self._skip = 0  # bytes of block contents (or a skippable frame) still to come
+        self._in_frame = False  # between a frame header and the frame's last block
+        self._checksum = False  # whether the current frame ends with a checksum
+        self.error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the bytes so far end exactly at the end of a frame."""
+        return (self.error is None and not self._in_frame and not self._skip
+                and not self._partial)
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None or not data:
+            return
+        if self._skip >= len(data):
+            self._skip -= len(data)
+            return
+        buf = self._partial + data[self._skip:] if self._partial else data[self._skip:]
+        self._skip = 0
+        pos = 0
+        while pos < len(buf):
+            used = self._block(buf, pos) if self._in_frame else self._frame(buf, pos)
+            if used is None:
+                break  # a header cut by the chunk end, or damage
+            pos += used
+            if self._skip:
+                if pos + self._skip > len(buf):
+                    self._skip -= len(buf) - pos
+                    pos = len(buf)
+                    break
+                pos += self._skip
+                self._skip = 0
+        self._partial = buf[pos:] if self.error is None else b""
+
+    def _frame(self, buf: bytes, pos: int) -> int | None:
+        """Take the frame header (or skippable frame header) at ``pos``."""
+        if len(buf) - pos < 8:
+            return None
+        if buf[pos:pos + 4] != _ZSTD_FRAME:
+            if int.from_bytes(buf[pos:pos + 4], "little") & ~0xF == _ZSTD_SKIPPABLE:
+                self._skip = int.from_bytes(buf[pos + 4:pos + 8], "little")
+                return 8
+            self.error = "bytes after a frame are not a zstd frame"
+            return None
+        descriptor = buf[pos + 4]
+        size_flag, single_segment = descriptor >> 6, descriptor >> 5 & 1
+        header = (5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3]
+                  + (single_segment, 2, 4, 8)[size_flag])
+        if len(buf) - pos < header:
+            return None
+        self._in_frame = True
+        self._checksum = bool(descriptor >> 2 & 1)
+        return header
+
+    def _block(self, buf: bytes, pos: int) -> int | None:
+        """Take the block header at ``pos`` and skip to the block's end."""
+        if len(buf) - pos < 3:
+            return None
+        header = int.from_bytes(buf[pos:pos + 3], "little")
+        kind = header >> 1 & 3
+        if kind == 3:
+            self.error = "a zstd block of the reserved type"
+            return None
+        self._skip = 1 if kind == 1 else header >> 3  # an RLE block stores one byte
+        if header & 1:  # the frame's last block
+            self._in_frame = False
+            self._skip += 4 * self._checksum
+        return 3
+
+
+class _ZstdEndChecked:
+    """A zstd stream reader that raises ``error`` at the end of its output if
+    the compressed stream did not end at a frame's end (see :class:`_ZstdFrames`)."""
+
+    def __init__(self, reader: Any, frames: _ZstdFrames, error: type[Exception]) -> None:
+        self._reader = reader
+        self._frames = frames
+        self._error = error
+
+    def read(self, size: int = -1) -> bytes:
+        return self._checked(self._reader.read(size), size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._checked(self._reader.read1(size), size)
+
+    def _checked(self, data: bytes, size: int) -> bytes:
+        if (not data or size < 0) and size != 0 and not self._frames.complete:
+            raise self._error(self._frames.error or "the stream ends inside a frame")
+        return data
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> _ZstdEndChecked:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

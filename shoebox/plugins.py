@@ -31,7 +31,8 @@ def load(spec: str) -> Any:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and not module_name.startswith(exc.name):
+            if exc.name is not None and not (module_name == exc.name
+                                             or module_name.startswith(exc.name + ".")):
                 raise  # the module exists but one of its own imports failed
             continue
         return _resolve(spec, module, module_name, ".".join(parts[cut:]))

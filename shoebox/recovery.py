@@ -8,10 +8,21 @@ import logging
 import os
 
 from .archive import ArchiveReader
-from .disk_storage import DEFAULT_MAX_RECORD_SIZE
+from .disk_storage import (
+    DEFAULT_MAX_RECORD_SIZE,
+    MARKER_BYTES,
+    PREAMBLE_SIZE,
+    Incomplete,
+    record_length,
+)
+from .errors import CorruptRecord
 from .roll_manager import OPEN_SUFFIX, finalize
 
 logger = logging.getLogger("shoebox.recovery")
+
+# Bytes of a record's start that hold its preamble and header (version 2
+# needs 20, version 1 18): enough to tell a torn record from other bytes.
+_HEAD = 24
 
 
 def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
@@ -22,15 +33,19 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     considered are those matching ``pattern + ".open"``. A file whose
     advisory lock is held belongs to a live writer and is left alone. A
     stale file keeps every record that validates: a torn tail (the record a
-    crash interrupted) is truncated away, damage in the middle is left for
-    recovering readers to skip, then the file is synced and renamed to its
-    final name (a unique variant if that is taken: nothing is replaced).
+    crash interrupted) is truncated away; other bytes that do not validate
+    (damage, a record version or size this reader does not accept) are left
+    for recovering readers to skip or newer ones to read; then the file is
+    synced and renamed to its final name (a unique variant if that is taken:
+    nothing is replaced).
     """
     directory = os.fspath(directory)
     finalized = []
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            # Read-only: locking needs no more, and a sidecar running as
+            # another user may read the writers' files but not write them.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue  # finalized by its writer meanwhile
         try:
@@ -38,19 +53,57 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer holds it
-            if not os.path.exists(path):
-                continue  # renamed by its writer just before we locked it
+            if not _still_named(fd, path):
+                # Finalized by its writer just before we locked it; a new
+                # writer may even have started a live file under the name.
+                continue
             end = _valid_end(path, max_record_size)
             size = os.fstat(fd).st_size
-            if end < size:
+            if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
+                try:
+                    os.truncate(path, end)
+                except PermissionError as exc:
+                    logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
+                                 "(%s); left as it is", path, size - end, end, exc.strerror)
+                    continue
                 logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
                                path, size - end, end)
-                os.ftruncate(fd, end)
+            elif end < size:
+                logger.warning("%s: keeping %d bytes at offset %d that do not validate "
+                               "but are no torn record", path, size - end, end)
             os.fsync(fd)
             finalized.append(finalize(path))
         finally:
             os.close(fd)
     return finalized
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open on ``fd``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _torn(head: bytes, size: int) -> bool:
+    """Whether the ``size`` bytes after the last record that validates,
+    starting with ``head``, are a record a crash cut short: its start, with
+    a length running past the end of the file.
+
+    Anything else (a whole record over this reader's ``max_record_size``, a
+    record version it does not know, a damaged record) is kept for readers
+    that can use it or skip it: recovery never destroys a record.
+    """
+    if size < PREAMBLE_SIZE:
+        return MARKER_BYTES.startswith(head[:len(MARKER_BYTES)])
+    try:
+        # No size limit: only whether the record runs past the end matters.
+        return record_length(head, 0, max_record_size=1 << 64) > size
+    except Incomplete:
+        return True  # the file ends inside the record's header
+    except CorruptRecord:
+        return False
 
 
 def _valid_end(path: str, max_record_size: int) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from .errors import MissingExtra
 
@@ -19,11 +18,17 @@ def is_s3_url(text: str) -> bool:
 
 def parse_s3_url(url: str) -> tuple[str, str]:
     """Split ``s3://bucket/prefix`` into ``(bucket, prefix)``; the prefix has no
-    leading slash and may be empty. Raises ``ValueError`` for other URLs."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
+    leading slash and may be empty. Raises ``ValueError`` for other URLs.
+
+    The prefix is taken as written: ``?``, ``#`` and ``%`` are ordinary
+    characters in S3 keys (and ``?`` a glob character for readers), not URL
+    syntax.
+    """
+    scheme, _, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if scheme.lower() != "s3" or not bucket:
         raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
-    return parts.netloc, parts.path.lstrip("/")
+    return bucket, prefix.lstrip("/")
 
 
 def client(endpoint_url: str | None = None, **options: Any) -> Any:

@@ -216,3 +216,11 @@ def test_a_missing_s3_bucket_exits_with_status_2(s3_server, capsys):
                          "--endpoint-url", s3_server.endpoint_url)
     assert status == 2
     assert "NoSuchBucket" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["cat", "verify", "stats"])
+@pytest.mark.parametrize("url", ["s3://", "s3:///key"])
+def test_an_s3_url_without_a_bucket_is_a_usage_error(capsys, command, url):
+    status, out, err = run(capsys, command, url)
+    assert (status, out) == (2, "")
+    assert url in err and "Traceback" not in err

@@ -3,6 +3,7 @@ then reading them back with ``verify`` and ``cat``."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import signal
 from archive_files import run
 from test_recovery import start_writer
 
+import shoebox.recovery
 from shoebox import encode_record
 
 
@@ -71,3 +73,21 @@ def test_recover_on_a_missing_directory_exits_with_status_2(tmp_path, capsys):
     status, _, err = run(capsys, "recover", tmp_path / "nope")
     assert status == 2
     assert "not a directory" in err
+
+
+def test_a_stale_archive_recover_must_leave_gives_status_2(tmp_path, capsys, monkeypatch):
+    """A torn tail recover() may not truncate (a file it can read but not
+    write; faked here, since root may write anything) is reported, the
+    archive left as it is, and the status is 2."""
+    open_path = tmp_path / "a.events.open"
+    open_path.write_bytes(encode_record({}, "{}") + encode_record({}, "{}")[:9])
+
+    def refuse(path, length):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(shoebox.recovery.os, "truncate", refuse)
+    status, out, err = run(capsys, "recover", tmp_path)
+    assert status == 2
+    assert out == f"0 stale .open archive(s) finalized in {tmp_path}\n"
+    assert f"{open_path}: cannot truncate a torn tail" in err
+    assert os.listdir(tmp_path) == ["a.events.open"]

@@ -196,3 +196,18 @@ def test_v2_lengths_that_do_not_add_up_are_corrupt():
     data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[6:-4])))
     with pytest.raises(CorruptRecord, match="do not add up"):
         decode_record(bytes(data))
+
+
+@pytest.mark.parametrize("metadata", [{}, {"k": "v", "ключ": "значение"}, {"a\0b": "\0"}])
+def test_a_later_writers_extension_area_is_skipped(metadata):
+    """docs/format.md: later writers may add tagged entries between the header
+    and the metadata block (E bytes); today's readers skip them."""
+    import zlib
+
+    plain = encode_record(metadata, '{"x": 1}')
+    extension = struct.pack("<HI", 7, 3) + b"abc"
+    data = bytearray(plain[:20] + extension + plain[20:])
+    data[8:12] = struct.pack("<I", len(extension))
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[6:-4])))
+    assert decode_record(bytes(data)) == (metadata, '{"x": 1}', len(data))
+    assert record_length(bytes(data)) == len(data)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
 
 import pytest
+from archive_files import subprocess_env
 
 from shoebox import (
     ArchiveCallback,
@@ -132,3 +141,70 @@ def test_callbacks_after_a_delete_are_skipped(tmp_path):
     path = make_archive(tmp_path)
     assert CallbackList(callbacks=[DeleteFileCallback(), after]).on_close(path) is None
     assert after.seen == []
+
+
+def test_a_plugin_modules_own_failing_import_is_not_hidden(tmp_path, monkeypatch):
+    """``pkg.barbaz`` importing a missing ``pkg.bar`` must surface that error,
+    not claim that ``pkg`` has no attribute ``barbaz``."""
+    package = tmp_path / "plugpkg_xyz"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "barbaz.py").write_text("import plugpkg_xyz.bar\nclass Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match=r"plugpkg_xyz\.bar'"):
+        plugins.load("plugpkg_xyz.barbaz.Thing")
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    """A directory on another file system than ``tmp_path`` (tmpfs /dev/shm)."""
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system to move across")
+    directory = Path(tempfile.mkdtemp(dir=shm))
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_move_file_across_file_systems_copies_then_removes(tmp_path, other_file_system):
+    path = make_archive(tmp_path)
+    target = other_file_system / "shipped"
+    assert MoveFileCallback(destination_folder=target).on_close(path) == str(target / "a.events")
+    assert os.listdir(target) == ["a.events"]  # no temporary copy left
+    assert (target / "a.events").read_bytes() == b"data"
+    assert not os.path.exists(path)
+
+
+def test_move_file_across_file_systems_never_replaces(tmp_path, other_file_system):
+    path = make_archive(tmp_path)
+    (other_file_system / "a.events").write_bytes(b"other")
+    with pytest.raises(FileExistsError):
+        MoveFileCallback(destination_folder=other_file_system).on_close(path)
+    assert os.listdir(other_file_system) == ["a.events"]
+    assert (other_file_system / "a.events").read_bytes() == b"other"
+    assert (tmp_path / "a.events").read_bytes() == b"data"
+
+
+def test_a_move_across_file_systems_that_fails_part_way_leaves_no_partial_copy(
+        tmp_path, other_file_system):
+    """A copy cut short (here by the file-size limit, as by a full disk)
+    removes its temporary file and keeps the source."""
+    source = tmp_path / "a.events"
+    source.write_bytes(b"x" * 100_000)
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from shoebox.callbacks import MoveFileCallback
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE,
+                           (10_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            MoveFileCallback(destination_folder={str(other_file_system)!r}).on_close(
+                {str(source)!r})
+        except OSError as exc:
+            print(exc.errno)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=subprocess_env(), check=True)
+    assert result.stdout.strip() == str(errno.EFBIG)
+    assert os.listdir(other_file_system) == []
+    assert source.read_bytes() == b"x" * 100_000

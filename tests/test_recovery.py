@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 
-from shoebox import ArchiveReader, ArchiveWriter, encode_record, recover
+import pytest
+
+import shoebox.archive
+import shoebox.recovery
+from shoebox import (
+    ArchiveReader,
+    ArchiveWriter,
+    NeverRollChecker,
+    ReadingRollManager,
+    WritingRollManager,
+    encode_record,
+    recover,
+)
 
 WRITER = textwrap.dedent("""
     import sys
@@ -92,3 +105,140 @@ def test_recovery_never_replaces_an_archive_with_the_same_name(tmp_path):
     assert recover(tmp_path, "*.events") == [str(tmp_path / "a_1.events")]
     with ArchiveReader(tmp_path / "a.events") as reader:
         assert list(reader) == [({"who": "first"}, "{}")]
+
+
+class _RecoverBeforeLocking:
+    """Stands in for the ``fcntl`` module in ``shoebox.archive``: runs
+    ``shoebox.recover`` on a new archive between its creation and its
+    locking, the moment a sidecar's start-up recovery can hit."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.recovered: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(fcntl, name)
+
+    def flock(self, fd, operation):
+        if not self.recovered:
+            self.recovered = recover(self.directory)
+        return fcntl.flock(fd, operation)
+
+
+def test_a_writer_never_writes_into_a_file_recovery_finalized_under_it(tmp_path, monkeypatch):
+    race = _RecoverBeforeLocking(tmp_path)
+    monkeypatch.setattr(shoebox.archive, "fcntl", race)
+    with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+        writer.write({"i": "0"}, "{}")
+        writer.write({"i": "1"}, "{}")
+    assert race.recovered == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").stat().st_size == 0  # recovered while still empty
+    assert list(ReadingRollManager("*.events", directory=tmp_path)) == [
+        ({"i": "0"}, "{}"), ({"i": "1"}, "{}")]
+
+
+class _LockedByRecovery(_RecoverBeforeLocking):
+    """As above, but recovery still holds the new file's lock when the writer
+    tries to take it."""
+
+    def flock(self, fd, operation):
+        if not self.recovered:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            self.held = os.open(path, os.O_RDONLY)
+            fcntl.flock(self.held, fcntl.LOCK_EX)
+            self.recovered = [path]
+        return fcntl.flock(fd, operation)
+
+
+def test_a_writer_moves_on_from_a_new_file_recovery_has_locked(tmp_path, monkeypatch):
+    race = _LockedByRecovery(tmp_path)
+    monkeypatch.setattr(shoebox.archive, "fcntl", race)
+    try:
+        with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+            writer.write({"i": "0"}, "{}")
+    finally:
+        os.close(race.held)
+    assert sorted(os.listdir(tmp_path)) == ["a.events.open", "a_1.events"]
+    assert list(ReadingRollManager("*.events", directory=tmp_path)) == [({"i": "0"}, "{}")]
+
+
+class _ReplacedBeforeLocking:
+    """Stands in for the ``fcntl`` module in ``shoebox.recovery``: between
+    recovery opening a stale-looking file and locking it, its writer
+    finalizes it and a new writer starts a live archive under the same name."""
+
+    def __init__(self, open_path) -> None:
+        self.open_path = str(open_path)
+        self.new_writer: ArchiveWriter | None = None
+
+    def __getattr__(self, name):
+        return getattr(fcntl, name)
+
+    def flock(self, fd, operation):
+        if self.new_writer is None:
+            os.rename(self.open_path, self.open_path[:-len(".open")])
+            self.new_writer = ArchiveWriter(self.open_path)
+            self.new_writer.write({"who": "new"}, "{}")
+        return fcntl.flock(fd, operation)
+
+
+def test_recovery_leaves_alone_a_file_replaced_before_it_locked(tmp_path, monkeypatch):
+    old = [({"who": "old", "i": str(i)}, "{}") for i in range(3)]
+    with ArchiveWriter(tmp_path / "a.events.open") as writer:
+        for metadata, payload in old:
+            writer.write(metadata, payload)
+    race = _ReplacedBeforeLocking(tmp_path / "a.events.open")
+    monkeypatch.setattr(shoebox.recovery, "fcntl", race)
+    assert recover(tmp_path) == []
+    assert race.new_writer is not None
+    race.new_writer.close()
+    with ArchiveReader(tmp_path / "a.events") as reader:
+        assert list(reader) == old
+    with ArchiveReader(tmp_path / "a.events.open") as reader:
+        assert list(reader) == [({"who": "new"}, "{}")]
+
+
+def _stale(path, records: list[bytes], tail: bytes = b"") -> None:
+    with ArchiveWriter(path, max_record_size=1 << 30) as writer:
+        for record in records:
+            writer.write_encoded(record)
+    with open(path, "ab") as f:
+        f.write(tail)
+
+
+def test_a_whole_record_over_recoverys_size_limit_is_not_cut_off(tmp_path):
+    """A writer configured with a bigger max_record_size crashed: its last,
+    complete record is bigger than recover()'s limit but no torn tail."""
+    small = encode_record({"i": "0"}, "{}")
+    big = encode_record({"i": "1"}, '"' + "x" * 5000 + '"', max_record_size=1 << 20)
+    _stale(tmp_path / "a.events.open", [small, big])
+    assert recover(tmp_path, max_record_size=1000) == [str(tmp_path / "a.events")]
+    with ArchiveReader(tmp_path / "a.events", max_record_size=1 << 20) as reader:
+        assert [m["i"] for m, _ in reader] == ["0", "1"]
+
+
+def test_records_of_a_version_this_reader_does_not_know_are_not_cut_off(tmp_path):
+    good = encode_record({"i": "0"}, "{}")
+    newer = bytearray(encode_record({"i": "1"}, "{}"))
+    newer[4:6] = (99).to_bytes(2, "little")  # written by a later shoebox
+    _stale(tmp_path / "a.events.open", [good], bytes(newer))
+    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").read_bytes() == good + bytes(newer)
+
+
+@pytest.mark.parametrize("cut", [1, 3, 5, 6, 12, 23, 30])
+def test_a_record_cut_anywhere_is_a_torn_tail(tmp_path, cut):
+    records = [encode_record({"i": str(i)}, '{"pad": "xxxxxxxxxx"}') for i in range(2)]
+    _stale(tmp_path / "a.events.open", records[:1], records[1][:cut])
+    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert (tmp_path / "a.events").read_bytes() == records[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may open any file for writing")
+def test_a_live_writers_file_recovery_may_only_read_is_left_alone(tmp_path):
+    """A sidecar running as another user can read the writers' files but not
+    write them: recovery must still tell live files from stale ones."""
+    with ArchiveWriter(tmp_path / "live.events.open", file_mode=0o444) as writer:
+        writer.write({"i": "0"}, "{}")
+        assert recover(tmp_path) == []
+    assert os.listdir(tmp_path) == ["live.events.open"]
