@@ -158,7 +158,9 @@ class WritingRollManager:
         Raises what :func:`~shoebox.encode_record` raises for a bad record
         (nothing is written then), :class:`~shoebox.errors.ArchiveClosed`
         after :meth:`close`, and ``OSError`` from the file system (the
-        archive keeps only whole records).
+        archive keeps only whole records). A roll that fails after the
+        record was written is logged (logger ``shoebox.roll_manager``), not
+        raised: the record is in the archive.
         """
         self.write_encoded(encode_record(metadata, payload, self.max_record_size))
 
@@ -170,7 +172,13 @@ class WritingRollManager:
             archive = self._archive or self._open()
             archive.write_encoded(record)
             if self.roll_checker.check(archive):
-                self._finish()
+                try:
+                    self._finish()
+                except Exception:
+                    # The record is written: raising would make the caller
+                    # count it lost, or write it again. The next write opens
+                    # a new archive; recover() finalizes one left .open.
+                    logger.exception("rolling archive %s failed", archive.filename)
 
     def flush(self) -> None:
         """Write records pending in the active archive's buffer to the file."""
@@ -188,10 +196,13 @@ class WritingRollManager:
             self._wakeup.notify_all()
             timer, self._timer = self._timer, None
             _live_writers.discard(self)
-            if self._archive is not None:
-                self._finish()
-        if timer is not None and timer is not threading.current_thread():
-            timer.join()
+        try:
+            with self._lock:
+                if self._archive is not None:
+                    self._finish()
+        finally:
+            if timer is not None and timer is not threading.current_thread():
+                timer.join()
 
     def abandon_active(self, filename: str) -> bool:
         """Drop the active archive without finalizing it, if it is still

@@ -4,6 +4,7 @@ and reading back across files."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import subprocess
@@ -312,3 +313,20 @@ def test_an_archive_whose_fsync_fails_is_still_finalized_and_the_error_raised(tm
     assert os.listdir(tmp_path) == ["a.events"]
     assert callback.closed == [str(tmp_path / "a.events")]
     assert read_all(tmp_path) == [({"k": "v"}, "{}")]
+
+
+def test_a_failed_roll_after_a_write_is_logged_not_raised(tmp_path, caplog):
+    callback = Recording()
+    writer = WritingRollManager("r.events", SizeRollChecker(roll_size_mb=0.0001),
+                                directory=tmp_path, archive_class=FailingSync,
+                                archive_callback=callback)
+    with caplog.at_level(logging.ERROR, logger="shoebox.roll_manager"):
+        writer.write({"i": "0"}, "x" * 200)  # rolls, and the roll's fsync fails
+        writer.write({"i": "1"}, "x" * 200)
+    writer.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rolling archive {tmp_path / 'r.events.open'} failed",
+        f"rolling archive {tmp_path / 'r_1.events.open'} failed"]
+    assert sorted(os.listdir(tmp_path)) == ["r.events", "r_1.events"]
+    assert [m["i"] for m, _ in read_all(tmp_path)] == ["0", "1"]
+
