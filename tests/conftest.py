@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +30,31 @@ os.environ.pop("AWS_PROFILE", None)
 # Threads that outlive a test on purpose: the session's S3 server and the
 # threads it serves requests on.
 _LONG_LIVED = ("_server_entry", "process_request_thread", "serve_forever")
+
+
+_UNPRIVILEGED_CHILD = "SHOEBOX_TEST_UNPRIVILEGED_CHILD"
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run tests marked ``unprivileged`` without root's power to ignore file
+    permissions: as root, the test runs again in a child pytest that
+    ``setpriv`` has stripped of CAP_DAC_OVERRIDE and friends, and passes
+    when the child passes. CI runs as root, so without this such tests
+    would never run there."""
+    if (pyfuncitem.get_closest_marker("unprivileged") is None or os.geteuid() != 0
+            or os.environ.get(_UNPRIVILEGED_CHILD)):
+        return None
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to drop CAP_DAC_OVERRIDE")
+    result = subprocess.run(
+        [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner",
+         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid],
+        cwd=pyfuncitem.config.rootpath, env={**os.environ, _UNPRIVILEGED_CHILD: "1"},
+        capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        pytest.fail(f"failed without CAP_DAC_OVERRIDE:\n{result.stdout}\n{result.stderr}")
+    return True
 
 
 @pytest.fixture(autouse=True)

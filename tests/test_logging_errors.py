@@ -4,7 +4,6 @@ directory, a full file system and oversized records are reported through
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -89,7 +88,7 @@ def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usab
     assert LOGGING_ERROR not in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+@pytest.mark.unprivileged
 def test_a_read_only_directory_is_reported_and_records_land_once_it_is_writable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "archive"
