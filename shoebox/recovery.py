@@ -37,7 +37,8 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     (damage, a record version or size this reader does not accept) are left
     for recovering readers to skip or newer ones to read; then the file is
     synced and renamed to its final name (a unique variant if that is taken:
-    nothing is replaced).
+    nothing is replaced). A file that cannot be recovered is logged (logger
+    ``shoebox.recovery``) and left, and the others are still recovered.
     """
     directory = os.fspath(directory)
     finalized = []
@@ -48,6 +49,10 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue  # finalized by its writer meanwhile
+        except OSError as exc:
+            _cannot(path, exc)
+            continue
+        final = None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,25 +62,42 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
                 # Finalized by its writer just before we locked it; a new
                 # writer may even have started a live file under the name.
                 continue
-            end = _valid_end(path, max_record_size)
-            size = os.fstat(fd).st_size
-            if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
-                try:
-                    os.truncate(path, end)
-                except PermissionError as exc:
-                    logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
-                                 "(%s); left as it is", path, size - end, end, exc.strerror)
-                    continue
-                logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
-                               path, size - end, end)
-            elif end < size:
-                logger.warning("%s: keeping %d bytes at offset %d that do not validate "
-                               "but are no torn record", path, size - end, end)
-            os.fsync(fd)
-            finalized.append(finalize(path))
+            final = _finalize_stale(fd, path, max_record_size)
+        except OSError as exc:
+            _cannot(path, exc)
+            continue
         finally:
             os.close(fd)
+        if final is not None:
+            finalized.append(final)
     return finalized
+
+
+def _cannot(path: str, error: OSError) -> None:
+    # One file that cannot be recovered (a directory by that name, a
+    # read-only file system) must not keep the others .open.
+    logger.error("%s: cannot recover it (%s); left as it is", path, error)
+
+
+def _finalize_stale(fd: int, path: str, max_record_size: int) -> str | None:
+    """Truncate a torn tail of the locked stale archive open on ``fd`` and
+    rename it; return its final path, or ``None`` if it must stay."""
+    end = _valid_end(path, max_record_size)
+    size = os.fstat(fd).st_size
+    if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
+        try:
+            os.truncate(path, end)
+        except PermissionError as exc:
+            logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
+                         "(%s); left as it is", path, size - end, end, exc.strerror)
+            return None
+        logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
+                       path, size - end, end)
+    elif end < size:
+        logger.warning("%s: keeping %d bytes at offset %d that do not validate "
+                       "but are no torn record", path, size - end, end)
+    os.fsync(fd)
+    return finalize(path)
 
 
 def _still_named(fd: int, path: str) -> bool:

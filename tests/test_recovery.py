@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import subprocess
@@ -242,3 +243,14 @@ def test_a_live_writers_file_recovery_may_only_read_is_left_alone(tmp_path):
         writer.write({"i": "0"}, "{}")
         assert recover(tmp_path) == []
     assert os.listdir(tmp_path) == ["live.events.open"]
+
+
+def test_a_file_that_cannot_be_recovered_is_logged_and_the_others_still_are(tmp_path, caplog):
+    (tmp_path / "a.events.open").mkdir()  # not a file: cannot be read as an archive
+    with ArchiveWriter(tmp_path / "b.events.open") as writer:
+        writer.write({"i": "0"}, "{}")
+    with caplog.at_level(logging.ERROR, logger="shoebox.recovery"):
+        assert recover(tmp_path) == [str(tmp_path / "b.events")]
+    assert (tmp_path / "a.events.open").is_dir()
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        str(tmp_path / "a.events.open")]
