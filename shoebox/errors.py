@@ -7,6 +7,8 @@ Errors about stored data name the file and the byte offset of the record.
 
 from __future__ import annotations
 
+import errno
+
 
 class ShoeboxError(Exception):
     """Base class of every error shoebox raises on purpose."""
@@ -36,8 +38,11 @@ class ArchiveVanished(ShoeboxError, FileNotFoundError):
     archive's path."""
 
     def __init__(self, message: str, *, filename: str) -> None:
-        super().__init__(message)
-        self.filename = filename
+        super().__init__(errno.ENOENT, message, filename)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: pickle (multiprocessing) needs the recipe.
+        return _rebuild, (type(self), (self.strerror,), {"filename": self.filename})
 
 
 class CorruptRecord(ShoeboxError, ValueError):
@@ -62,6 +67,11 @@ class CorruptRecord(ShoeboxError, ValueError):
         if self.offset is not None:
             where.append(f"offset {self.offset}")
         return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: pickle (multiprocessing) needs the recipe.
+        return _rebuild, (type(self), (self.reason,),
+                          {"filename": self.filename, "offset": self.offset})
 
     def located(self, filename: str | None, offset: int) -> CorruptRecord:
         """Return a copy of this error that names ``filename`` and ``offset``."""
@@ -136,3 +146,9 @@ class PermanentUploadError(UploadError):
     """An upload cannot work until someone changes something (no such bucket,
     access denied, an unwritable directory, a key that already holds other
     data): retrying as is will not help."""
+
+
+def _rebuild(cls: type[Exception], args: tuple[object, ...],
+             keywords: dict[str, object]) -> Exception:
+    """Unpickle an error whose constructor takes keyword-only arguments."""
+    return cls(*args, **keywords)

@@ -211,3 +211,18 @@ def test_a_later_writers_extension_area_is_skipped(metadata):
     data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[6:-4])))
     assert decode_record(bytes(data)) == (metadata, '{"x": 1}', len(data))
     assert record_length(bytes(data)) == len(data)
+
+
+def test_errors_keep_their_location_through_pickle():
+    import pickle
+
+    from shoebox import ArchiveVanished
+
+    error = ChecksumMismatch("checksum mismatch", filename="a.events", offset=46)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ChecksumMismatch
+    assert (copy.reason, copy.filename, copy.offset, str(copy)) == (
+        "checksum mismatch", "a.events", 46, "a.events, offset 46: checksum mismatch")
+    vanished = pickle.loads(pickle.dumps(ArchiveVanished("gone", filename="b.events.open")))
+    assert (str(vanished), vanished.filename) == (
+        "[Errno 2] gone: 'b.events.open'", "b.events.open")
