@@ -307,9 +307,11 @@ class ArchiveReader:
         return self._base + self._pos
 
     @property
-    def version(self) -> int:
-        """Record version of the record :meth:`read` returned last; reading it
-        costs nothing per record until asked."""
+    def version(self) -> int | None:
+        """Record version of the record :meth:`read` returned last (``None``
+        before the first); reading it costs nothing per record until asked."""
+        if not self._last_buf:
+            return None
         return record_version(self._last_buf, self._start)
 
     def read(self) -> Record:

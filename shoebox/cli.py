@@ -357,7 +357,7 @@ def _stats(args: argparse.Namespace) -> int:
                 first = last = None
                 records = 0
                 for records, (metadata, _payload) in enumerate(reader, 1):
-                    versions[reader.version] += 1
+                    versions[reader.version or 0] += 1  # never None after a read
                     stamp = metadata.get(timestamp_key)
                     if stamp is not None:
                         # ISO 8601 text in one time zone sorts in time order.

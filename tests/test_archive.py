@@ -231,3 +231,12 @@ def test_abandoning_drops_pending_records(tmp_path):
     writer.write({"i": "0"}, "{}")
     writer.abandon()
     assert path.stat().st_size == 0
+
+
+def test_version_is_none_before_the_first_record_then_the_records_version(tmp_path):
+    path = tmp_path / "a.events"
+    write_archive(path, records(1))
+    with ArchiveReader(path) as reader:
+        assert reader.version is None
+        reader.read()
+        assert reader.version == 2
