@@ -341,11 +341,22 @@ class ArchiveReader:
                 return metadata, payload
 
     def __iter__(self) -> Iterator[Record]:
+        # The loop of read() for records wholly in the buffer, without a
+        # call per record; read() handles the rest (refills, damage, end).
         while True:
             try:
-                yield self.read()
-            except EndOfFile:
-                return
+                metadata, payload, end = decode_record(self._buf, self._pos,
+                                                       self.max_record_size)
+            except (Incomplete, CorruptRecord):
+                try:
+                    yield self.read()
+                except EndOfFile:
+                    return
+                continue
+            self._last_buf = self._buf
+            self._start = self._pos
+            self._pos = end
+            yield metadata, payload
 
     def close(self) -> None:
         """Close every file the reader holds. Closing twice is harmless."""

@@ -370,9 +370,11 @@ class ReadingRollManager:
     def __iter__(self) -> Iterator[Record]:
         while True:
             try:
-                yield self.read()
+                archive = self._archive or self._next()
             except NoMoreFiles:
                 return
+            yield from archive
+            self.close()
 
     def __enter__(self) -> ReadingRollManager:
         return self
