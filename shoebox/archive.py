@@ -12,6 +12,7 @@ from typing import IO, Literal, NamedTuple
 
 from . import compression
 from .disk_storage import (
+    CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
     Incomplete,
@@ -341,12 +342,13 @@ class ArchiveReader:
                 return metadata, payload
 
     def __iter__(self) -> Iterator[Record]:
-        # The loop of read() for records wholly in the buffer, without a
-        # call per record; read() handles the rest (refills, damage, end).
+        # The loop of read() for current-version records wholly in the
+        # buffer, without a call per record; read() handles the rest (other
+        # versions, refills, damage, the end).
+        decode = CURRENT.decode
         while True:
             try:
-                metadata, payload, end = decode_record(self._buf, self._pos,
-                                                       self.max_record_size)
+                metadata, payload, end = decode(self._buf, self._pos, self.max_record_size)
             except (Incomplete, CorruptRecord):
                 try:
                     yield self.read()

@@ -291,7 +291,12 @@ class Version2Codec(RecordCodec):
     def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
         if len(buf) - start < 24:
             raise Incomplete(24)
-        _, _, flags, ext_len, meta_len, payload_len, pairs = self._HEAD.unpack_from(buf, start)
+        marker, version, flags, ext_len, meta_len, payload_len, pairs = self._HEAD.unpack_from(
+            buf, start)
+        if marker != MARKER or version != 2:
+            # Only when called directly, as readers do on their fast path;
+            # decode_record() has checked the preamble already.
+            raise CorruptRecord("not the start of a version 2 record")
         total = 24 + ext_len + meta_len + payload_len
         if total > max_record_size:
             raise CorruptRecord(

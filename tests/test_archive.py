@@ -240,3 +240,15 @@ def test_version_is_none_before_the_first_record_then_the_records_version(tmp_pa
         assert reader.version is None
         reader.read()
         assert reader.version == 2
+
+
+def test_a_file_mixing_record_versions_reads_in_order(tmp_path):
+    from test_disk_storage import v1_record
+
+    path = tmp_path / "mixed.events"
+    path.write_bytes(v1_record({"v": "1"}, "{}") + encode_record({"v": "2"}, "{}")
+                     + v1_record({}, "") + v1_record({"v": "1b"}, "[]"))
+    with ArchiveReader(path) as reader:
+        got = [(metadata, payload, reader.version) for metadata, payload in reader]
+    assert got == [({"v": "1"}, "{}", 1), ({"v": "2"}, "{}", 2), ({}, "", 1),
+                   ({"v": "1b"}, "[]", 1)]
