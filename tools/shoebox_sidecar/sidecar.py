@@ -16,6 +16,14 @@ from .logs import logger
 from .pool import WorkerPool
 from .watch import ArchiveWatcher
 
+# How long the main thread blocks at a time. Python runs signal handlers
+# (SIGTERM, SIGINT) on the main thread only, and a signal the kernel
+# delivers to another thread (a watchdog or worker thread) does not
+# interrupt the main thread's wait on a lock: it runs once that wait ends.
+# Short waits bound that delay (seen here: SIGTERM ignored for a whole
+# --scan-interval).
+_SIGNAL_LATENCY = 0.25
+
 
 class Sidecar:
     """Ships the closed archives of ``watch_dir`` matching ``pattern`` with
@@ -79,7 +87,9 @@ class Sidecar:
             logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
                         self.shipper.destination.url,
                         extra={"event": "started", "mode": "once", "archives": found})
-            self._pool.wait_idle(self._stopping)
+            while not self._pool.wait_idle(self._stopping, _SIGNAL_LATENCY):
+                if self._stopping.is_set():
+                    break
             interrupted = self._stopping.is_set()
         finally:
             self._shutdown()
@@ -95,7 +105,11 @@ class Sidecar:
             logger.info("watching %s for %s, shipping to %s", self.watch_dir,
                         self.watcher.pattern, self.shipper.destination.url,
                         extra={"event": "started", "mode": "watch", "archives": found})
-            while not self._stopping.wait(self.scan_interval):
+            next_scan = time.monotonic() + self.scan_interval
+            while not self._stopping.wait(_SIGNAL_LATENCY):
+                if time.monotonic() < next_scan:
+                    continue
+                next_scan = time.monotonic() + self.scan_interval
                 try:
                     self.watcher.scan()
                 except OSError as exc:  # a flaky mount: the next scan tries again
