@@ -18,6 +18,7 @@ from typing import Any
 
 from . import plugins, storage
 from ._files import move_no_replace, rename_no_replace
+from .compression import check_level
 
 logger = logging.getLogger("shoebox.callbacks")
 
@@ -156,7 +157,7 @@ class CompressCallback(ArchiveCallback):
             raise ValueError("CompressCallback needs a compression method, not 'none'")
         # Checked now, so that a bad method or level or a missing extra
         # fails at configuration time rather than on the first close.
-        self.compression = storage.check_level(compression, level)
+        self.compression = check_level(compression, level)
         self.level = level
 
     def on_close(self, filename: str) -> str:

@@ -45,6 +45,21 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_level(method: str, level: int | None) -> str:
+    """Return ``method`` if it is a known compression method (see
+    :func:`check_method`) and ``level`` one of its
+    levels; raise ``ValueError`` otherwise, at configuration rather than on
+    every archive."""
+    check_method(method)
+    try:
+        with open_compressor(io.BytesIO(), method, level):
+            pass
+    except Exception as exc:  # zlib.error, zstandard's ValueError...
+        raise ValueError(f"compression level {level!r} is not valid for {method}: "
+                         f"{exc}") from exc
+    return method
+
+
 def detect(head: bytes) -> str:
     """The compression method of data starting with ``head`` (4 bytes suffice)."""
     if head.startswith(_GZIP_MAGIC):

@@ -33,7 +33,6 @@ import contextlib
 import datetime
 import errno
 import hashlib
-import io
 import os
 import re
 import socket
@@ -48,7 +47,7 @@ from urllib.parse import quote, urlsplit
 from . import s3
 from ._files import fsync_directory, makedirs_durable, move_no_replace
 from .archive import ArchiveReader, DamagedRange
-from .compression import SUFFIXES, check_method, open_compressor
+from .compression import SUFFIXES, check_level, open_compressor
 from .disk_storage import (
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
@@ -551,21 +550,6 @@ class Shipper:
             format_version=tee.format_version, damaged=damaged)
 
 
-def check_level(method: str, level: int | None) -> str:
-    """Return ``method`` if it is a known compression method (see
-    :func:`~shoebox.compression.check_method`) and ``level`` one of its
-    levels; raise ``ValueError`` otherwise, at configuration rather than on
-    every archive."""
-    check_method(method)
-    try:
-        with open_compressor(io.BytesIO(), method, level):
-            pass
-    except Exception as exc:  # zlib.error, zstandard's ValueError...
-        raise ValueError(f"compression level {level!r} is not valid for {method}: "
-                         f"{exc}") from exc
-    return method
-
-
 def open_destination(dest: str, *, endpoint_url: str | None = None,
                      **s3_options: Any) -> Destination:
     """The destination a ``--dest`` string names: ``s3://bucket/prefix`` (with
@@ -752,6 +736,5 @@ __all__ = [
     "S3Destination",
     "ShipResult",
     "Shipper",
-    "check_level",
     "open_destination",
 ]
