@@ -269,8 +269,12 @@ def test_a_reading_manager_left_early_closes_its_file_on_exit(tmp_path):
     with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
         writer.write({"i": "0"}, "{}")
         writer.write({"i": "1"}, "{}")
-    with ReadingRollManager("*.events", directory=tmp_path) as reader:
+    callback = Recording()
+    with ReadingRollManager("*.events", directory=tmp_path,
+                            archive_callback=callback) as reader:
         assert reader.read() == ({"i": "0"}, "{}")
+        assert callback.closed == []
+    assert callback.closed == [str(tmp_path / "a.events")]
     assert reader.files_to_read == [] and reader.damaged == []
 
 
