@@ -1,7 +1,7 @@
 """shoebox: archive string metadata and JSON payloads in rolling binary files.
 
 The public API is re-exported here; the modules hold the details:
-:mod:`~shoebox.disk_storage` (record codecs), :mod:`~shoebox.archive` (one
+:mod:`~shoebox.codec` (record codecs; also ``shoebox.disk_storage``), :mod:`~shoebox.archive` (one
 file), :mod:`~shoebox.roll_checker` (when to roll),
 :mod:`~shoebox.roll_manager` (which file, naming, rolling, reading back),
 :mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`,
@@ -21,7 +21,7 @@ from .callbacks import (
     MoveFileCallback,
     S3UploadCallback,
 )
-from .disk_storage import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_record, encode_record
+from .codec import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_record, encode_record
 from .errors import (
     ArchiveClosed,
     ArchiveVanished,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import IO, Literal, NamedTuple
 
 from . import compression
-from .disk_storage import (
+from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,

@@ -30,7 +30,7 @@ from typing import Any
 from . import __version__, recovery, s3
 from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
-from .disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata
+from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
 from .errors import CorruptRecord, ShoeboxError
 from .sources import Source, expand_paths
 

@@ -8,7 +8,7 @@ import logging
 import os
 
 from .archive import ArchiveReader
-from .disk_storage import (
+from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
     PREAMBLE_SIZE,

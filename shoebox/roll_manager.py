@@ -33,7 +33,7 @@ from .archive import (
     Durability,
 )
 from .callbacks import ArchiveCallback
-from .disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, Record, encode_record
+from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record, encode_record
 from .errors import ArchiveClosed, EndOfFile, NoMoreFiles
 from .roll_checker import RollChecker
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import s3
 from .archive import ArchiveReader, DamagedRange
-from .disk_storage import DEFAULT_MAX_RECORD_SIZE, Record
+from .codec import DEFAULT_MAX_RECORD_SIZE, Record
 from .roll_manager import OPEN_SUFFIX
 
 #: The PATH that means standard input.

@@ -47,8 +47,7 @@ from urllib.parse import quote, urlsplit
 from . import s3
 from ._files import fsync_directory, makedirs_durable, move_no_replace
 from .archive import ArchiveReader, DamagedRange
-from .compression import SUFFIXES, check_level, open_compressor
-from .disk_storage import (
+from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
     PREAMBLE_SIZE,
@@ -56,6 +55,7 @@ from .disk_storage import (
     record_length,
     record_version,
 )
+from .compression import SUFFIXES, check_level, open_compressor
 from .errors import CorruptRecord, PermanentUploadError, TransientUploadError, UploadError
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
@@ -613,7 +613,7 @@ class _Tee:
 
 class _RecordCounter:
     """Counts the records of a stream fed chunk by chunk, walking from header
-    to header (:func:`~shoebox.disk_storage.record_length`): nothing is
+    to header (:func:`~shoebox.codec.record_length`): nothing is
     decoded or checksummed, and only a header's worth of bytes is kept
     between chunks, whatever the record sizes."""
 

@@ -18,7 +18,7 @@ from pythonjsonlogger.core import BaseJsonFormatter
 from shoebox import plugins
 from shoebox.archive import DURABILITY_MODES, Durability
 from shoebox.callbacks import ArchiveCallback, CallbackList
-from shoebox.disk_storage import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
+from shoebox.codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
 from shoebox.errors import ArchiveVanished, InvalidRecord
 from shoebox.roll_checker import RollChecker, size_or_time
 from shoebox.roll_manager import WritingRollManager

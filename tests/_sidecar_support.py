@@ -19,8 +19,8 @@ from typing import Any
 from archive_files import subprocess_env
 
 from shoebox import ArchiveReader, NeverRollChecker, WritingRollManager
+from shoebox.codec import MARKER_BYTES
 from shoebox.compression import open_decompressed
-from shoebox.disk_storage import MARKER_BYTES
 
 Record = tuple[dict[str, str], str]
 

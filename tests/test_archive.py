@@ -243,7 +243,7 @@ def test_version_is_none_before_the_first_record_then_the_records_version(tmp_pa
 
 
 def test_a_file_mixing_record_versions_reads_in_order(tmp_path):
-    from test_disk_storage import v1_record
+    from test_codec import v1_record
 
     path = tmp_path / "mixed.events"
     path.write_bytes(v1_record({"v": "1"}, "{}") + encode_record({"v": "2"}, "{}")

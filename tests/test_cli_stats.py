@@ -7,7 +7,7 @@ import json
 
 import pytest
 from archive_files import METHODS, archive_bytes, items, run, write
-from test_disk_storage import v1_record
+from test_codec import v1_record
 
 from shoebox import encode_record
 

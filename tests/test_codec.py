@@ -21,7 +21,7 @@ from shoebox import (
     decode_record,
     encode_record,
 )
-from shoebox.disk_storage import Incomplete, record_length
+from shoebox.codec import Incomplete, record_length
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "format.md"
 
@@ -226,3 +226,11 @@ def test_errors_keep_their_location_through_pickle():
     vanished = pickle.loads(pickle.dumps(ArchiveVanished("gone", filename="b.events.open")))
     assert (str(vanished), vanished.filename) == (
         "[Errno 2] gone: 'b.events.open'", "b.events.open")
+
+
+def test_the_original_module_name_disk_storage_still_imports_the_codecs():
+    from shoebox import codec, disk_storage
+
+    assert disk_storage.encode_record is codec.encode_record
+    assert disk_storage.CODECS is codec.CODECS
+    assert sorted(disk_storage.__all__) == sorted(codec.__all__)

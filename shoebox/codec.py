@@ -1,0 +1,413 @@
+"""Record codecs: pure bytes in, bytes out, no file I/O.
+
+Every record starts with the same 6-byte preamble (begin-of-record marker,
+then an int16 version); :data:`CODECS` maps each version to the codec that
+reads its body, so a new version is one new class registered here.
+Version 1 is the layout of the original StackTach shoebox (read only);
+version 2 is what shoebox writes. ``docs/format.md`` describes both byte by
+byte.
+
+Decoders work on a buffer that may hold only part of a record: when more
+bytes are needed they raise :class:`Incomplete` with the number of bytes
+needed from the record's start, which is never more than the record size
+limit, so a corrupt length field cannot make a reader allocate more.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+import zlib
+from collections.abc import Iterable
+from itertools import chain
+from typing import ClassVar
+
+from .errors import (
+    BadMarker,
+    ChecksumMismatch,
+    CorruptRecord,
+    InvalidRecord,
+    RecordTooLarge,
+    RecordTypeError,
+    UnknownVersion,
+)
+
+#: The begin-of-record marker; its decimal digits are the ASCII codes of "EVNT".
+MARKER = 0x69867884
+#: The marker as it appears on disk (little-endian).
+MARKER_BYTES = struct.pack("<I", MARKER)
+#: Bytes in the preamble every record starts with: marker and version.
+PREAMBLE_SIZE = 6
+#: The default largest record, in bytes, that is written or read: 64 MiB.
+DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
+
+_PREAMBLE = struct.Struct("<Ih")
+_crc32 = zlib.crc32
+#: CRC-32 of any data followed by its own CRC (little-endian): checking a
+#: record against it takes one ``crc32`` call and no unpacking.
+_CRC_RESIDUE = 0x2144DF1C
+
+Metadata = dict[str, str]
+Record = tuple[Metadata, str]
+
+
+class Incomplete(Exception):
+    """The buffer ends before the record does; ``needed`` bytes from the
+    record's start would let decoding go on."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(needed)
+        self.needed = needed
+
+
+@functools.lru_cache(maxsize=256)
+def _lengths_struct(count: int, signed: bool) -> struct.Struct:
+    """A ``struct.Struct`` for ``count`` little-endian 32-bit lengths."""
+    return struct.Struct(f"<{count}{'i' if signed else 'I'}")
+
+
+@functools.lru_cache(maxsize=256)
+def _v2_head_struct(pairs: int) -> struct.Struct:
+    """A ``struct.Struct`` for a version 2 head: preamble, header, pair count
+    and the ``2 * pairs`` string lengths."""
+    return struct.Struct(f"<IhHIIII{2 * pairs}I")
+
+
+def _decode_strings(buf: bytes, start: int, lengths: tuple[int, ...], gap: int) -> Metadata:
+    """Decode the UTF-8 strings of the given byte lengths that start at
+    ``buf[start]``, each followed by ``gap`` bytes, into a dict of
+    alternating keys and values."""
+    strings = []
+    pos = start
+    for length in lengths:
+        try:
+            strings.append(buf[pos:pos + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"metadata string at +{pos - start} is not valid UTF-8 "
+                                f"({exc.reason})") from None
+        pos += length + gap
+    it = iter(strings)
+    return dict(zip(it, it, strict=True))
+
+
+def _bad_metadata(metadata: object) -> RecordTypeError:
+    """The error for metadata that is not a dict of str to str, naming the
+    first offending key."""
+    if not isinstance(metadata, dict):
+        return RecordTypeError(
+            f"metadata must be a dict of str to str, not {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            return RecordTypeError(f"metadata key {key!r} is {type(key).__name__}, not str")
+        if not isinstance(value, str):
+            return RecordTypeError(
+                f"metadata value for key {key!r} is {type(value).__name__}, not str")
+    raise AssertionError("metadata is valid")  # pragma: no cover
+
+
+def _encode_utf8(strings: list[str]) -> list[bytes]:
+    """UTF-8 of each string; ``InvalidRecord`` names the key that cannot be encoded."""
+    encoded = []
+    for index, text in enumerate(strings):
+        try:
+            encoded.append(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            what = "key" if index % 2 == 0 else "value for key"
+            raise InvalidRecord(
+                f"metadata {what} {strings[index - index % 2]!r} cannot be "
+                f"encoded as UTF-8 ({exc.reason})") from None
+    return encoded
+
+
+def _encode_payload(payload: object) -> bytes:
+    """Validate a payload (str, or bytes holding UTF-8) and return its bytes."""
+    if isinstance(payload, str):
+        try:
+            return payload.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRecord(
+                f"payload cannot be encoded as UTF-8 at index {exc.start} "
+                f"({exc.reason})") from None
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        data = bytes(payload)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRecord(
+                f"payload bytes are not valid UTF-8 at byte {exc.start} "
+                f"({exc.reason})") from None
+        return data
+    raise RecordTypeError(f"payload must be str or bytes, not {type(payload).__name__}")
+
+
+class RecordCodec:
+    """Reads (and, for the current version, writes) one record version.
+
+    Subclasses set :attr:`version` and implement :meth:`decode`.
+    """
+
+    version: ClassVar[int]
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        """Decode the record whose preamble starts at ``buf[start]``.
+
+        Returns ``(metadata, payload, end)`` where ``end`` is the offset just
+        past the record. Raises :class:`Incomplete` when ``buf`` ends too
+        early and :class:`~shoebox.errors.CorruptRecord` (or a subclass) when
+        the record is damaged; offsets in the message are relative.
+        """
+        raise NotImplementedError
+
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+        """The byte length of the record whose preamble starts at ``buf[start]``,
+        from its header alone: nothing decoded, no checksum checked (for
+        counting or skipping records fast).
+
+        Raises :class:`Incomplete` when ``buf`` ends within the header and
+        :class:`~shoebox.errors.CorruptRecord` for lengths no valid record has.
+        """
+        raise NotImplementedError
+
+
+class Version1Codec(RecordCodec):
+    """The 2014 StackTach layout (``FORMAT-v1.md``): int32 lengths, no checksum."""
+
+    version = 1
+    _HEADER = struct.Struct("<iii")
+    _COUNT = struct.Struct("<i")
+    HEADER_END = PREAMBLE_SIZE + _HEADER.size
+
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+        if len(buf) - start < self.HEADER_END:
+            raise Incomplete(self.HEADER_END)
+        meta_len, payload_len, end_marker = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
+        if end_marker != 0:
+            raise CorruptRecord(f"version 1 end-of-header field is {end_marker}, not 0")
+        if meta_len < 4 or payload_len < 4:
+            raise CorruptRecord(
+                f"version 1 block lengths {meta_len}/{payload_len} are below the minimum of 4")
+        total: int = self.HEADER_END + meta_len + payload_len
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        return total
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        total = self.length(buf, start, max_record_size)
+        if len(buf) - start < total:
+            raise Incomplete(total)
+        meta_len, payload_len, _ = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
+        meta_start = start + self.HEADER_END
+        (count,) = self._COUNT.unpack_from(buf, meta_start)
+        if count < 0 or count % 4:
+            raise CorruptRecord(f"version 1 metadata count field {count} is not 4 * pairs")
+        fields = count // 2
+        if 4 + 4 * fields > meta_len:
+            raise CorruptRecord(
+                f"version 1 metadata count {count} does not fit its block of {meta_len} bytes")
+        lengths = _lengths_struct(fields, signed=True).unpack_from(buf, meta_start + 4)
+        strings_start = meta_start + 4 + 4 * fields
+        if min(lengths, default=0) < 0 or strings_start + sum(lengths) != meta_start + meta_len:
+            raise CorruptRecord("version 1 metadata lengths do not add up to the block length")
+        metadata = _decode_strings(buf, strings_start, lengths, 0)
+        payload_start = meta_start + meta_len
+        (length,) = self._COUNT.unpack_from(buf, payload_start)
+        if length != payload_len - 4:
+            raise CorruptRecord(
+                f"version 1 payload length {length} does not match its block of "
+                f"{payload_len} bytes")
+        try:
+            payload = buf[payload_start + 4:start + total].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"payload is not valid UTF-8 ({exc.reason})") from None
+        return metadata, payload, start + total
+
+
+class Version2Codec(RecordCodec):
+    """The current layout: flags, extension area, uint32 lengths, NUL-terminated
+    metadata strings and a CRC-32 over everything after the preamble."""
+
+    version = 2
+    # Preamble, header and the metadata pair count, which follows the
+    # header directly when the extension area is empty.
+    _HEAD = struct.Struct("<IhHIIII")
+    _PAIRS = struct.Struct("<I")
+    # The extension, metadata and payload lengths, after marker, version, flags.
+    _LENGTHS = struct.Struct("<III")
+    HEADER_END = 20
+    #: Flags in the low byte must be understood by a reader; those in the high
+    #: byte may be ignored. Version 2.0 defines none.
+    REQUIRED_FLAGS_MASK = 0x00FF
+    KNOWN_FLAGS = 0
+    _UNKNOWN_REQUIRED = REQUIRED_FLAGS_MASK & ~KNOWN_FLAGS
+
+    def encode(self, metadata: Metadata, payload: str | bytes,
+               max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> bytes:
+        """Validate and encode one record, preamble included.
+
+        Raises :class:`~shoebox.errors.RecordTypeError` naming the offending
+        key for metadata that is not ``dict[str, str]`` or a payload that is
+        not ``str``/``bytes``, :class:`~shoebox.errors.InvalidRecord` for text
+        that is not valid UTF-8, and :class:`~shoebox.errors.RecordTooLarge`
+        when the record would exceed ``max_record_size``.
+        """
+        if type(metadata) is not dict and not isinstance(metadata, dict):
+            raise _bad_metadata(metadata)
+        strings = [*chain.from_iterable(metadata.items())]
+        try:
+            # str.join type-checks every string in C: the fast validation.
+            joined = "\0".join(strings)
+        except TypeError:
+            raise _bad_metadata(metadata) from None
+        pairs = len(metadata)
+        if joined.isascii():
+            blob = joined.encode("ascii") + b"\0" if pairs else b""
+            lengths: Iterable[int] = map(len, strings)
+        else:
+            encoded = _encode_utf8(strings)
+            blob = b"\0".join(encoded) + b"\0"
+            lengths = map(len, encoded)
+        data = _encode_payload(payload)
+        meta_len = 4 + 8 * pairs + len(blob)
+        if self.HEADER_END + meta_len + len(data) + 4 > max_record_size:
+            raise RecordTooLarge(
+                f"record of {self.HEADER_END + meta_len + len(data) + 4} bytes exceeds "
+                f"max_record_size {max_record_size}")
+        head = _v2_head_struct(pairs).pack(
+            MARKER, self.version, 0, 0, meta_len, len(data), pairs, *lengths)
+        crc = zlib.crc32(data, zlib.crc32(blob, zlib.crc32(head[PREAMBLE_SIZE:])))
+        return b"".join((head, blob, data, self._PAIRS.pack(crc)))
+
+    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+        if len(buf) - start < self.HEADER_END:
+            raise Incomplete(self.HEADER_END)
+        ext_len, meta_len, payload_len = self._LENGTHS.unpack_from(buf, start + 8)
+        total: int = 24 + ext_len + meta_len + payload_len
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        return total
+
+    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+        if len(buf) - start < 24:
+            raise Incomplete(24)
+        marker, version, flags, ext_len, meta_len, payload_len, pairs = self._HEAD.unpack_from(
+            buf, start)
+        if marker != MARKER or version != 2:
+            # Only when called directly, as readers do on their fast path;
+            # decode_record() has checked the preamble already.
+            raise CorruptRecord("not the start of a version 2 record")
+        total = 24 + ext_len + meta_len + payload_len
+        if total > max_record_size:
+            raise CorruptRecord(
+                f"record length {total} exceeds max_record_size {max_record_size}")
+        if len(buf) - start < total:
+            raise Incomplete(total)
+        end = start + total
+        if _crc32(buf[start + PREAMBLE_SIZE:end]) != _CRC_RESIDUE:
+            (stored,) = self._PAIRS.unpack_from(buf, end - 4)
+            actual = zlib.crc32(buf[start + PREAMBLE_SIZE:end - 4])
+            raise ChecksumMismatch(
+                f"checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
+        if flags & self._UNKNOWN_REQUIRED:
+            raise CorruptRecord(f"record sets required flags {flags:#06x} this reader "
+                                "does not understand")
+        meta_start = start + 20 + ext_len
+        meta_end = meta_start + meta_len
+        if ext_len:
+            (pairs,) = self._PAIRS.unpack_from(buf, meta_start)
+        strings_start = meta_start + 4 + 8 * pairs
+        if strings_start > meta_end:
+            raise CorruptRecord(
+                f"metadata pair count {pairs} does not fit its block of {meta_len} bytes")
+        try:
+            text = buf[strings_start:meta_end].decode("utf-8")
+            payload = buf[meta_end:end - 4].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"metadata or payload is not valid UTF-8 ({exc.reason})"
+                                ) from None
+        parts = text.split("\0")
+        if len(parts) == 2 * pairs + 1 and not parts[-1]:
+            # No string holds a NUL of its own: the terminators split them.
+            it = iter(parts)
+            # strict=False: the empty part after the last terminator has no partner.
+            return dict(zip(it, it, strict=False)), payload, end
+        lengths = _lengths_struct(2 * pairs, signed=False).unpack_from(buf, meta_start + 4)
+        if strings_start + sum(lengths) + 2 * pairs != meta_end:
+            raise CorruptRecord("metadata lengths do not add up to the block length")
+        return _decode_strings(buf, strings_start, lengths, 1), payload, end
+
+
+#: The codec new records are written with.
+CURRENT = Version2Codec()
+#: Codecs by record version. Register a new version by adding its codec here.
+CODECS: dict[int, RecordCodec] = {codec.version: codec for codec in (Version1Codec(), CURRENT)}
+#: The version new records are written with.
+CURRENT_VERSION = CURRENT.version
+
+
+#: Validate and encode one record in the current version (a bound
+#: :meth:`Version2Codec.encode`: one call less on the hot path).
+encode_record = CURRENT.encode
+
+
+def record_version(buf: bytes, start: int = 0) -> int:
+    """The version field of the record whose preamble starts at ``buf[start]``."""
+    return _PREAMBLE.unpack_from(buf, start)[1]
+
+
+def decode_record(buf: bytes, start: int = 0,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> tuple[Metadata, str, int]:
+    """Decode the record of any registered version that starts at ``buf[start]``.
+
+    Returns ``(metadata, payload, end)``. Raises :class:`Incomplete` when
+    ``buf`` holds only part of the record, :class:`~shoebox.errors.BadMarker`
+    when no record starts there, :class:`~shoebox.errors.UnknownVersion` for a
+    version without a codec, and other :class:`~shoebox.errors.CorruptRecord`
+    subclasses for damage.
+    """
+    return _codec_at(buf, start).decode(buf, start, max_record_size)
+
+
+def record_length(buf: bytes, start: int = 0,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> int:
+    """The byte length of the record of any registered version that starts at
+    ``buf[start]``, read from its preamble and header only (see
+    :meth:`RecordCodec.length`): ``buf`` need not hold the rest of the
+    record, and its checksum is not checked. Raises as :func:`decode_record`.
+    """
+    return _codec_at(buf, start).length(buf, start, max_record_size)
+
+
+def _codec_at(buf: bytes, start: int) -> RecordCodec:
+    """The codec of the record whose preamble starts at ``buf[start]``."""
+    if len(buf) - start < PREAMBLE_SIZE:
+        raise Incomplete(PREAMBLE_SIZE)
+    marker, version = _PREAMBLE.unpack_from(buf, start)
+    if marker != MARKER:
+        raise BadMarker(f"bad begin-of-record marker {marker:#010x}")
+    codec = CODECS.get(version)
+    if codec is None:
+        raise UnknownVersion(f"unknown record version {version}")
+    return codec
+
+
+__all__ = [
+    "CODECS",
+    "CURRENT",
+    "CURRENT_VERSION",
+    "DEFAULT_MAX_RECORD_SIZE",
+    "MARKER",
+    "MARKER_BYTES",
+    "PREAMBLE_SIZE",
+    "Incomplete",
+    "Metadata",
+    "Record",
+    "RecordCodec",
+    "Version1Codec",
+    "Version2Codec",
+    "decode_record",
+    "encode_record",
+    "record_length",
+    "record_version",
+]
