@@ -16,7 +16,7 @@ from .codec import (
     record_length,
 )
 from .errors import CorruptRecord
-from .roll_manager import OPEN_SUFFIX, finalize
+from .naming import OPEN_SUFFIX, finalize
 
 logger = logging.getLogger("shoebox.recovery")
 

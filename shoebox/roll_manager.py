@@ -13,18 +13,15 @@ order, skipping ``.open`` files.
 
 from __future__ import annotations
 
-import datetime
 import glob
 import logging
 import os
-import socket
 import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from . import plugins
-from ._files import fsync_directory, rename_no_replace
 from .archive import (
     DEFAULT_FILE_MODE,
     ArchiveReader,
@@ -35,12 +32,10 @@ from .archive import (
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record, encode_record
 from .errors import ArchiveClosed, EndOfFile, NoMoreFiles
+from .naming import OPEN_SUFFIX, candidates, finalize, is_open, render_filename
 from .roll_checker import RollChecker
 
 logger = logging.getLogger("shoebox.roll_manager")
-
-#: Suffix of an archive that is still being written.
-OPEN_SUFFIX = ".open"
 
 # Managers alive in this process, reset in a forked child (see
 # os.register_at_fork below), as logging does for its handlers.
@@ -53,48 +48,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _safe(text: str) -> str:
-    """Make text usable inside one file name, as the original did for strftime
-    output: spaces, slashes and colons become underscores."""
-    return text.replace(" ", "_").replace("/", "_").replace(":", "_")
-
-
-def render_filename(template: str, now: datetime.datetime | None = None) -> str:
-    """Build a file name from ``template``: strftime codes (UTC, ``%f`` allowed),
-    then ``{host}`` and ``{pid}``; spaces, ``/`` and ``:`` become ``_``."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    name = _safe(now.strftime(template))
-    return name.replace("{host}", _safe(socket.gethostname())).replace("{pid}", str(os.getpid()))
-
-
-def _variant(name: str, number: int) -> str:
-    """``a.events`` -> ``a_1.events``: a unique variant of a taken name, which
-    sorts after the name it varies (``.`` sorts before ``_``)."""
-    stem, ext = os.path.splitext(name)
-    return f"{stem}_{number}{ext}"
-
-
-def finalize(open_path: str) -> str:
-    """Rename a finished ``X.open`` archive to ``X`` (or a unique variant of ``X``
-    if that name is taken: nothing is ever replaced), fsync the directory,
-    and return the final path."""
-    final = open_path[:-len(OPEN_SUFFIX)]
-    number = 0
-    while True:
-        target = final if number == 0 else _variant(final, number)
-        try:
-            rename_no_replace(open_path, target)
-            break
-        except FileExistsError:
-            if os.path.exists(target) and os.path.samefile(open_path, target):
-                # A rename that linked but did not unlink (a crash between).
-                os.unlink(open_path)
-                break
-            number += 1
-    fsync_directory(os.path.dirname(target))
-    return target
 
 
 class WritingRollManager:
@@ -228,10 +181,7 @@ class WritingRollManager:
         """Create the next archive under a name nobody has taken."""
         os.makedirs(self.directory, exist_ok=True)
         base = os.path.join(self.directory, render_filename(self.filename_template))
-        number = 0
-        while True:
-            final = base if number == 0 else _variant(base, number)
-            number += 1
+        for final in candidates(base):
             if os.path.lexists(final):
                 continue
             try:
@@ -342,7 +292,7 @@ class ReadingRollManager:
         pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
         #: Files still to read, in order.
         self.files_to_read: list[str] = sorted(
-            name for name in glob.glob(pattern) if not name.endswith(OPEN_SUFFIX))
+            name for name in glob.glob(pattern) if not is_open(name))
         self.archive_class = archive_class
         self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
                                                   if archive_callback is not None

@@ -23,7 +23,7 @@ from typing import Any
 from . import s3
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Record
-from .roll_manager import OPEN_SUFFIX
+from .naming import is_open
 
 #: The PATH that means standard input.
 STDIN = "-"
@@ -160,13 +160,13 @@ def _local_sources(path: str) -> list[Source]:
         for top, dirs, files in os.walk(path):
             dirs.sort()
             names.extend(os.path.join(top, name) for name in files
-                         if not name.endswith(OPEN_SUFFIX))
+                         if not is_open(name))
         return [_local(name) for name in sorted(names)]
     if os.path.exists(path):
         return [_local(path)]
     if _GLOB_CHARS.search(path):
         matches = sorted(name for name in glob.glob(path, recursive=True)
-                         if not name.endswith(OPEN_SUFFIX) and not os.path.isdir(name))
+                         if not is_open(name) and not os.path.isdir(name))
         if matches:
             return [_local(name) for name in matches]
     raise FileNotFoundError(errno.ENOENT, "no such archive", path)
@@ -183,7 +183,7 @@ def _s3_sources(client: Any, url: str) -> list[Source]:
     magic = _GLOB_CHARS.search(key)
     listed = [(name, size) for name, size in
               s3.list_objects(client, bucket, key[:magic.start()] if magic else key)
-              if not name.endswith((OPEN_SUFFIX, "/"))]
+              if not is_open(name) and not name.endswith("/")]
     if magic:
         listed = [(name, size) for name, size in listed if fnmatch.fnmatchcase(name, key)]
     else:

@@ -12,7 +12,7 @@ from typing import Any
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
-from shoebox.roll_manager import OPEN_SUFFIX
+from shoebox.naming import is_open
 
 
 class ArchiveWatcher:
@@ -35,7 +35,7 @@ class ArchiveWatcher:
         """Whether ``path`` is a closed archive this watcher reports."""
         directory, name = os.path.split(os.path.abspath(path))
         return (directory == self.directory and fnmatch.fnmatchcase(name, self.pattern)
-                and not name.endswith(OPEN_SUFFIX) and not name.startswith("."))
+                and not is_open(name) and not name.startswith("."))
 
     def scan(self) -> int:
         """Report every matching regular file present now, in name order;

@@ -1,0 +1,71 @@
+"""Archive names and the ".open, then rename" contract.
+
+Only a writer creates ``NAME.open`` files; only :func:`finalize` (a rename
+that never replaces anything) makes an archive visible under its final
+name, and nothing writes into a final-named archive after that. Readers,
+recovery and the sidecar skip names for which :func:`is_open` holds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import os
+import socket
+from collections.abc import Iterator
+
+from ._files import fsync_directory, rename_no_replace
+
+#: Suffix of an archive that is still being written.
+OPEN_SUFFIX = ".open"
+
+
+def is_open(name: str) -> bool:
+    """Whether ``name`` is an archive still being written (``….open``)."""
+    return name.endswith(OPEN_SUFFIX)
+
+
+def _safe(text: str) -> str:
+    """Make text usable inside one file name, as the original did for strftime
+    output: spaces, slashes and colons become underscores."""
+    return text.replace(" ", "_").replace("/", "_").replace(":", "_")
+
+
+def render_filename(template: str, now: datetime.datetime | None = None) -> str:
+    """Build a file name from ``template``: strftime codes (UTC, ``%f`` allowed),
+    then ``{host}`` and ``{pid}``; spaces, ``/`` and ``:`` become ``_``."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    name = _safe(now.strftime(template))
+    return name.replace("{host}", _safe(socket.gethostname())).replace("{pid}", str(os.getpid()))
+
+
+def candidates(name: str) -> Iterator[str]:
+    """``name``, then its unique variants ``a_1.events``, ``a_2.events``…, which
+    sort after the name they vary (``.`` sorts before ``_``): whoever finds a
+    name taken moves on to the next, so nothing is ever replaced."""
+    yield name
+    stem, ext = os.path.splitext(name)
+    for number in itertools.count(1):
+        yield f"{stem}_{number}{ext}"
+
+
+def finalize(open_path: str) -> str:
+    """Rename a finished ``X.open`` archive to ``X`` (or the first free variant
+    of ``X``: nothing is ever replaced), fsync the directory, and return the
+    final path."""
+    if not is_open(open_path):
+        raise ValueError(f"{open_path} is not an archive being written (no {OPEN_SUFFIX})")
+    for target in candidates(open_path[:-len(OPEN_SUFFIX)]):
+        try:
+            rename_no_replace(open_path, target)
+            break
+        except FileExistsError:
+            if os.path.exists(target) and os.path.samefile(open_path, target):
+                # A rename that linked but did not unlink (a crash between).
+                os.unlink(open_path)
+                break
+    fsync_directory(os.path.dirname(target))
+    return target
+
+
+__all__ = ["OPEN_SUFFIX", "candidates", "finalize", "is_open", "render_filename"]
