@@ -11,15 +11,15 @@ file), :mod:`~shoebox.roll_checker` (when to roll),
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .archive import ArchiveReader, ArchiveWriter, DamagedRange
 from .callbacks import (
     ArchiveCallback,
     CallbackList,
     ChangeExtensionCallback,
-    CompressCallback,
     DeleteFileCallback,
     MoveFileCallback,
-    S3UploadCallback,
 )
 from .codec import CURRENT_VERSION, DEFAULT_MAX_RECORD_SIZE, decode_record, encode_record
 from .errors import (
@@ -53,7 +53,15 @@ from .roll_checker import (
     size_or_time,
 )
 from .roll_manager import ReadingRollManager, WritingRollManager
-from .sources import open_archive
+
+if TYPE_CHECKING:
+    from .shipping import CompressCallback, S3UploadCallback
+    from .sources import open_archive
+
+# Names whose modules load only when first asked for (PEP 562): writing an
+# archive must not load the shipping pipeline or the S3 code (issue 11).
+_LAZY = {"CompressCallback": "shipping", "S3UploadCallback": "shipping",
+         "open_archive": "sources"}
 
 __version__ = "0.1.0"
 
@@ -102,3 +110,11 @@ __all__ = [
     "recover",
     "size_or_time",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

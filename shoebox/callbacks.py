@@ -16,9 +16,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from . import plugins, storage
+from . import plugins
 from ._files import move_no_replace, rename_no_replace
-from .compression import check_level
 
 logger = logging.getLogger("shoebox.callbacks")
 
@@ -136,73 +135,3 @@ def after_upload_callback(action: str) -> ArchiveCallback:
         return MoveFileCallback(destination_folder=action[len("move:"):])
     raise ValueError(f"after_upload must be delete, keep or move:DIR, not {action!r}")
 
-
-class CompressCallback(ArchiveCallback):
-    """Compresses the closed archive next to itself (``a.events`` becomes
-    ``a.events.gz``) and removes the original once the compressed file is
-    synced and its checksum confirmed; returns the compressed file's path.
-
-    ``compression`` is ``"gzip"`` (default) or ``"zstd"`` (``shoebox[zstd]``),
-    at ``level``. The work is :class:`~shoebox.storage.Shipper`'s, the same
-    code the sidecar runs, into a
-    :class:`~shoebox.storage.DirectoryDestination`. It runs on the thread
-    that closed the archive (the writer's, or the idle-roll thread), and
-    writes to the roll manager wait until it is done.
-    """
-
-    def __init__(self, *, compression: str = "gzip", level: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if compression == "none":
-            raise ValueError("CompressCallback needs a compression method, not 'none'")
-        # Checked now, so that a bad method or level or a missing extra
-        # fails at configuration time rather than on the first close.
-        self.compression = check_level(compression, level)
-        self.level = level
-
-    def on_close(self, filename: str) -> str:
-        directory = storage.DirectoryDestination(os.path.dirname(filename) or ".")
-        shipper = storage.Shipper(directory, key_template="{name}{suffix}",
-                                  compression=self.compression, level=self.level)
-        result = shipper.ship(filename)
-        os.unlink(filename)
-        return result.location
-
-
-class S3UploadCallback(ArchiveCallback):
-    """Compresses the closed archive and uploads it, in process: the same code
-    as the sidecar (:class:`~shoebox.storage.Shipper`), one attempt, on the
-    thread that closed the archive (writes to the roll manager wait until
-    it is done).
-
-    ``destination``: ``s3://bucket/prefix`` (or a directory / ``file://``
-    URL); ``endpoint_url`` for MinIO, Ceph or a test server;
-    ``key_template`` (see :class:`~shoebox.storage.KeyTemplate`);
-    ``compression`` and ``level``; ``verify``; ``host``;
-    ``server_side_encryption``, ``kms_key_id``, ``storage_class``;
-    ``after_upload``: ``"delete"`` (default), ``"keep"`` or ``"move:DIR"``,
-    applied only once the copy is confirmed. A failed upload raises
-    :class:`~shoebox.errors.UploadError`; the roll manager logs it and the
-    archive stays where it is, for a later ``shoebox-sidecar --once`` run.
-    """
-
-    def __init__(self, *, destination: str, endpoint_url: str | None = None,
-                 key_template: str = storage.DEFAULT_KEY_TEMPLATE,
-                 compression: str = "gzip", level: int | None = None,
-                 verify: bool = False, host: str | None = None,
-                 server_side_encryption: str | None = None, kms_key_id: str | None = None,
-                 storage_class: str | None = None, after_upload: str = "delete",
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        target = storage.open_destination(
-            destination, endpoint_url=endpoint_url,
-            server_side_encryption=server_side_encryption, kms_key_id=kms_key_id,
-            storage_class=storage_class)
-        self.shipper = storage.Shipper(target, key_template=key_template,
-                                       compression=compression, level=level,
-                                       verify=verify, host=host)
-        self.after_upload = after_upload_callback(after_upload)
-
-    def on_close(self, filename: str) -> str | None:
-        self.shipper.ship(filename)
-        return self.after_upload.on_close(filename)

@@ -7,9 +7,19 @@ paths after the colon may be dotted too (``"pkg.mod:Outer.Inner"``).
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 from .errors import PluginNotFound
+
+# Objects that moved to another module, by (old module, name): their old
+# dotted names keep working, with a DeprecationWarning that says where they
+# are now. The shipping callbacks left shoebox.callbacks so that writing an
+# archive does not load the upload engine (issue 11).
+_MOVED = {
+    ("shoebox.callbacks", "CompressCallback"): "shoebox.shipping",
+    ("shoebox.callbacks", "S3UploadCallback"): "shoebox.shipping",
+}
 
 
 def load(spec: str) -> Any:
@@ -61,6 +71,12 @@ def _import(spec: str, module_name: str) -> Any:
 def _resolve(spec: str, obj: Any, module_name: str, attr_path: str) -> Any:
     if not attr_path:
         raise PluginNotFound(f"plugin {spec!r} names a module, not an object in it")
+    first = attr_path.partition(".")[0]
+    moved_to = _MOVED.get((module_name, first))
+    if moved_to is not None and not hasattr(obj, first):
+        warnings.warn(f"plugin {spec!r}: {first} moved to {moved_to}; "
+                      f"write {moved_to}:{attr_path}", DeprecationWarning, stacklevel=4)
+        module_name, obj = moved_to, importlib.import_module(moved_to)
     where = module_name
     for attr in attr_path.split("."):
         try:

@@ -1,6 +1,8 @@
-"""S3 plumbing shared by the upload callback, the sidecar and the readers:
-``s3://`` URLs and clients. boto3 is imported here, when first needed
-(install the ``shoebox[s3]`` extra)."""
+"""Everything shoebox knows about boto3 and S3, shared by the destinations,
+the sidecar and the readers: ``s3://`` URLs, clients and their settings,
+listing and streaming objects, and sorting boto3's errors into those that
+may pass and those that will not. boto3 is imported here, when first
+needed (install the ``shoebox[s3]`` extra)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,13 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from .errors import MissingExtra
+
+#: Error codes S3 (and MinIO, Ceph) answer with for conditions that pass.
+TRANSIENT_CODES = frozenset({
+    "BadDigest", "InternalError", "OperationAborted", "RequestTimeout",
+    "RequestTimeTooSkewed", "ServiceUnavailable", "SlowDown", "Throttling",
+    "ThrottlingException", "TooManyRequests", "XAmzContentSHA256Mismatch",
+})
 
 
 def is_s3_url(text: str) -> bool:
@@ -63,3 +72,46 @@ def is_s3_error(error: BaseException) -> bool:
     exceptions = sys.modules.get("botocore.exceptions")
     return exceptions is not None and isinstance(
         error, (exceptions.BotoCoreError, exceptions.ClientError))
+
+
+def client_config(*, connect_timeout: float = 10, read_timeout: float = 60) -> Any:
+    """botocore settings for a shipping client: bounded timeouts (seconds), and
+    few retries inside botocore, since callers retry with their own backoff."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                  retries={"mode": "standard", "max_attempts": 2})
+
+
+def boto_cause(exc: BaseException) -> BaseException:
+    """The ClientError behind boto3's S3UploadFailedError wrapper, if any."""
+    inner = exc.__cause__ or exc.__context__
+    if type(exc).__name__ == "S3UploadFailedError" and inner is not None:
+        return inner
+    return exc
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code (``NoSuchBucket``, ``SlowDown``…) of a boto3 error, or ``""``."""
+    response = getattr(boto_cause(exc), "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of the answer behind a boto3 error, if there was one."""
+    response = getattr(boto_cause(exc), "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a boto3/botocore error may pass: connection trouble, timeouts,
+    5xx answers, throttling."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    cause = boto_cause(exc)
+    if isinstance(cause, (BotoConnectionError, HTTPClientError)):
+        return True
+    status = http_status(cause)
+    return error_code(cause) in TRANSIENT_CODES or (status is not None and status >= 500)

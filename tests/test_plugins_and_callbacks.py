@@ -208,3 +208,13 @@ def test_a_move_across_file_systems_that_fails_part_way_leaves_no_partial_copy(
     assert result.stdout.strip() == str(errno.EFBIG)
     assert os.listdir(other_file_system) == []
     assert source.read_bytes() == b"x" * 100_000
+
+
+@pytest.mark.parametrize("spec", ["shoebox.callbacks:S3UploadCallback",
+                                  "shoebox.callbacks.S3UploadCallback"])
+def test_the_old_names_of_the_shipping_callbacks_load_saying_where_they_moved(spec):
+    from shoebox.shipping import S3UploadCallback
+
+    with pytest.warns(DeprecationWarning, match="moved to shoebox.shipping; "
+                                                "write shoebox.shipping:S3UploadCallback"):
+        assert plugins.load(spec) is S3UploadCallback

@@ -17,7 +17,8 @@ import pytest
 from _sidecar_support import SidecarProcess, archives_in, write_archives
 from archive_files import subprocess_env
 
-from shoebox.storage import DirectoryDestination, Prepared, Shipper
+from shoebox.destinations import DirectoryDestination, Prepared
+from shoebox.shipping import Shipper
 from shoebox_sidecar import Sidecar
 
 
@@ -94,7 +95,8 @@ def test_an_archive_taken_up_after_stop_is_left_alone(tmp_path: Any) -> None:
 # scan finds) when SIGTERM arrives; the handler runs on that thread, there.
 _SIGNAL_WHILE_LOCKED = """
 import os, signal, sys
-from shoebox.storage import DirectoryDestination, Shipper
+from shoebox.destinations import DirectoryDestination
+from shoebox.shipping import Shipper
 from shoebox_sidecar import Sidecar, WorkerPool
 from shoebox_sidecar.cli import _on_signals
 

@@ -20,7 +20,8 @@ from _sidecar_support import (
 )
 
 from shoebox import NeverRollChecker, WritingRollManager
-from shoebox.storage import DirectoryDestination, Shipper
+from shoebox.destinations import DirectoryDestination
+from shoebox.shipping import Shipper
 from shoebox_sidecar import Sidecar
 
 

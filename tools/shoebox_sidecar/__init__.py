@@ -8,7 +8,8 @@ Modules: :mod:`~shoebox_sidecar.cli` (options, environment, exit codes),
 :mod:`~shoebox_sidecar.pool` (workers, one run per archive at a time),
 :mod:`~shoebox_sidecar.backoff` (retry waits), :mod:`~shoebox_sidecar.logs`
 (JSON lines on stderr). The compression and upload code itself is
-:mod:`shoebox.storage`, shared with the in-process callbacks.
+:mod:`shoebox.shipping` and :mod:`shoebox.destinations`, shared with the
+in-process callbacks.
 """
 
 from __future__ import annotations

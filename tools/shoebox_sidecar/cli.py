@@ -23,8 +23,9 @@ from typing import Any, NoReturn
 import shoebox
 from shoebox.callbacks import after_upload_callback
 from shoebox.compression import SUFFIXES
+from shoebox.destinations import open_destination
 from shoebox.errors import MissingExtra, PermanentUploadError, TransientUploadError
-from shoebox.storage import DEFAULT_KEY_TEMPLATE, Shipper, open_destination
+from shoebox.shipping import DEFAULT_KEY_TEMPLATE, Shipper
 
 from . import logs
 from .backoff import Backoff

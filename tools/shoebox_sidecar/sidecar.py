@@ -8,8 +8,9 @@ import threading
 import time
 
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
+from shoebox.destinations import Prepared
 from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
-from shoebox.storage import Prepared, Shipper, ShipResult
+from shoebox.shipping import Shipper, ShipResult
 
 from .backoff import Backoff
 from .logs import logger

@@ -1,6 +1,6 @@
-"""shoebox.storage: compressing archives and copying them to S3 (moto's server
-on 127.0.0.1) or a directory, confirming the copy; and the in-process
-callbacks that share that code."""
+"""shoebox.shipping and shoebox.destinations: compressing archives and
+copying them to S3 (moto's server on 127.0.0.1) or a directory, confirming
+the copy; and the in-process callbacks that share that code."""
 
 from __future__ import annotations
 
@@ -35,13 +35,8 @@ from shoebox import (
     WritingRollManager,
 )
 from shoebox.callbacks import after_upload_callback
-from shoebox.storage import (
-    DirectoryDestination,
-    KeyTemplate,
-    S3Destination,
-    Shipper,
-    open_destination,
-)
+from shoebox.destinations import DirectoryDestination, S3Destination, open_destination
+from shoebox.shipping import KeyTemplate, Shipper
 
 NOV_27 = datetime.datetime(2026, 11, 27, 13, 5, tzinfo=datetime.timezone.utc).timestamp()
 
@@ -460,7 +455,7 @@ def test_compress_callback_replaces_each_closed_archive_by_its_gzip(tmp_path: An
 def test_callbacks_load_by_dotted_name_with_shared_options(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     callbacks = CallbackList(
-        callback_list="shoebox.callbacks:S3UploadCallback",
+        callback_list="shoebox.shipping:S3UploadCallback",
         destination=f"s3://{bucket}", endpoint_url=s3_server.endpoint_url,
         compression="zstd", key_template="{name}{suffix}", after_upload="keep")
     manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),

@@ -1,0 +1,379 @@
+"""Destinations: where shipped archives go, and how a copy is confirmed.
+
+A :class:`Destination` is given a :class:`Prepared` archive (compressed
+into a temporary file, hashed) and copies it under its key, then confirms
+the copy (size and checksum) before :meth:`Destination.deliver` returns:
+only then may the local archive be deleted. :class:`DirectoryDestination`
+writes into a local directory (a mounted volume, NFS), :class:`S3Destination`
+into a bucket. Failures raise
+:class:`~shoebox.errors.TransientUploadError` (retry later) or
+:class:`~shoebox.errors.PermanentUploadError` (fix something first), both
+naming the destination and the key.
+
+A new destination is a subclass implementing :meth:`Destination.check`,
+:meth:`~Destination.locate` and :meth:`~Destination.deliver`, reached from
+:func:`open_destination`.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import quote, urlsplit
+
+from . import s3
+from ._files import fsync_directory, makedirs_durable, move_no_replace
+from .archive import DamagedRange
+from .errors import PermanentUploadError, TransientUploadError, UploadError
+
+#: Objects at least this large are uploaded in parts (boto3's transfer manager).
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+#: Size of each part of a multipart upload.
+DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+
+_CHUNK = 1 << 20
+_CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd",
+                  "none": "application/octet-stream"}
+# Local file-system errors that may pass (space freed, a flaky mount back).
+_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN,
+                               errno.ETIMEDOUT, errno.ESTALE, errno.EINTR})
+
+
+@dataclass
+class Prepared:
+    """An archive read, hashed and compressed into a temporary file, ready to
+    deliver. Made by :meth:`Shipper.prepare`, which removes ``path`` after."""
+
+    #: The local archive.
+    source: str
+    #: The compressed copy (a temporary file).
+    path: str
+    #: Destination key (object key or path relative to a directory).
+    key: str
+    compression: str
+    #: Size of the archive.
+    bytes_in: int
+    #: Size of the compressed copy.
+    bytes_out: int
+    #: Records that read back (all of them unless ``damaged``).
+    records: int
+    #: Hex SHA-256 of the archive.
+    sha256: str
+    #: SHA-256 digest of the compressed copy.
+    compressed_sha256: bytes
+    #: Record version of the archive's first record (``None`` for an empty archive).
+    format_version: int | None
+    #: Byte ranges a recovering reader would skip (only without ``verify``).
+    damaged: list[DamagedRange] = field(default_factory=list)
+
+    @property
+    def compressed_sha256_b64(self) -> str:
+        """The compressed copy's SHA-256 as S3 checksums spell it (base64)."""
+        return base64.b64encode(self.compressed_sha256).decode("ascii")
+
+    def metadata(self) -> dict[str, str]:
+        """Object metadata describing the archive (ASCII, as HTTP headers need)."""
+        return {
+            "original-name": quote(os.path.basename(self.source), safe=""),
+            "original-size": str(self.bytes_in),
+            "sha256": self.sha256,
+            "records": str(self.records),
+            "shoebox-format-version": ("" if self.format_version is None
+                                       else str(self.format_version)),
+            "compression": self.compression,
+            "damaged-bytes": str(sum(damage.length for damage in self.damaged)),
+        }
+
+
+class Destination:
+    """Where shipped archives go. Subclasses implement :meth:`check` and
+    :meth:`deliver`; ``prefix`` feeds the key template's ``{prefix}``."""
+
+    #: Printable name of the destination (``s3://bucket/prefix`` or a directory).
+    url: str = ""
+    prefix: str = ""
+
+    def check(self) -> None:
+        """Make sure copies can work; raise :class:`PermanentUploadError` (or
+        :class:`TransientUploadError` when that cannot be told yet) otherwise."""
+        raise NotImplementedError
+
+    def scratch_dir(self) -> str:
+        """Where compressed temporary files go by default."""
+        return tempfile.gettempdir()
+
+    def locate(self, key: str) -> str:
+        """Where the copy under ``key`` is, for people to read."""
+        raise NotImplementedError
+
+    def deliver(self, prepared: Prepared) -> bool:
+        """Copy ``prepared.path`` under ``prepared.key`` and confirm the copy.
+
+        Returns True if the destination already held this archive (nothing
+        written). May consume ``prepared.path`` on success, never on failure,
+        so a failed delivery can be retried with the same ``prepared``.
+        """
+        raise NotImplementedError
+
+
+class DirectoryDestination(Destination):
+    """A local directory (a mounted volume, NFS): the compressed copy is synced
+    under a temporary name, renamed into place without replacing anything,
+    then its size and SHA-256 are checked."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.url = self.root
+
+    def check(self) -> None:
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".shoebox-check-"):
+                pass
+        except OSError as exc:
+            raise self._error(exc, None, "cannot write into the destination directory") from exc
+
+    def scratch_dir(self) -> str:
+        # Compressing next to the target makes delivery a rename, not a copy.
+        return self.root
+
+    def locate(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def deliver(self, prepared: Prepared) -> bool:
+        target = self.locate(prepared.key)
+        try:
+            if os.path.lexists(target):
+                if os.path.samefile(target, prepared.source):
+                    raise PermanentUploadError(
+                        f"{target} is the archive itself: the destination and key template "
+                        "must not map an archive onto itself", destination=self.url,
+                        key=prepared.key)
+                return self._confirm(target, prepared, existing=True)
+            # A new date directory must survive a crash as the copy in it
+            # does: the archive is deleted once this returns.
+            makedirs_durable(os.path.dirname(target))
+            with open(prepared.path, "rb") as copy:
+                os.fsync(copy.fileno())
+            move_no_replace(prepared.path, target)
+            fsync_directory(os.path.dirname(target))
+        except FileExistsError:
+            # Someone else delivered the same key meanwhile: judge their copy.
+            return self._confirm(target, prepared, existing=True)
+        except OSError as exc:
+            raise self._error(exc, prepared.key, f"copying {prepared.source} failed") from exc
+        return self._confirm(target, prepared, existing=False)
+
+    def _confirm(self, target: str, prepared: Prepared, *, existing: bool) -> bool:
+        """Check the file at ``target`` holds exactly the compressed copy."""
+        try:
+            digest = _file_sha256(target, sync=existing)
+            if existing and digest == prepared.compressed_sha256:
+                # An earlier attempt may have been killed before it synced
+                # the directory: make the copy durable before the archive
+                # is deleted.
+                fsync_directory(os.path.dirname(target))
+        except OSError as exc:
+            raise self._error(exc, prepared.key, "reading the copy back failed") from exc
+        if digest == prepared.compressed_sha256:
+            return existing
+        if existing:
+            raise PermanentUploadError(
+                f"{target} already exists with other contents than {prepared.source} "
+                "compressed; refusing to replace it (change the key template or move it away)",
+                destination=self.url, key=prepared.key)
+        raise TransientUploadError(f"{target}: the copy of {prepared.source} does not match "
+                                   "after writing it", destination=self.url, key=prepared.key)
+
+    def _error(self, exc: OSError, key: str | None, what: str) -> UploadError:
+        where = self.root if key is None else self.locate(key)
+        kind = TransientUploadError if exc.errno in _TRANSIENT_ERRNOS else PermanentUploadError
+        return kind(f"{where}: {what}: {exc}", destination=self.url, key=key)
+
+
+class S3Destination(Destination):
+    """An S3 bucket (or MinIO, Ceph… through ``endpoint_url``), with boto3's
+    default credential chain and region.
+
+    Uploads go through boto3's transfer manager: in parts from
+    ``multipart_threshold`` bytes on, each part checksummed (SHA-256) and
+    verified by the server; smaller objects carry the SHA-256 of the whole
+    compressed file, which the server verifies. Every object gets
+    :meth:`Prepared.metadata`. ``server_side_encryption`` (``"AES256"``,
+    ``"aws:kms"``), ``kms_key_id`` and ``storage_class`` are passed through.
+    After the upload a HEAD confirms size, metadata and checksum.
+
+    Before uploading, a HEAD looks for the key: an object holding the same
+    archive (same SHA-256) means an earlier attempt got there, and nothing is
+    uploaded; any other object is never overwritten
+    (:class:`PermanentUploadError`).
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
+                 endpoint_url: str | None = None,
+                 server_side_encryption: str | None = None, kms_key_id: str | None = None,
+                 storage_class: str | None = None,
+                 multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+                 multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
+                 max_concurrency: int = 4) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self._endpoint_url = endpoint_url
+        self._own_client = client is None
+        self._client = client if client is not None else s3.client(
+            endpoint_url, config=s3.client_config())
+        self._client_pid = os.getpid()
+        self.multipart_threshold = multipart_threshold
+        from boto3.s3.transfer import TransferConfig
+
+        self._transfer_config = TransferConfig(multipart_threshold=multipart_threshold,
+                                               multipart_chunksize=multipart_chunksize,
+                                               max_concurrency=max_concurrency)
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._boto_errors = (Boto3Error, BotoCoreError, ClientError)
+        self._extra_args = {name: value for name, value in (
+            ("ServerSideEncryption", server_side_encryption), ("SSEKMSKeyId", kms_key_id),
+            ("StorageClass", storage_class)) if value}
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client. A forked child (a worker of a ``--preload``
+        server whose logging uploads archives) gets a client of its own: a
+        boto3 client is not fork-safe, its pooled connections would be
+        shared with the parent."""
+        if self._own_client and self._client_pid != os.getpid():
+            self._client = s3.client(self._endpoint_url, config=s3.client_config())
+            self._client_pid = os.getpid()
+        return self._client
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except self._boto_errors as exc:
+            raise self._error(exc, None, "checking the bucket failed") from exc
+
+    def locate(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def deliver(self, prepared: Prepared) -> bool:
+        key = prepared.key
+        existing = self._head(key)
+        if existing is not None:
+            if existing.get("Metadata", {}).get("sha256") == prepared.sha256:
+                return True
+            raise PermanentUploadError(
+                f"{self.locate(key)} already holds another object (not {prepared.source}); "
+                "refusing to overwrite it (change the key template or remove the object)",
+                destination=self.url, key=key)
+        multipart = prepared.bytes_out >= self.multipart_threshold
+        extra: dict[str, Any] = {"Metadata": prepared.metadata(),
+                                 "ContentType": _CONTENT_TYPES[prepared.compression],
+                                 **self._extra_args}
+        if multipart:
+            extra["ChecksumAlgorithm"] = "SHA256"
+        else:
+            extra["ChecksumSHA256"] = prepared.compressed_sha256_b64
+        try:
+            self.client.upload_file(prepared.path, self.bucket, key, ExtraArgs=extra,
+                                    Config=self._transfer_config)
+        except self._boto_errors as exc:
+            raise self._error(exc, key, f"uploading {prepared.source} failed") from exc
+        self._confirm(prepared, multipart)
+        return False
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], self.client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"))
+        except self._boto_errors as exc:
+            if s3.http_status(exc) == 404:
+                return None
+            raise self._error(exc, key, "HEAD failed") from exc
+
+    def _confirm(self, prepared: Prepared, multipart: bool) -> None:
+        head = self._head(prepared.key)
+        problem = None
+        if head is None:
+            problem = "the object is missing after the upload"
+        elif head.get("ContentLength") != prepared.bytes_out:
+            problem = (f"the server holds {head.get('ContentLength')} bytes, "
+                       f"{prepared.bytes_out} were uploaded")
+        elif head.get("Metadata", {}).get("sha256") != prepared.sha256:
+            problem = "the object's sha256 metadata does not match"
+        elif not multipart and head.get("ChecksumSHA256") not in (
+                None, prepared.compressed_sha256_b64):
+            problem = (f"the server's SHA-256 {head.get('ChecksumSHA256')} is not "
+                       f"{prepared.compressed_sha256_b64}")
+        if problem:
+            raise TransientUploadError(f"{self.locate(prepared.key)}: upload of "
+                                       f"{prepared.source} not confirmed: {problem}",
+                                       destination=self.url, key=prepared.key)
+
+    def _error(self, exc: Exception, key: str | None, what: str) -> UploadError:
+        """Turn a boto3/botocore error into a transient or permanent one."""
+        where = f"s3://{self.bucket}" if key is None else self.locate(key)
+        code = s3.error_code(exc)
+        status = s3.http_status(exc)
+        if code in ("NoSuchBucket",) or (key is None and status == 404):
+            reason = f"bucket {self.bucket!r} does not exist"
+        elif code in ("AccessDenied", "AllAccessDisabled") or status == 403:
+            reason = f"access denied to bucket {self.bucket!r} ({code or status})"
+        else:
+            reason = str(s3.boto_cause(exc))
+        kind = TransientUploadError if s3.is_transient(exc) else PermanentUploadError
+        return kind(f"{where}: {what}: {reason}", destination=self.url, key=key)
+
+
+def open_destination(dest: str, *, endpoint_url: str | None = None,
+                     **s3_options: Any) -> Destination:
+    """The destination a ``--dest`` string names: ``s3://bucket/prefix`` (with
+    ``endpoint_url`` and the other :class:`S3Destination` options), a
+    ``file://`` URL or a directory path. Options whose value is ``None`` are
+    left out. Raises ``ValueError`` for other URLs, and for S3 options given
+    with a directory."""
+    options = {name: value for name, value in s3_options.items() if value is not None}
+    if s3.is_s3_url(dest):
+        bucket, prefix = s3.parse_s3_url(dest)
+        return S3Destination(bucket, prefix, endpoint_url=endpoint_url, **options)
+    if endpoint_url is not None or options:
+        raise ValueError(f"destination {dest!r} is a directory; "
+                         f"{', '.join(sorted(options)) or 'endpoint_url'} only apply to s3://")
+    parts = urlsplit(dest)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"file:// URL {dest!r} names a remote host")
+        return DirectoryDestination(parts.path)
+    if parts.scheme and "://" in dest:
+        raise ValueError(f"destination {dest!r}: only s3://, file:// and directory paths "
+                         "are supported")
+    return DirectoryDestination(dest)
+
+
+def _file_sha256(path: str, sync: bool = False) -> bytes:
+    """SHA-256 digest of the file at ``path``; with ``sync``, fsync it too."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+        if sync:
+            os.fsync(file.fileno())
+    return digest.digest()
+
+
+__all__ = [
+    "DEFAULT_MULTIPART_CHUNKSIZE",
+    "DEFAULT_MULTIPART_THRESHOLD",
+    "Destination",
+    "DirectoryDestination",
+    "Prepared",
+    "S3Destination",
+    "open_destination",
+]

@@ -1,0 +1,423 @@
+"""Shipping closed archives: compress, copy to a destination, confirm the copy.
+
+This is the one implementation behind both entry points: the in-process
+callbacks (:class:`~shoebox.callbacks.CompressCallback`,
+:class:`~shoebox.callbacks.S3UploadCallback`) and the ``shoebox-sidecar``
+process. A :class:`Shipper` holds the policy (destination, key template,
+compression, verification), built once; shipping one archive is
+
+1. :meth:`Shipper.prepare`: one streaming pass over the archive counts its
+   records (walking from header to header; with ``verify`` every record is
+   decoded and its checksum checked, and a damaged one raises
+   :class:`~shoebox.errors.CorruptRecord`), hashes the original bytes and
+   compresses them into a temporary file (memory stays flat whatever the
+   archive size), which also gets hashed;
+2. :meth:`Shipper.deliver`: copies that file to the destination under a key
+   that depends only on the archive (its name, its modification time and
+   the host), so a retry after a crash rewrites the same key with the same
+   bytes, and confirms the copy (size and checksum) before returning.
+
+Deleting the local archive is the caller's business, and only after
+:meth:`Shipper.deliver` has returned. Failures raise
+:class:`~shoebox.errors.TransientUploadError` (retry later) or
+:class:`~shoebox.errors.PermanentUploadError` (fix something first), both
+naming the destination and the key.
+
+boto3 is imported only when an S3 destination is used (``shoebox[s3]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import os
+import re
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, cast
+
+from .archive import ArchiveReader
+from .callbacks import ArchiveCallback, after_upload_callback
+from .codec import (
+    DEFAULT_MAX_RECORD_SIZE,
+    MARKER_BYTES,
+    PREAMBLE_SIZE,
+    Incomplete,
+    record_length,
+    record_version,
+)
+from .compression import SUFFIXES, check_level, open_compressor
+from .destinations import Destination, DirectoryDestination, Prepared, open_destination
+from .errors import CorruptRecord
+
+#: Where archives go unless told otherwise: date-partitioned (UTC date of the
+#: archive's modification time, i.e. when its last record was written), then
+#: the host, then the archive's own name plus the compression suffix.
+DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
+
+_PLACEHOLDERS = ("prefix", "host", "name", "suffix")
+_CHUNK = 1 << 20
+
+
+class KeyTemplate:
+    """How a destination key is built from an archive, parsed once.
+
+    The template holds strftime codes, applied to the archive's modification
+    time in UTC, and the placeholders ``{prefix}`` (the destination's
+    prefix), ``{host}``, ``{name}`` (the archive's file name) and
+    ``{suffix}`` (the compression suffix, such as ``.gz``). Empty path
+    segments are dropped, so an empty prefix leaves no leading ``/``.
+
+    An archive is immutable once closed, so its modification time, hence
+    its key, is the same on every retry. Raises ``ValueError`` for an
+    unknown placeholder, a template without ``{name}`` (archives would
+    collide) or one giving ``.``/``..`` segments.
+    """
+
+    def __init__(self, template: str = DEFAULT_KEY_TEMPLATE) -> None:
+        unknown = sorted(set(re.findall(r"\{(\w*)\}", template)) - set(_PLACEHOLDERS))
+        if unknown:
+            raise ValueError(f"key template {template!r} has unknown placeholders "
+                             f"{unknown}; known: {', '.join(_PLACEHOLDERS)}")
+        if "{name}" not in template:
+            raise ValueError(f"key template {template!r} must contain {{name}}, "
+                             "or different archives would get the same key")
+        self.template = template
+        self.render(name="a.events", mtime=0.0, host="host")
+
+    def render(self, *, name: str, mtime: float, host: str, prefix: str = "",
+               suffix: str = "") -> str:
+        """The key of archive ``name`` last modified at ``mtime`` (epoch seconds)."""
+        text = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
+            self.template)
+        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix}
+        text = re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], text)
+        parts = [part for part in text.split("/") if part]
+        if not parts or any(part in (".", "..") for part in parts):
+            raise ValueError(f"key template {self.template!r} gives the key {text!r}, "
+                             "which is empty or has '.' or '..' segments")
+        return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class ShipResult:
+    """What shipping one archive did."""
+
+    source: str
+    #: Where the copy is: ``s3://bucket/key`` or a file path.
+    location: str
+    key: str
+    bytes_in: int
+    bytes_out: int
+    records: int
+    #: Seconds spent preparing and delivering.
+    seconds: float
+    #: True when the destination already held this archive (a retry after a
+    #: crash between upload and deletion): nothing was written.
+    already_present: bool
+
+    @property
+    def ratio(self) -> float:
+        """Compression ratio, original size over shipped size."""
+        return self.bytes_in / self.bytes_out if self.bytes_out else 1.0
+
+
+class Shipper:
+    """Compresses archives and copies them to one destination; the policy is
+    fixed at construction.
+
+    ``destination``: a :class:`Destination`. ``key_template``: see
+    :class:`KeyTemplate`. ``compression``: ``"gzip"`` (default), ``"zstd"``
+    (``shoebox[zstd]``) or ``"none"``, at ``level``. ``verify``: every
+    record is decoded and its checksum checked, and a damaged one makes
+    :meth:`prepare` raise :class:`~shoebox.errors.CorruptRecord` (naming
+    file and offset). Without it records are only counted, from their
+    headers (several times faster); an archive whose structure is damaged
+    (bytes that are not a record, a torn tail) ships as it is, with its
+    damaged ranges in :attr:`Prepared.damaged` and the object's
+    ``damaged-bytes`` metadata; damage inside a record (a checksum that
+    does not match) is left for readers to find.
+    ``host`` fills ``{host}`` (default: this machine's name).
+    ``tmp_dir``: where compressed temporary files go (default: the
+    destination's choice).
+    """
+
+    def __init__(self, destination: Destination, *,
+                 key_template: str | KeyTemplate = DEFAULT_KEY_TEMPLATE,
+                 compression: str = "gzip", level: int | None = None,
+                 verify: bool = False, host: str | None = None,
+                 tmp_dir: str | os.PathLike[str] | None = None,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
+        self.destination = destination
+        self.key_template = (key_template if isinstance(key_template, KeyTemplate)
+                             else KeyTemplate(key_template))
+        self.compression = check_level(compression, level)
+        self.level = level
+        self.verify = verify
+        self.host = host or socket.gethostname()
+        self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else None
+        self.max_record_size = max_record_size
+
+    def key_for(self, path: str, mtime: float) -> str:
+        """The destination key of the archive at ``path`` modified at ``mtime``."""
+        return self.key_template.render(
+            name=os.path.basename(path), mtime=mtime, host=self.host,
+            prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
+
+    @contextlib.contextmanager
+    def prepare(self, path: str) -> Iterator[Prepared]:
+        """Read, hash and compress the archive at ``path`` into a temporary
+        file, removed when the ``with`` block ends.
+
+        Raises ``FileNotFoundError`` if the archive is gone and, with
+        ``verify``, :class:`~shoebox.errors.CorruptRecord` for damage.
+        """
+        scratch = self.tmp_dir or self.destination.scratch_dir()
+        os.makedirs(scratch, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=scratch, prefix=".shoebox-", suffix=".partial")
+        try:
+            with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
+                prepared = self._compress(path, source, target, temporary)
+            yield prepared
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+    def deliver(self, prepared: Prepared, started: float | None = None) -> ShipResult:
+        """Copy a prepared archive to the destination and confirm it; raises
+        :class:`~shoebox.errors.UploadError`. ``started`` (a
+        ``time.monotonic()`` value) is when preparing began, for the timing."""
+        started = time.monotonic() if started is None else started
+        already = self.destination.deliver(prepared)
+        return ShipResult(
+            source=prepared.source, location=self.destination.locate(prepared.key),
+            key=prepared.key, bytes_in=prepared.bytes_in, bytes_out=prepared.bytes_out,
+            records=prepared.records, seconds=time.monotonic() - started,
+            already_present=already)
+
+    def ship(self, path: str) -> ShipResult:
+        """Prepare and deliver one archive, once (no retries)."""
+        started = time.monotonic()
+        with self.prepare(path) as prepared:
+            return self.deliver(prepared, started)
+
+    def _compress(self, path: str, source: IO[bytes], target: IO[bytes],
+                  temporary: str) -> Prepared:
+        status = os.fstat(source.fileno())
+        mtime = status.st_mtime
+        # The copy gets the archive's permission bits, not mkstemp's 0600,
+        # so that a compressed file stays readable by whoever read the archive.
+        os.fchmod(target.fileno(), stat.S_IMODE(status.st_mode))
+        original = hashlib.sha256()
+        compressed = _HashingWriter(target)
+        counter = _RecordCounter(self.max_record_size)
+        with open_compressor(cast(IO[bytes], compressed), self.compression,
+                             self.level) as sink:
+            tee = _Tee(source, path, (original.update, sink.write, counter.feed))
+            if self.verify:
+                # Decodes every record and checks its checksum; the first
+                # damaged one raises CorruptRecord naming file and offset.
+                for _record in ArchiveReader(cast(IO[bytes], tee),
+                                             max_record_size=self.max_record_size):
+                    pass
+            tee.drain()
+        target.flush()
+        records, damaged = counter.finish(), []
+        if records is None:
+            # The header walk stumbled on damage: count what a recovering
+            # reader keeps, and where it skips (a second pass, damaged
+            # archives only).
+            with ArchiveReader(path, recover=True,
+                               max_record_size=self.max_record_size) as reader:
+                records = sum(1 for _record in reader)
+                damaged = reader.damaged
+        return Prepared(
+            source=path, path=temporary, key=self.key_for(path, mtime),
+            compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
+            records=records, sha256=original.hexdigest(),
+            compressed_sha256=compressed.digest.digest(),
+            format_version=tee.format_version, damaged=damaged)
+
+
+class _Tee:
+    """A read-only stream over ``source`` that passes every chunk read to
+    ``sinks`` (hash, compressor) and notes the first record's version."""
+
+    def __init__(self, source: IO[bytes], name: str,
+                 sinks: tuple[Callable[[bytes], object], ...]) -> None:
+        self._source = source
+        self.name = name  # so CorruptRecord names the archive
+        self._sinks = sinks
+        self._head = b""
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._source.read(size)
+        for sink in self._sinks:
+            sink(chunk)
+        if len(self._head) < PREAMBLE_SIZE:
+            self._head += chunk[:PREAMBLE_SIZE - len(self._head)]
+        self.size += len(chunk)
+        return chunk
+
+    def drain(self) -> None:
+        """Read to the end (a reader stops at the last record it can use)."""
+        while self.read(_CHUNK):
+            pass
+
+    def close(self) -> None:
+        """The caller owns ``source``."""
+
+    @property
+    def format_version(self) -> int | None:
+        if len(self._head) < PREAMBLE_SIZE or not self._head.startswith(MARKER_BYTES):
+            return None
+        return record_version(self._head)
+
+
+class _RecordCounter:
+    """Counts the records of a stream fed chunk by chunk, walking from header
+    to header (:func:`~shoebox.codec.record_length`): nothing is
+    decoded or checksummed, and only a header's worth of bytes is kept
+    between chunks, whatever the record sizes."""
+
+    def __init__(self, max_record_size: int) -> None:
+        self._max_record_size = max_record_size
+        self._pending = b""  # the start of a header cut by a chunk boundary
+        self._skip = 0  # bytes of the current record still to come
+        self._count = 0
+        self._broken = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._broken or not chunk:
+            return
+        if self._skip >= len(chunk):
+            self._skip -= len(chunk)
+            return
+        data = self._pending + chunk[self._skip:] if self._pending else chunk[self._skip:]
+        self._skip = 0
+        position = 0
+        while position < len(data):
+            try:
+                length = record_length(data, position, self._max_record_size)
+            except Incomplete:
+                break
+            except CorruptRecord:
+                self._broken = True
+                return
+            self._count += 1
+            position += length
+        if position > len(data):
+            self._skip, self._pending = position - len(data), b""
+        else:
+            self._pending = data[position:]
+
+    def finish(self) -> int | None:
+        """The number of records, or ``None`` if the stream is damaged (bytes
+        that are not a record, or a record cut short at the end)."""
+        if self._broken or self._pending or self._skip:
+            return None
+        return self._count
+
+
+class _HashingWriter:
+    """A write-only stream that hashes and counts what passes to ``target``."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self._target.write(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+class CompressCallback(ArchiveCallback):
+    """Compresses the closed archive next to itself (``a.events`` becomes
+    ``a.events.gz``) and removes the original once the compressed file is
+    synced and its checksum confirmed; returns the compressed file's path.
+
+    ``compression`` is ``"gzip"`` (default) or ``"zstd"`` (``shoebox[zstd]``),
+    at ``level``. The work is :class:`~shoebox.Shipper`'s, the same
+    code the sidecar runs, into a
+    :class:`~shoebox.DirectoryDestination`. It runs on the thread
+    that closed the archive (the writer's, or the idle-roll thread), and
+    writes to the roll manager wait until it is done.
+    """
+
+    def __init__(self, *, compression: str = "gzip", level: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if compression == "none":
+            raise ValueError("CompressCallback needs a compression method, not 'none'")
+        # Checked now, so that a bad method or level or a missing extra
+        # fails at configuration time rather than on the first close.
+        self.compression = check_level(compression, level)
+        self.level = level
+
+    def on_close(self, filename: str) -> str:
+        directory = DirectoryDestination(os.path.dirname(filename) or ".")
+        shipper = Shipper(directory, key_template="{name}{suffix}",
+                                  compression=self.compression, level=self.level)
+        result = shipper.ship(filename)
+        os.unlink(filename)
+        return result.location
+
+
+class S3UploadCallback(ArchiveCallback):
+    """Compresses the closed archive and uploads it, in process: the same code
+    as the sidecar (:class:`~shoebox.Shipper`), one attempt, on the
+    thread that closed the archive (writes to the roll manager wait until
+    it is done).
+
+    ``destination``: ``s3://bucket/prefix`` (or a directory / ``file://``
+    URL); ``endpoint_url`` for MinIO, Ceph or a test server;
+    ``key_template`` (see :class:`KeyTemplate`);
+    ``compression`` and ``level``; ``verify``; ``host``;
+    ``server_side_encryption``, ``kms_key_id``, ``storage_class``;
+    ``after_upload``: ``"delete"`` (default), ``"keep"`` or ``"move:DIR"``,
+    applied only once the copy is confirmed. A failed upload raises
+    :class:`~shoebox.errors.UploadError`; the roll manager logs it and the
+    archive stays where it is, for a later ``shoebox-sidecar --once`` run.
+    """
+
+    def __init__(self, *, destination: str, endpoint_url: str | None = None,
+                 key_template: str = DEFAULT_KEY_TEMPLATE,
+                 compression: str = "gzip", level: int | None = None,
+                 verify: bool = False, host: str | None = None,
+                 server_side_encryption: str | None = None, kms_key_id: str | None = None,
+                 storage_class: str | None = None, after_upload: str = "delete",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        target = open_destination(
+            destination, endpoint_url=endpoint_url,
+            server_side_encryption=server_side_encryption, kms_key_id=kms_key_id,
+            storage_class=storage_class)
+        self.shipper = Shipper(target, key_template=key_template,
+                                       compression=compression, level=level,
+                                       verify=verify, host=host)
+        self.after_upload = after_upload_callback(after_upload)
+
+    def on_close(self, filename: str) -> str | None:
+        self.shipper.ship(filename)
+        return self.after_upload.on_close(filename)
+
+
+__all__ = [
+    "DEFAULT_KEY_TEMPLATE",
+    "CompressCallback",
+    "KeyTemplate",
+    "S3UploadCallback",
+    "ShipResult",
+    "Shipper",
+]
