@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from shoebox import NeverRollChecker, ReadingRollManager, SizeRollChecker, WritingRollManager
+from shoebox.reading import ArchiveStream
 
 
 def make_records(n: int, payload_bytes: int) -> list[tuple[dict[str, str], str]]:
@@ -73,8 +74,7 @@ def shoebox_read(directory: str, threads: int) -> tuple[float, int]:
     counts = [0] * threads
 
     def work(t: int) -> None:
-        reader = ReadingRollManager("*.events", directory=directory)
-        reader.files_to_read = files[t::threads]
+        reader = ArchiveStream(files[t::threads])
         n = 0
         for _metadata, _payload in reader:
             n += 1

@@ -29,7 +29,8 @@ class RecordTooLarge(ShoeboxError, ValueError):
 
 
 class ArchiveClosed(ShoeboxError, ValueError):
-    """A write reached an archive or roll manager after ``close()``."""
+    """A write or read reached an archive, roll manager or archive stream
+    after ``close()``."""
 
 
 class ArchiveVanished(ShoeboxError, FileNotFoundError):

@@ -1,5 +1,6 @@
-"""Roll managers: which archive file is active, how files are named, the roll
-sequence, and reading back across many files.
+"""Roll managers: which archive file is active, the roll sequence, and
+reading back across many files (names and the ``.open`` suffix:
+:mod:`shoebox.naming`).
 
 :class:`WritingRollManager` owns one active archive per process. The
 active archive is written as ``<final name>.open``; closing it flushes,
@@ -18,21 +19,15 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 from . import plugins
-from .archive import (
-    DEFAULT_FILE_MODE,
-    ArchiveReader,
-    ArchiveWriter,
-    DamagedRange,
-    Durability,
-)
+from .archive import DEFAULT_FILE_MODE, ArchiveWriter, Durability
 from .callbacks import ArchiveCallback
-from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record, encode_record
-from .errors import ArchiveClosed, EndOfFile, NoMoreFiles
+from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
+from .errors import ArchiveClosed, NoMoreFiles
 from .naming import OPEN_SUFFIX, candidates, finalize, is_open, render_filename
+from .reading import Archive, ArchiveStream
 from .roll_checker import RollChecker
 
 logger = logging.getLogger("shoebox.roll_manager")
@@ -270,7 +265,7 @@ class WritingRollManager:
             archive.abandon()
 
 
-class ReadingRollManager:
+class ReadingRollManager(ArchiveStream):
     """Reads every archive in ``directory`` matching the wildcard
     ``filename_template``, in name order, skipping ``.open`` files.
     Archives stored gzip- or zstd-compressed are read too, detected by
@@ -280,74 +275,31 @@ class ReadingRollManager:
     :class:`NoMoreFiles` after the last record of the last file; iterating
     yields the same pairs. ``archive_callback`` gets ``on_open`` and
     ``on_close`` for each file. With ``recover=True`` damaged ranges are
-    skipped and listed in :attr:`damaged` (see
-    :class:`~shoebox.archive.ArchiveReader`).
+    skipped and listed in :attr:`damaged`. :meth:`close` stops reading
+    (see :class:`~shoebox.reading.ArchiveStream`).
     """
 
-    def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".",
-                 archive_class: type[ArchiveReader] = ArchiveReader,
-                 archive_callback: ArchiveCallback | str | None = None, *,
+    def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".", *,
+                 archive_callback: ArchiveCallback | str | None = None,
                  recover: bool = False,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
         pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
-        #: Files still to read, in order.
-        self.files_to_read: list[str] = sorted(
-            name for name in glob.glob(pattern) if not is_open(name))
-        self.archive_class = archive_class
         self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
                                                   if archive_callback is not None
                                                   else ArchiveCallback())
-        self.recover = recover
-        self.max_record_size = max_record_size
-        self._archive: ArchiveReader | None = None
-        self._damaged: list[DamagedRange] = []
+        super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)),
+                         recover=recover, max_record_size=max_record_size,
+                         on_open=self.archive_callback.on_open,
+                         on_close=self.archive_callback.on_close)
 
     @property
-    def damaged(self) -> list[DamagedRange]:
-        """Ranges skipped so far in every file read (recover mode)."""
-        current = self._archive.damaged if self._archive is not None else []
-        return self._damaged + current
-
-    def read(self) -> Record:
-        """Return the next ``(metadata, payload)``; raise ``NoMoreFiles`` at the end."""
-        while True:
-            archive = self._archive or self._next()
-            try:
-                return archive.read()
-            except EndOfFile:
-                self.close()
-
-    def __iter__(self) -> Iterator[Record]:
-        while True:
-            try:
-                archive = self._archive or self._next()
-            except NoMoreFiles:
-                return
-            yield from archive
-            self.close()
+    def files_to_read(self) -> list[Archive]:
+        """Files not opened yet, in order (the original shoebox's name for
+        :attr:`~shoebox.reading.ArchiveStream.pending`)."""
+        return self.pending
 
     def __enter__(self) -> ReadingRollManager:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the file being read (reading goes on with the next one)."""
-        archive, self._archive = self._archive, None
-        if archive is not None:
-            archive.close()
-            self._damaged.extend(archive.damaged)
-            self.archive_callback.on_close(archive.filename or "")
-
-    def _next(self) -> ArchiveReader:
-        if not self.files_to_read:
-            raise NoMoreFiles("no more files to read")
-        filename = self.files_to_read.pop(0)
-        self._archive = self.archive_class(filename, recover=self.recover,
-                                           max_record_size=self.max_record_size)
-        self.archive_callback.on_open(filename)
-        return self._archive
 
 
 __all__ = [

@@ -16,14 +16,15 @@ import glob
 import os
 import re
 import sys
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import s3
-from .archive import ArchiveReader, DamagedRange
-from .codec import DEFAULT_MAX_RECORD_SIZE, Record
+from .archive import ArchiveReader
+from .codec import DEFAULT_MAX_RECORD_SIZE
 from .naming import is_open
+from .reading import ArchiveStream
 
 #: The PATH that means standard input.
 STDIN = "-"
@@ -105,53 +106,6 @@ def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
     """
     return ArchiveStream(expand_paths([path_or_url], endpoint_url=endpoint_url),
                          recover=recover, max_record_size=max_record_size)
-
-
-class ArchiveStream:
-    """The records of several archives, read one archive after another.
-
-    Iterable once, yielding ``(metadata, payload)``; each archive is opened
-    when reading reaches it and closed when its last record has been read.
-    """
-
-    def __init__(self, sources: Iterable[Source], *, recover: bool = False,
-                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
-        self.sources = list(sources)
-        self.recover = recover
-        self.max_record_size = max_record_size
-        self._done: list[DamagedRange] = []
-        self._reader: ArchiveReader | None = None
-        self._records: Generator[Record, None, None] = self._read()
-
-    @property
-    def damaged(self) -> list[DamagedRange]:
-        """Ranges skipped so far (``recover=True``)."""
-        current = self._reader.damaged if self._reader is not None else []
-        return self._done + current
-
-    def __iter__(self) -> Iterator[Record]:
-        return self._records
-
-    def close(self) -> None:
-        """Stop reading and close the archive being read. Closing twice is harmless."""
-        self._records.close()
-
-    def __enter__(self) -> ArchiveStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _read(self) -> Generator[Record, None, None]:
-        for source in self.sources:
-            with source.reader(recover=self.recover,
-                               max_record_size=self.max_record_size) as reader:
-                self._reader = reader
-                try:
-                    yield from reader
-                finally:
-                    self._reader = None
-                    self._done.extend(reader.damaged)
 
 
 def _local_sources(path: str) -> list[Source]:
