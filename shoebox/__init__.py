@@ -43,7 +43,7 @@ from .errors import (
     UnknownVersion,
     UploadError,
 )
-from .recovery import recover
+from .recovery import Recovery, recover
 from .roll_checker import (
     AnyOfRollChecker,
     NeverRollChecker,
@@ -94,6 +94,7 @@ __all__ = [
     "ReadingRollManager",
     "RecordTooLarge",
     "RecordTypeError",
+    "Recovery",
     "RollChecker",
     "S3UploadCallback",
     "ShoeboxError",

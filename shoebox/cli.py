@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, recovery, s3
+from . import __version__, jsonl, recovery, s3
 from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
-from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
+from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
 from .errors import CorruptRecord, ShoeboxError
 from .sources import Source, expand_paths
 
@@ -85,24 +85,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cat(args: argparse.Namespace) -> int:
     sources = _sources(args)
-    render = (_render_metadata if args.metadata_only else
-              _render_payload if args.payload_only else _render_record)
+    render = (jsonl.render_metadata if args.metadata_only else
+              jsonl.render_payload if args.payload_only else jsonl.render_record)
     match = _matcher(args.where)
     limit = args.limit
     out = sys.stdout.buffer
     # A bar on the terminal the records are printed on would garble them.
     progress = _progress(len(sources), extra_condition=not sys.stdout.isatty())
     lines: list[str] = []
-    written = read = 0
+    written = 0
+    walk = _Walk(args, progress)
     try:
         for source in sources:
             if written == limit:
                 break
-            with _open(source, args, progress) as reader:
-                records = 0
-                for records, (metadata, payload) in enumerate(reader, 1):
-                    if not records & (_TICK - 1):
-                        progress.tick(read + records, reader.offset)
+            with walk.open(source) as archive:
+                for metadata, payload in archive:
                     if match is not None and not match(metadata):
                         continue
                     lines.append(render(metadata, payload))
@@ -112,9 +110,7 @@ def _cat(args: argparse.Namespace) -> int:
                         lines.clear()
                     if written == limit:
                         break
-                read += records
-                _report_damage(reader.damaged, progress)
-                progress.finish_file(read, reader.offset)
+                _report_damage(archive.reader.damaged, progress)
     except Exception as error:
         if not isinstance(error, BrokenPipeError):
             # Print the good records read before the damage or I/O error.
@@ -127,83 +123,6 @@ def _cat(args: argparse.Namespace) -> int:
     finally:
         progress.clear()
     return EXIT_OK
-
-
-# The C string encoder of json.dumps(..., ensure_ascii=False); calling it
-# directly skips the encoder's per-call setup, which costs more than the
-# encoding of a few short strings.
-_encode_string = json.encoder.encode_basestring
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Python's decoder otherwise accepts NaN and Infinity, which are not JSON.
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_JSON_WHITESPACE = " \t\n\r"
-
-
-def _is_json(text: str) -> bool:
-    """Whether ``text`` is one valid JSON value, with optional whitespace around it."""
-    try:
-        if text[:1] in _JSON_WHITESPACE:  # raw_decode refuses leading whitespace (and "")
-            _decoder.decode(text)
-            return True
-        _value, end = _decoder.raw_decode(text)
-    except (ValueError, RecursionError):
-        return False
-    return end == len(text) or not text[end:].strip(_JSON_WHITESPACE)
-
-
-def payload_json(payload: str) -> str:
-    """The payload as one line of JSON text: the payload itself when it is
-    valid JSON, else the payload as a JSON string.
-
-    Valid JSON is embedded as written, not re-serialized: that is faster
-    and keeps numbers that a round trip through floats would change. Valid
-    JSON holds raw line breaks only between tokens (inside strings they
-    must be escaped), so turning them into spaces keeps the value and puts
-    it on one line.
-    """
-    if not _is_json(payload):
-        return _one_line(_encode_string(payload))
-    if "\n" in payload or "\r" in payload:
-        payload = payload.replace("\n", " ").replace("\r", " ")
-    return _one_line(payload)
-
-
-def _one_line(text: str) -> str:
-    """Escape the characters besides ``\\n`` and ``\\r`` that ``str.splitlines``
-    breaks lines at. In JSON text that is valid (and has no raw control
-    characters) they can only stand inside strings, where the escape means
-    the same."""
-    if text.isascii():  # O(1) in CPython: the common case costs nothing
-        return text
-    if "\x85" in text or "\u2028" in text or "\u2029" in text:
-        return (text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028")
-                .replace("\u2029", "\\u2029"))
-    return text
-
-
-def _metadata_json(metadata: Metadata) -> str:
-    """Metadata as a JSON object; the same text as ``json.dumps(metadata,
-    ensure_ascii=False)``, made faster for a dict of strings."""
-    pairs = ", ".join([f"{_encode_string(key)}: {_encode_string(value)}"
-                       for key, value in metadata.items()])
-    return _one_line("{" + pairs + "}")
-
-
-def _render_record(metadata: Metadata, payload: str) -> str:
-    return f'{{"metadata": {_metadata_json(metadata)}, "payload": {payload_json(payload)}}}\n'
-
-
-def _render_metadata(metadata: Metadata, payload: str) -> str:
-    return _metadata_json(metadata) + "\n"
-
-
-def _render_payload(metadata: Metadata, payload: str) -> str:
-    return payload_json(payload) + "\n"
 
 
 def _condition(text: str) -> tuple[str, str]:
@@ -241,18 +160,14 @@ def _verify(args: argparse.Namespace) -> int:
     sources = _sources(args)
     progress = _progress(len(sources))
     counts = collections.Counter[str]()
-    read = 0
+    walk = _Walk(args, progress, recover=True)
     try:
         for source in sources:
             try:
-                with _open(source, args, progress, recover=True) as reader:
-                    records = 0
-                    for records, _record in enumerate(reader, 1):
-                        if not records & (_TICK - 1):
-                            progress.tick(read + records, reader.offset)
-                    read += records
-                    progress.finish_file(read, reader.offset)
-                    summary = _Summary.of_file(source, reader, records)
+                with walk.open(source) as archive:
+                    for _record in archive:
+                        pass
+                summary = _Summary.of_file(archive)
             except Exception as error:
                 if not _is_io_error(error):
                     raise
@@ -301,9 +216,11 @@ class _Summary:
     damaged: list[DamagedRange] = field(default_factory=list)
 
     @classmethod
-    def of_file(cls, source: Source, reader: ArchiveReader, records: int) -> _Summary:
-        return cls(source.name, records, reader.offset, source.size, reader.compression,
-                   damaged=list(reader.damaged))
+    def of_file(cls, archive: _Archive) -> _Summary:
+        """What reading ``archive`` to its end found."""
+        reader = archive.reader
+        return cls(archive.source.name, archive.records, reader.offset, archive.source.size,
+                   reader.compression, damaged=list(reader.damaged))
 
     @property
     def ratio(self) -> float | None:
@@ -347,16 +264,16 @@ def _stats(args: argparse.Namespace) -> int:
     progress = _progress(len(sources))
     total = _Summary("total")
     files = []
-    read = 0
     timestamp_key = args.timestamp_key
+    walk = _Walk(args, progress)
     try:
         for source in sources:
-            with _open(source, args, progress) as reader:
+            with walk.open(source) as archive:
+                reader = archive.reader
                 versions = collections.Counter[int]()
                 counters = {key: collections.Counter[str]() for key in args.top}
                 first = last = None
-                records = 0
-                for records, (metadata, _payload) in enumerate(reader, 1):
+                for metadata, _payload in archive:
                     versions[reader.version or 0] += 1  # never None after a read
                     stamp = metadata.get(timestamp_key)
                     if stamp is not None:
@@ -367,11 +284,7 @@ def _stats(args: argparse.Namespace) -> int:
                         value = metadata.get(key)
                         if value is not None:
                             counter[value] += 1
-                    if not records & (_TICK - 1):
-                        progress.tick(read + records, reader.offset)
-                read += records
-                progress.finish_file(read, reader.offset)
-                summary = _Summary.of_file(source, reader, records)
+            summary = _Summary.of_file(archive)
             summary.first, summary.last = first, last
             summary.versions, summary.top = versions, counters
             files.append(summary)
@@ -423,14 +336,14 @@ def _recover(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.directory):
         _error(f"{args.directory}: not a directory")
         return EXIT_ERROR
-    with _errors_logged(recovery.logger) as errors:
-        finalized = recovery.recover(args.directory, args.pattern,
-                                     max_record_size=args.max_record_size)
-    for path in finalized:
+    result = recovery.recover(args.directory, args.pattern,
+                              max_record_size=args.max_record_size)
+    for path in result.finalized:
         print(f"finalized {path}")
-    print(f"{len(finalized)} stale .open archive(s) finalized in {args.directory}")
-    # A stale archive recover() had to leave (it logged why) is an I/O error.
-    return EXIT_ERROR if errors else EXIT_OK
+    print(f"{len(result.finalized)} stale .open archive(s) finalized in {args.directory}")
+    # A stale archive recover() had to leave (its log, on stderr, says why)
+    # is an I/O error.
+    return EXIT_ERROR if result.left else EXIT_OK
 
 
 # --- shared ----------------------------------------------------------------
@@ -447,14 +360,52 @@ def _sources(args: argparse.Namespace) -> list[Source]:
         raise _UsageError(str(error)) from None
 
 
-@contextmanager
-def _open(source: Source, args: argparse.Namespace, progress: Progress, *,
-          recover: bool | None = None) -> Iterator[ArchiveReader]:
-    """Open ``source`` with the command's options and show it on the bar."""
-    with source.reader(recover=args.recover if recover is None else recover,
-                       max_record_size=args.max_record_size) as reader:
-        progress.start_file(source.name, source.size if reader.compression == "none" else None)
-        yield reader
+@dataclass
+class _Archive:
+    """One archive being read by a command: iterate for its records."""
+
+    source: Source
+    reader: ArchiveReader
+    walk: _Walk
+    #: Records read from it so far.
+    records: int = 0
+
+    def __iter__(self) -> Iterator[Record]:
+        reader, progress, before = self.reader, self.walk.progress, self.walk.records
+        count = 0
+        try:
+            for count, record in enumerate(reader, 1):
+                if not count & (_TICK - 1):
+                    progress.tick(before + count, reader.offset)
+                yield record
+        finally:
+            self.records = count
+
+
+class _Walk:
+    """A command's read over its archives, one after another, on the
+    progress bar: ``with walk.open(source) as archive: for record in archive``."""
+
+    def __init__(self, args: argparse.Namespace, progress: Progress, *,
+                 recover: bool | None = None) -> None:
+        self.args = args
+        self.progress = progress
+        self.recover = args.recover if recover is None else recover
+        #: Records read so far in all archives.
+        self.records = 0
+
+    @contextmanager
+    def open(self, source: Source) -> Iterator[_Archive]:
+        """Open ``source`` with the command's options and show it on the bar;
+        the archive counts as read when the ``with`` block ends."""
+        with source.reader(recover=self.recover,
+                           max_record_size=self.args.max_record_size) as reader:
+            self.progress.start_file(source.name, source.size
+                                     if reader.compression == "none" else None)
+            archive = _Archive(source, reader, self)
+            yield archive
+            self.records += archive.records
+            self.progress.finish_file(self.records, reader.offset)
 
 
 def _progress(files: int, *, extra_condition: bool = True) -> Progress:
@@ -491,28 +442,6 @@ def _log_to_stderr() -> Iterator[None]:
     logger.addHandler(handler)
     try:
         yield
-    finally:
-        logger.removeHandler(handler)
-
-
-class _Collect(logging.Handler):
-    """Keeps the records it handles in :attr:`records`."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def _errors_logged(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
-    """Collect the records of level ERROR and above that ``logger`` emits."""
-    handler = _Collect(logging.ERROR)
-    logger.addHandler(handler)
-    try:
-        yield handler.records
     finally:
         logger.removeHandler(handler)
 
@@ -600,4 +529,4 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-__all__ = ["main", "payload_json"]
+__all__ = ["main"]

@@ -6,6 +6,7 @@ import fcntl
 import glob
 import logging
 import os
+from dataclasses import dataclass, field
 
 from .archive import ArchiveReader
 from .codec import (
@@ -25,9 +26,20 @@ logger = logging.getLogger("shoebox.recovery")
 _HEAD = 24
 
 
+@dataclass
+class Recovery:
+    """What :func:`recover` did."""
+
+    #: Final paths of the archives it finalized, in name order.
+    finalized: list[str] = field(default_factory=list)
+    #: Stale archives it had to leave ``.open``, with the reason, by path.
+    left: dict[str, str] = field(default_factory=dict)
+
+
 def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
-            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> list[str]:
-    """Finalize stale ``.open`` archives in ``directory`` and return their final paths.
+            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Recovery:
+    """Finalize stale ``.open`` archives in ``directory``; return a
+    :class:`Recovery` naming those finalized and those it had to leave.
 
     ``pattern`` is a wildcard for final names (``"*.events"``); the files
     considered are those matching ``pattern + ".open"``. A file whose
@@ -38,10 +50,11 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     for recovering readers to skip or newer ones to read; then the file is
     synced and renamed to its final name (a unique variant if that is taken:
     nothing is replaced). A file that cannot be recovered is logged (logger
-    ``shoebox.recovery``) and left, and the others are still recovered.
+    ``shoebox.recovery``), left, and listed in :attr:`Recovery.left`; the
+    others are still recovered.
     """
     directory = os.fspath(directory)
-    finalized = []
+    result = Recovery()
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
             # Read-only: locking needs no more, and a sidecar running as
@@ -50,7 +63,7 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
         except FileNotFoundError:
             continue  # finalized by its writer meanwhile
         except OSError as exc:
-            _cannot(path, exc)
+            _cannot(result, path, exc)
             continue
         final = None
         try:
@@ -62,26 +75,29 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
                 # Finalized by its writer just before we locked it; a new
                 # writer may even have started a live file under the name.
                 continue
-            final = _finalize_stale(fd, path, max_record_size)
+            final = _finalize_stale(fd, path, max_record_size, result)
         except OSError as exc:
-            _cannot(path, exc)
+            _cannot(result, path, exc)
             continue
         finally:
             os.close(fd)
         if final is not None:
-            finalized.append(final)
-    return finalized
+            result.finalized.append(final)
+    return result
 
 
-def _cannot(path: str, error: OSError) -> None:
+def _cannot(result: Recovery, path: str, error: OSError) -> None:
     # One file that cannot be recovered (a directory by that name, a
     # read-only file system) must not keep the others .open.
     logger.error("%s: cannot recover it (%s); left as it is", path, error)
+    result.left[path] = str(error)
 
 
-def _finalize_stale(fd: int, path: str, max_record_size: int) -> str | None:
+def _finalize_stale(fd: int, path: str, max_record_size: int,
+                    result: Recovery) -> str | None:
     """Truncate a torn tail of the locked stale archive open on ``fd`` and
-    rename it; return its final path, or ``None`` if it must stay."""
+    rename it; return its final path, or ``None`` if it must stay (noted in
+    ``result``)."""
     end = _valid_end(path, max_record_size)
     size = os.fstat(fd).st_size
     if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
@@ -90,6 +106,8 @@ def _finalize_stale(fd: int, path: str, max_record_size: int) -> str | None:
         except PermissionError as exc:
             logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
                          "(%s); left as it is", path, size - end, end, exc.strerror)
+            result.left[path] = (f"cannot truncate a torn tail of {size - end} bytes at "
+                                 f"offset {end} ({exc.strerror})")
             return None
         logger.warning("%s: truncating a torn tail of %d bytes at offset %d",
                        path, size - end, end)

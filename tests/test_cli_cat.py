@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoebox import encode_record
-from shoebox.cli import payload_json
+from shoebox.jsonl import payload_json
 
 
 def parse(out: str) -> list[dict]:

@@ -58,7 +58,7 @@ def test_a_killed_writers_records_all_come_back(tmp_path):
     proc.stdin.close()  # type: ignore[union-attr]
     assert os.listdir(tmp_path) == ["crash.events.open"]
 
-    assert recover(tmp_path, "*.events") == [str(tmp_path / "crash.events")]
+    assert recover(tmp_path, "*.events").finalized == [str(tmp_path / "crash.events")]
     assert os.listdir(tmp_path) == ["crash.events"]
     with ArchiveReader(tmp_path / "crash.events") as reader:
         indexes = [int(metadata["i"]) for metadata, _ in reader]
@@ -71,7 +71,7 @@ def test_a_live_writers_file_is_never_touched(tmp_path):
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
     before = (tmp_path / "crash.events.open").read_bytes()
-    assert recover(tmp_path) == []
+    assert recover(tmp_path).finalized == []
     assert (tmp_path / "crash.events.open").read_bytes() == before
     proc.stdin.write("\n")
     proc.stdin.close()
@@ -91,7 +91,7 @@ def test_a_torn_tail_is_truncated_and_damage_in_the_middle_kept(tmp_path):
     with open(path, "ab") as f:
         f.write(bytes(damaged) + records[3] + records[3][:20])  # a crash mid-record
 
-    assert recover(tmp_path) == [str(tmp_path / "torn.events")]
+    assert recover(tmp_path).finalized == [str(tmp_path / "torn.events")]
     final = tmp_path / "torn.events"
     assert final.stat().st_size == sum(map(len, records))
     with ArchiveReader(final, recover=True) as reader:
@@ -103,7 +103,7 @@ def test_recovery_never_replaces_an_archive_with_the_same_name(tmp_path):
     (tmp_path / "a.events").write_bytes(encode_record({"who": "first"}, "{}"))
     with ArchiveWriter(tmp_path / "a.events.open") as writer:
         writer.write({"who": "second"}, "{}")
-    assert recover(tmp_path, "*.events") == [str(tmp_path / "a_1.events")]
+    assert recover(tmp_path, "*.events").finalized == [str(tmp_path / "a_1.events")]
     with ArchiveReader(tmp_path / "a.events") as reader:
         assert list(reader) == [({"who": "first"}, "{}")]
 
@@ -122,7 +122,7 @@ class _RecoverBeforeLocking:
 
     def flock(self, fd, operation):
         if not self.recovered:
-            self.recovered = recover(self.directory)
+            self.recovered = recover(self.directory).finalized
         return fcntl.flock(fd, operation)
 
 
@@ -190,7 +190,7 @@ def test_recovery_leaves_alone_a_file_replaced_before_it_locked(tmp_path, monkey
             writer.write(metadata, payload)
     race = _ReplacedBeforeLocking(tmp_path / "a.events.open")
     monkeypatch.setattr(shoebox.recovery, "fcntl", race)
-    assert recover(tmp_path) == []
+    assert recover(tmp_path).finalized == []
     assert race.new_writer is not None
     race.new_writer.close()
     with ArchiveReader(tmp_path / "a.events") as reader:
@@ -213,7 +213,7 @@ def test_a_whole_record_over_recoverys_size_limit_is_not_cut_off(tmp_path):
     small = encode_record({"i": "0"}, "{}")
     big = encode_record({"i": "1"}, '"' + "x" * 5000 + '"', max_record_size=1 << 20)
     _stale(tmp_path / "a.events.open", [small, big])
-    assert recover(tmp_path, max_record_size=1000) == [str(tmp_path / "a.events")]
+    assert recover(tmp_path, max_record_size=1000).finalized == [str(tmp_path / "a.events")]
     with ArchiveReader(tmp_path / "a.events", max_record_size=1 << 20) as reader:
         assert [m["i"] for m, _ in reader] == ["0", "1"]
 
@@ -223,7 +223,7 @@ def test_records_of_a_version_this_reader_does_not_know_are_not_cut_off(tmp_path
     newer = bytearray(encode_record({"i": "1"}, "{}"))
     newer[4:6] = (99).to_bytes(2, "little")  # written by a later shoebox
     _stale(tmp_path / "a.events.open", [good], bytes(newer))
-    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert recover(tmp_path).finalized == [str(tmp_path / "a.events")]
     assert (tmp_path / "a.events").read_bytes() == good + bytes(newer)
 
 
@@ -231,7 +231,7 @@ def test_records_of_a_version_this_reader_does_not_know_are_not_cut_off(tmp_path
 def test_a_record_cut_anywhere_is_a_torn_tail(tmp_path, cut):
     records = [encode_record({"i": str(i)}, '{"pad": "xxxxxxxxxx"}') for i in range(2)]
     _stale(tmp_path / "a.events.open", records[:1], records[1][:cut])
-    assert recover(tmp_path) == [str(tmp_path / "a.events")]
+    assert recover(tmp_path).finalized == [str(tmp_path / "a.events")]
     assert (tmp_path / "a.events").read_bytes() == records[0]
 
 
@@ -241,7 +241,7 @@ def test_a_live_writers_file_recovery_may_only_read_is_left_alone(tmp_path):
     write them: recovery must still tell live files from stale ones."""
     with ArchiveWriter(tmp_path / "live.events.open", file_mode=0o444) as writer:
         writer.write({"i": "0"}, "{}")
-        assert recover(tmp_path) == []
+        assert recover(tmp_path).finalized == []
     assert os.listdir(tmp_path) == ["live.events.open"]
 
 
@@ -250,7 +250,10 @@ def test_a_file_that_cannot_be_recovered_is_logged_and_the_others_still_are(tmp_
     with ArchiveWriter(tmp_path / "b.events.open") as writer:
         writer.write({"i": "0"}, "{}")
     with caplog.at_level(logging.ERROR, logger="shoebox.recovery"):
-        assert recover(tmp_path) == [str(tmp_path / "b.events")]
+        result = recover(tmp_path)
+    assert result.finalized == [str(tmp_path / "b.events")]
+    assert list(result.left) == [str(tmp_path / "a.events.open")]
+    assert "Is a directory" in result.left[str(tmp_path / "a.events.open")]
     assert (tmp_path / "a.events.open").is_dir()
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         str(tmp_path / "a.events.open")]

@@ -287,7 +287,7 @@ class RecoveringWhileSyncing(ArchiveWriter):
 
     def sync(self):
         super().sync()
-        RECOVERED.append(recover(os.path.dirname(self.filename)))
+        RECOVERED.append(recover(os.path.dirname(self.filename)).finalized)
 
 
 def test_recover_never_takes_an_archive_being_rolled(tmp_path):

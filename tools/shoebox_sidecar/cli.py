@@ -192,7 +192,7 @@ def _run(args: argparse.Namespace, sidecar: Sidecar) -> int:
                        destination.url, exc,
                        extra={"event": "destination_unreachable", "destination": destination.url})
     if args.recover_stale:
-        for path in shoebox.recover(sidecar.watch_dir, args.pattern):
+        for path in shoebox.recover(sidecar.watch_dir, args.pattern).finalized:
             logger.info("finalized stale archive %s", path,
                         extra={"event": "recovered", "archive": path})
     previous = _on_signals(sidecar)
