@@ -82,8 +82,9 @@ def _prepare(directory: str, megabytes: float, files: int) -> tuple[list[str], s
     gz_archives = []
     for output, path in zip(outputs, archives, strict=True):
         output.close()
-        with open(path, "rb") as source, open(path + ".gz", "wb") as target_file:
-            compression.compress_stream(source, target_file, "gzip")
+        with (open(path, "rb") as source, open(path + ".gz", "wb") as target_file,
+              compression.open_compressor(target_file, "gzip") as sink):
+            shutil.copyfileobj(source, sink, 1 << 20)
         os.unlink(path)
         gz_archives.append(path + ".gz")
     return gz_archives, lines_path, count

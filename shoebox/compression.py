@@ -12,9 +12,9 @@ import contextlib
 import gzip
 import io
 import zlib
-from collections.abc import Callable
 from typing import IO, Any, cast
 
+from ._chunks import ChunkWalker, TeeReader
 from .errors import MissingExtra
 
 #: Compression methods, each with the suffix its files get.
@@ -92,7 +92,7 @@ def open_decompressed(fileobj: IO[bytes]) -> IO[bytes]:
         zstandard = _zstandard()
         frames = _ZstdFrames()
         reader = zstandard.ZstdDecompressor().stream_reader(
-            _Tee(buffered, frames.feed), read_size=_CHUNK, read_across_frames=True,
+            TeeReader(buffered, frames.feed), read_size=_CHUNK, read_across_frames=True,
             closefd=False)
         return cast(IO[bytes], _ZstdEndChecked(reader, frames, zstandard.ZstdError))
     return buffered
@@ -127,18 +127,6 @@ def open_compressor(target: IO[bytes], method: str,
     return contextlib.nullcontext(target)
 
 
-def compress_stream(source: IO[bytes], target: IO[bytes], method: str,
-                    level: int | None = None) -> int:
-    """Copy ``source`` into ``target``, compressed with ``method``; return the
-    number of uncompressed bytes. ``target`` is left open."""
-    copied = 0
-    with open_compressor(target, method, level) as sink:
-        while chunk := source.read(_CHUNK):
-            sink.write(chunk)
-            copied += len(chunk)
-    return copied
-
-
 class _Unpeekable(io.RawIOBase):
     """Adapts any readable binary stream to a raw stream, so that it can be
     wrapped in a ``BufferedReader`` (which can ``peek``); closing it leaves
@@ -156,24 +144,11 @@ class _Unpeekable(io.RawIOBase):
         return len(data)
 
 
-class _Tee:
-    """A readable stream that passes every chunk read from ``inner`` to ``sink``."""
-
-    def __init__(self, inner: IO[bytes], sink: Callable[[bytes], None]) -> None:
-        self._inner = inner
-        self._sink = sink
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        self._sink(data)
-        return data
-
-
 _ZSTD_FRAME = b"\x28\xb5\x2f\xfd"
 _ZSTD_SKIPPABLE = 0x184D2A50  # the magic of a skippable frame, low 4 bits free
 
 
-class _ZstdFrames:
+class _ZstdFrames(ChunkWalker):
     """Follows the frame and block structure of a zstd stream as its bytes go
     by (RFC 8878, section 3.1), decompressing nothing, so that a stream cut
     inside a frame can be told from a complete one: python-zstandard's stream
@@ -181,49 +156,25 @@ class _ZstdFrames:
     clean end when the blocks end between two records)."""
 
     def __init__(self) -> None:
-        self._partial = b""  # the start of a frame or block header cut by a chunk end
-        self._skip = 0  # bytes of block contents (or a skippable frame) still to come
+        super().__init__()
         self._in_frame = False  # between a frame header and the frame's last block
         self._checksum = False  # whether the current frame ends with a checksum
-        self.error: str | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the bytes so far end exactly at the end of a frame."""
-        return (self.error is None and not self._in_frame and not self._skip
-                and not self._partial)
+        return self.at_boundary and not self._in_frame
 
-    def feed(self, data: bytes) -> None:
-        if self.error is not None or not data:
-            return
-        if self._skip >= len(data):
-            self._skip -= len(data)
-            return
-        buf = self._partial + data[self._skip:] if self._partial else data[self._skip:]
-        self._skip = 0
-        pos = 0
-        while pos < len(buf):
-            used = self._block(buf, pos) if self._in_frame else self._frame(buf, pos)
-            if used is None:
-                break  # a header cut by the chunk end, or damage
-            pos += used
-            if self._skip:
-                if pos + self._skip > len(buf):
-                    self._skip -= len(buf) - pos
-                    pos = len(buf)
-                    break
-                pos += self._skip
-                self._skip = 0
-        self._partial = buf[pos:] if self.error is None else b""
+    def _step(self, data: bytes, position: int) -> int | None:
+        return self._block(data, position) if self._in_frame else self._frame(data, position)
 
     def _frame(self, buf: bytes, pos: int) -> int | None:
-        """Take the frame header (or skippable frame header) at ``pos``."""
+        """The frame header (or whole skippable frame) at ``pos``."""
         if len(buf) - pos < 8:
             return None
         if buf[pos:pos + 4] != _ZSTD_FRAME:
             if int.from_bytes(buf[pos:pos + 4], "little") & ~0xF == _ZSTD_SKIPPABLE:
-                self._skip = int.from_bytes(buf[pos + 4:pos + 8], "little")
-                return 8
+                return 8 + int.from_bytes(buf[pos + 4:pos + 8], "little")
             self.error = "bytes after a frame are not a zstd frame"
             return None
         descriptor = buf[pos + 4]
@@ -237,7 +188,7 @@ class _ZstdFrames:
         return header
 
     def _block(self, buf: bytes, pos: int) -> int | None:
-        """Take the block header at ``pos`` and skip to the block's end."""
+        """The block at ``pos``: its header and contents."""
         if len(buf) - pos < 3:
             return None
         header = int.from_bytes(buf[pos:pos + 3], "little")
@@ -245,11 +196,11 @@ class _ZstdFrames:
         if kind == 3:
             self.error = "a zstd block of the reserved type"
             return None
-        self._skip = 1 if kind == 1 else header >> 3  # an RLE block stores one byte
+        length = 3 + (1 if kind == 1 else header >> 3)  # an RLE block stores one byte
         if header & 1:  # the frame's last block
             self._in_frame = False
-            self._skip += 4 * self._checksum
-        return 3
+            length += 4 * self._checksum
+        return length
 
 
 class _ZstdEndChecked:

@@ -37,20 +37,14 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from ._chunks import ChunkWalker, TeeReader
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
-from .codec import (
-    DEFAULT_MAX_RECORD_SIZE,
-    MARKER_BYTES,
-    PREAMBLE_SIZE,
-    Incomplete,
-    record_length,
-    record_version,
-)
+from .codec import DEFAULT_MAX_RECORD_SIZE, Incomplete, record_length, record_version
 from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
 from .errors import CorruptRecord
@@ -218,7 +212,7 @@ class Shipper:
         counter = _RecordCounter(self.max_record_size)
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
-            tee = _Tee(source, path, (original.update, sink.write, counter.feed))
+            tee = TeeReader(source, original.update, sink.write, counter.feed, name=path)
             if self.verify:
                 # Decodes every record and checks its checksum; the first
                 # damaged one raises CorruptRecord naming file and offset.
@@ -241,88 +235,38 @@ class Shipper:
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
-            format_version=tee.format_version, damaged=damaged)
+            format_version=counter.first_version, damaged=damaged)
 
 
-class _Tee:
-    """A read-only stream over ``source`` that passes every chunk read to
-    ``sinks`` (hash, compressor) and notes the first record's version."""
-
-    def __init__(self, source: IO[bytes], name: str,
-                 sinks: tuple[Callable[[bytes], object], ...]) -> None:
-        self._source = source
-        self.name = name  # so CorruptRecord names the archive
-        self._sinks = sinks
-        self._head = b""
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._source.read(size)
-        for sink in self._sinks:
-            sink(chunk)
-        if len(self._head) < PREAMBLE_SIZE:
-            self._head += chunk[:PREAMBLE_SIZE - len(self._head)]
-        self.size += len(chunk)
-        return chunk
-
-    def drain(self) -> None:
-        """Read to the end (a reader stops at the last record it can use)."""
-        while self.read(_CHUNK):
-            pass
-
-    def close(self) -> None:
-        """The caller owns ``source``."""
-
-    @property
-    def format_version(self) -> int | None:
-        if len(self._head) < PREAMBLE_SIZE or not self._head.startswith(MARKER_BYTES):
-            return None
-        return record_version(self._head)
-
-
-class _RecordCounter:
+class _RecordCounter(ChunkWalker):
     """Counts the records of a stream fed chunk by chunk, walking from header
-    to header (:func:`~shoebox.codec.record_length`): nothing is
-    decoded or checksummed, and only a header's worth of bytes is kept
-    between chunks, whatever the record sizes."""
+    to header (:func:`~shoebox.codec.record_length`): nothing is decoded or
+    checksummed. Notes the first record's version."""
 
     def __init__(self, max_record_size: int) -> None:
+        super().__init__()
         self._max_record_size = max_record_size
-        self._pending = b""  # the start of a header cut by a chunk boundary
-        self._skip = 0  # bytes of the current record still to come
         self._count = 0
-        self._broken = False
+        #: Record version of the first record (``None`` before one is seen).
+        self.first_version: int | None = None
 
-    def feed(self, chunk: bytes) -> None:
-        if self._broken or not chunk:
-            return
-        if self._skip >= len(chunk):
-            self._skip -= len(chunk)
-            return
-        data = self._pending + chunk[self._skip:] if self._pending else chunk[self._skip:]
-        self._skip = 0
-        position = 0
-        while position < len(data):
-            try:
-                length = record_length(data, position, self._max_record_size)
-            except Incomplete:
-                break
-            except CorruptRecord:
-                self._broken = True
-                return
-            self._count += 1
-            position += length
-        if position > len(data):
-            self._skip, self._pending = position - len(data), b""
-        else:
-            self._pending = data[position:]
+    def _step(self, data: bytes, position: int) -> int | None:
+        try:
+            length = record_length(data, position, self._max_record_size)
+        except Incomplete:
+            return None
+        except CorruptRecord as exc:
+            self.error = str(exc)
+            return None
+        if self.first_version is None:
+            self.first_version = record_version(data, position)
+        self._count += 1
+        return length
 
     def finish(self) -> int | None:
         """The number of records, or ``None`` if the stream is damaged (bytes
         that are not a record, or a record cut short at the end)."""
-        if self._broken or self._pending or self._skip:
-            return None
-        return self._count
+        return self._count if self.at_boundary else None
 
 
 class _HashingWriter:

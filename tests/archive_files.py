@@ -28,7 +28,8 @@ def items(n: int, host: str = "web-1") -> list[tuple[dict[str, str], str]]:
 def compress(data: bytes, method: str) -> bytes:
     """Archive bytes ``data`` (maybe damaged on purpose) stored with ``method``."""
     target = io.BytesIO()
-    compression.compress_stream(io.BytesIO(data), target, method)
+    with compression.open_compressor(target, method) as sink:
+        sink.write(data)
     return target.getvalue()
 
 
