@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import IO, Literal, NamedTuple
 
 from . import compression
+from ._options import one_of, whole_number
 from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
@@ -35,13 +36,6 @@ Durability = Literal["close", "record", "never"]
 DURABILITY_MODES: tuple[Durability, ...] = ("close", "record", "never")
 #: Permission bits of new archive files (before the process umask applies).
 DEFAULT_FILE_MODE = 0o640
-
-
-def _check_durability(durability: str) -> Durability:
-    if durability not in DURABILITY_MODES:
-        raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
-                         f"not {durability!r}")
-    return durability
 
 
 class ArchiveWriter:
@@ -71,10 +65,9 @@ class ArchiveWriter:
                  file_mode: int = DEFAULT_FILE_MODE,
                  buffer_size: int = 0) -> None:
         self.filename = os.fspath(filename)
-        self.durability = _check_durability(durability)
-        self.max_record_size = max_record_size
-        if buffer_size < 0:
-            raise ValueError(f"buffer_size must be 0 or more, not {buffer_size}")
+        self.durability = one_of("durability", durability, DURABILITY_MODES)
+        self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
+        buffer_size = whole_number("buffer_size", buffer_size)
         self.buffer_size = 0 if durability == "record" else buffer_size
         self._fd: int | None = os.open(
             self.filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file_mode)

@@ -5,12 +5,15 @@ A roll manager calls ``on_open(filename)`` when it opens an archive and
 ``on_close`` returns where the archive is afterwards (a callback that moves
 or renames it returns the new path, one that deletes it returns ``None``),
 so callbacks chain. Callbacks are plugins: built from keyword arguments
-alone, and every callback accepts (and ignores) keywords meant for others,
-so one set of options can be shared by a :class:`CallbackList`.
+alone; a keyword a callback does not take is refused when it is built
+(``TypeError`` naming it), so a misspelt option never silently gives the
+default. A :class:`CallbackList` hands its shared options to each callback
+that takes them.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterable
@@ -25,7 +28,9 @@ logger = logging.getLogger("shoebox.callbacks")
 class ArchiveCallback:
     """Base class: does nothing on open, leaves the archive where it is on close."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self) -> None:
+        # Explicit, so that an option given to a callback that takes none is
+        # refused by name ("unexpected keyword argument 'x'").
         pass
 
     def on_open(self, filename: str) -> None:
@@ -42,19 +47,30 @@ class CallbackList(ArchiveCallback):
 
     Build it from ``callbacks`` (instances or dotted names) or, as the
     original shoebox did, from ``callback_list``: a comma-separated string of
-    dotted names, each built with all the keyword arguments given here.
+    dotted names. Each callback named by a dotted name is built with those
+    of the keyword arguments given here that it takes; one that none of
+    them takes is refused (``TypeError`` naming it).
 
     A callback that raises is logged (logger ``shoebox.callbacks``) and
     does not stop the ones after it; they get the path from before it.
     """
 
     def __init__(self, *, callbacks: Iterable[ArchiveCallback | str] = (),
-                 callback_list: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 callback_list: str = "", **shared: Any) -> None:
         specs: list[ArchiveCallback | str] = list(callbacks)
         specs.extend(name.strip() for name in callback_list.split(",") if name.strip())
-        self.callbacks: list[ArchiveCallback] = [plugins.create(spec, **kwargs)
-                                                 for spec in specs]
+        self.callbacks: list[ArchiveCallback] = []
+        unused = set(shared)
+        for spec in specs:
+            options: dict[str, Any] = {}
+            if isinstance(spec, str):
+                options = _accepted(plugins.load(spec), shared)
+                unused -= set(options)
+            self.callbacks.append(plugins.create_as(ArchiveCallback, "callback", spec,
+                                                    **options))
+        if unused:
+            raise TypeError(f"CallbackList: no callback takes the option(s) "
+                            f"{', '.join(sorted(unused))}")
 
     def on_open(self, filename: str) -> None:
         for callback in self.callbacks:
@@ -77,13 +93,22 @@ class CallbackList(ArchiveCallback):
         return current
 
 
+def _accepted(factory: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` that ``factory`` takes as keyword arguments."""
+    parameters = inspect.signature(factory).parameters.values()
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        return dict(options)
+    names = {parameter.name for parameter in parameters
+             if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)}
+    return {name: value for name, value in options.items() if name in names}
+
+
 class ChangeExtensionCallback(ArchiveCallback):
     """Appends ``new_extension`` (default ``".done"``) to the closed archive's
     name, as the original did: ``a.events`` becomes ``a.events.done``.
     Never replaces an existing file."""
 
-    def __init__(self, *, new_extension: str = ".done", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, new_extension: str = ".done") -> None:
         if not new_extension:
             raise ValueError("new_extension must not be empty")
         self.new_extension = new_extension
@@ -98,8 +123,7 @@ class MoveFileCallback(ArchiveCallback):
     """Moves the closed archive into ``destination_folder`` (created if
     missing), keeping its name. Never replaces an existing file."""
 
-    def __init__(self, *, destination_folder: str | os.PathLike[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, destination_folder: str | os.PathLike[str]) -> None:
         self.destination_folder = os.fspath(destination_folder)
 
     def on_close(self, filename: str) -> str:

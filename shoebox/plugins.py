@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import PluginNotFound
+
+_T = TypeVar("_T")
 
 # Objects that moved to another module, by (old module, name): their old
 # dotted names keep working, with a DeprecationWarning that says where they
@@ -58,6 +60,15 @@ def create(spec: Any, **kwargs: Any) -> Any:
             raise PluginNotFound(f"plugin {spec!r} names {factory!r}, which is not callable")
         return factory(**kwargs)
     return spec
+
+
+def create_as(kind: type[_T], option: str, spec: Any, **kwargs: Any) -> _T:
+    """:func:`create`, then check that the result is a ``kind``; ``option``
+    names the option the spec was given as, for the ``TypeError``."""
+    plugin = create(spec, **kwargs)
+    if not isinstance(plugin, kind):
+        raise TypeError(f"{option} {spec!r} gives {plugin!r}, not a {kind.__name__}")
+    return plugin
 
 
 def _import(spec: str, module_name: str) -> Any:

@@ -18,31 +18,13 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from . import plugins
+from ._options import positive_number
 
 
 class SizedArchive(Protocol):
     """What a checker may look at: the bytes written so far."""
 
     size: int
-
-
-def _positive_number(name: str, value: object) -> float:
-    """Parse ``value`` (a number or a numeric string) as a positive float."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, not bool")
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(f"{name} must be a number, not {value!r}") from None
-    elif isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        raise TypeError(f"{name} must be a number or a numeric string, "
-                        f"not {type(value).__name__}")
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
-    return number
 
 
 class RollChecker:
@@ -69,7 +51,7 @@ class SizeRollChecker(RollChecker):
     """Rolls once an archive holds at least ``roll_size_mb`` MiB (fractions allowed)."""
 
     def __init__(self, *, roll_size_mb: float | str) -> None:
-        self.roll_size_mb = _positive_number("roll_size_mb", roll_size_mb)
+        self.roll_size_mb = positive_number("roll_size_mb", roll_size_mb)
         self._limit = int(self.roll_size_mb * 1024 * 1024)
 
     def check(self, archive: SizedArchive) -> bool:
@@ -86,7 +68,7 @@ class TimeRollChecker(RollChecker):
 
     def __init__(self, *, roll_minutes: float | str,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.roll_minutes = _positive_number("roll_minutes", roll_minutes)
+        self.roll_minutes = positive_number("roll_minutes", roll_minutes)
         self._seconds = self.roll_minutes * 60
         self._clock = clock
         self._deadline = clock() + self._seconds
@@ -109,12 +91,9 @@ class AnyOfRollChecker(RollChecker):
     """
 
     def __init__(self, *, checkers: Iterable[RollChecker | str]) -> None:
-        self.checkers = [plugins.create(spec) for spec in checkers]
+        self.checkers = [plugins.create_as(RollChecker, "checkers", spec) for spec in checkers]
         if not self.checkers:
             raise ValueError("AnyOfRollChecker needs at least one checker")
-        for checker in self.checkers:
-            if not isinstance(checker, RollChecker):
-                raise TypeError(f"{checker!r} is not a RollChecker")
 
     def start(self, archive: SizedArchive) -> None:
         for checker in self.checkers:

@@ -22,7 +22,8 @@ import weakref
 from typing import Any
 
 from . import plugins
-from .archive import DEFAULT_FILE_MODE, ArchiveWriter, Durability
+from ._options import one_of, whole_number
+from .archive import DEFAULT_FILE_MODE, DURABILITY_MODES, ArchiveWriter, Durability
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
 from .errors import ArchiveClosed, NoMoreFiles
@@ -78,15 +79,19 @@ class WritingRollManager:
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
         self.directory = os.fspath(directory)
-        self.roll_checker: RollChecker = plugins.create(roll_checker)
+        self.roll_checker: RollChecker = plugins.create_as(RollChecker, "roll_checker",
+                                                           roll_checker)
         self.archive_class = archive_class
-        self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
-                                                  if archive_callback is not None
-                                                  else ArchiveCallback())
-        self.max_record_size = max_record_size
+        self.archive_callback: ArchiveCallback = (
+            plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
+            if archive_callback is not None else ArchiveCallback())
+        # Checked here, not when the first archive opens (issue 11).
+        self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
         self._archive_options: dict[str, Any] = {
-            "durability": durability, "max_record_size": max_record_size,
-            "file_mode": file_mode, "buffer_size": buffer_size}
+            "durability": one_of("durability", durability, DURABILITY_MODES),
+            "max_record_size": self.max_record_size,
+            "file_mode": whole_number("file_mode", file_mode),
+            "buffer_size": whole_number("buffer_size", buffer_size)}
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._archive: ArchiveWriter | None = None
@@ -284,9 +289,9 @@ class ReadingRollManager(ArchiveStream):
                  recover: bool = False,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
         pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
-        self.archive_callback: ArchiveCallback = (plugins.create(archive_callback)
-                                                  if archive_callback is not None
-                                                  else ArchiveCallback())
+        self.archive_callback: ArchiveCallback = (
+            plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
+            if archive_callback is not None else ArchiveCallback())
         super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)),
                          recover=recover, max_record_size=max_record_size,
                          on_open=self.archive_callback.on_open,

@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from ._chunks import ChunkWalker, TeeReader
 from .archive import ArchiveReader
@@ -299,9 +299,7 @@ class CompressCallback(ArchiveCallback):
     writes to the roll manager wait until it is done.
     """
 
-    def __init__(self, *, compression: str = "gzip", level: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, compression: str = "gzip", level: int | None = None) -> None:
         if compression == "none":
             raise ValueError("CompressCallback needs a compression method, not 'none'")
         # Checked now, so that a bad method or level or a missing extra
@@ -340,9 +338,7 @@ class S3UploadCallback(ArchiveCallback):
                  compression: str = "gzip", level: int | None = None,
                  verify: bool = False, host: str | None = None,
                  server_side_encryption: str | None = None, kms_key_id: str | None = None,
-                 storage_class: str | None = None, after_upload: str = "delete",
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 storage_class: str | None = None, after_upload: str = "delete") -> None:
         target = open_destination(
             destination, endpoint_url=endpoint_url,
             server_side_encryption=server_side_encryption, kms_key_id=kms_key_id,

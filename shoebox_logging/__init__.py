@@ -9,14 +9,9 @@ Configure it with ``logging.config.dictConfig`` (``"class":
 
 from __future__ import annotations
 
+from ._options import DEFAULT_ROLL_MINUTES, DEFAULT_ROLL_SIZE_MB, STANDARD_METADATA
 from .formatter import ShoeboxJsonFormatter
-from .handler import (
-    DEFAULT_FILENAME_TEMPLATE,
-    DEFAULT_ROLL_MINUTES,
-    DEFAULT_ROLL_SIZE_MB,
-    STANDARD_METADATA,
-    ShoeboxHandler,
-)
+from .handler import DEFAULT_FILENAME_TEMPLATE, ShoeboxHandler
 
 __all__ = [
     "DEFAULT_FILENAME_TEMPLATE",

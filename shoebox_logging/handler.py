@@ -10,19 +10,18 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from pythonjsonlogger.core import BaseJsonFormatter
 
-from shoebox import plugins
-from shoebox.archive import DURABILITY_MODES, Durability
-from shoebox.callbacks import ArchiveCallback, CallbackList
-from shoebox.codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
+from shoebox._options import one_of
+from shoebox.archive import Durability
+from shoebox.codec import Metadata, encode_record
 from shoebox.errors import ArchiveVanished, InvalidRecord
-from shoebox.roll_checker import RollChecker, size_or_time
 from shoebox.roll_manager import WritingRollManager
 
+from . import _options
 from ._text import as_text, utc_timestamp, utf8_safe
 from ._watched_archive import WatchedArchiveWriter
 from .formatter import ShoeboxJsonFormatter
@@ -30,13 +29,6 @@ from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
 
 #: Archive names unless ``filename_template`` says otherwise.
 DEFAULT_FILENAME_TEMPLATE = "log_%Y%m%d_%H%M%S_%f_{host}_{pid}.events"
-#: Roll at this size or ...
-DEFAULT_ROLL_SIZE_MB = 64
-#: ... after this long, whichever comes first, unless told otherwise.
-DEFAULT_ROLL_MINUTES = 15
-#: Metadata every record carries; ``metadata_fields`` cannot reuse these names.
-STANDARD_METADATA = ("level", "logger", "timestamp", "host", "pid")
-
 # Handlers alive in this process, reset in a forked child, as logging does
 # for its handler locks and the core for its roll managers.
 _live_handlers: weakref.WeakSet[ShoeboxHandler] = weakref.WeakSet()
@@ -67,78 +59,6 @@ def _close_if_alive(handler_ref: weakref.ref[ShoeboxHandler]) -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _build(spec: Any) -> Any:
-    """A plugin from a dotted name, an instance, or (the dictConfig idiom) a
-    mapping ``{"()": dotted name, **keyword arguments}``."""
-    if isinstance(spec, Mapping):
-        options = {key: value for key, value in spec.items() if key != "()"}
-        if "()" not in spec:
-            raise ValueError(f"a plugin given as a mapping needs a '()' key "
-                             f"naming its factory: {dict(spec)!r}")
-        return plugins.create(str(spec["()"]), **options)
-    return plugins.create(spec)
-
-
-def _roll_checker(roll_checker: Any, roll_size_mb: float | str | None,
-                  roll_minutes: float | str | None) -> RollChecker:
-    if roll_checker is None:
-        return size_or_time(
-            roll_size_mb=DEFAULT_ROLL_SIZE_MB if roll_size_mb is None else roll_size_mb,
-            roll_minutes=DEFAULT_ROLL_MINUTES if roll_minutes is None else roll_minutes)
-    if roll_size_mb is not None or roll_minutes is not None:
-        raise ValueError("give roll_checker, or roll_size_mb and roll_minutes, not both")
-    checker = _build(roll_checker)
-    if not isinstance(checker, RollChecker):
-        raise TypeError(f"roll_checker {roll_checker!r} gives {checker!r}, not a RollChecker")
-    return checker
-
-
-def _callbacks(callbacks: Any) -> ArchiveCallback | None:
-    if callbacks is None:
-        return None
-    if isinstance(callbacks, str):
-        return CallbackList(callback_list=callbacks)
-    if isinstance(callbacks, (ArchiveCallback, Mapping)):
-        callbacks = [callbacks]
-    built = [_build(spec) for spec in callbacks]
-    for callback in built:
-        if not isinstance(callback, ArchiveCallback):
-            raise TypeError(f"callback {callback!r} is not an ArchiveCallback")
-    return CallbackList(callbacks=built)
-
-
-def _field_names(fields: str | Iterable[str]) -> tuple[str, ...]:
-    names = fields.split(",") if isinstance(fields, str) else list(fields)
-    result = []
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"metadata_fields must be non-empty names, not {name!r}")
-        name = name.strip()
-        if name in STANDARD_METADATA:
-            raise ValueError(f"metadata field {name!r} is always set by the handler; "
-                             f"choose another name")
-        result.append(name)
-    return tuple(result)
-
-
-def _record_size(max_record_mb: float | str | None) -> int:
-    if max_record_mb is None:
-        return DEFAULT_MAX_RECORD_SIZE
-    if isinstance(max_record_mb, bool):
-        raise TypeError("max_record_mb must be a number, not bool")
-    megabytes = float(max_record_mb)
-    if not 0 < megabytes < float("inf"):
-        raise ValueError(f"max_record_mb must be a positive number, not {max_record_mb!r}")
-    return int(megabytes * 1024 * 1024)
-
-
-def _queue_size(queue_size: int | str | None) -> int:
-    size = 0 if queue_size is None else int(queue_size)
-    if size < 0:
-        raise ValueError(f"queue_size must be 0 (blocking mode) or more, not {queue_size!r}")
-    return size
 
 
 def _refuse_constant(name: str) -> None:
@@ -178,9 +98,9 @@ class ShoeboxHandler(logging.Handler):
       idle archive is closed when its time is up.
     - ``roll_checker``: instead, a :class:`~shoebox.roll_checker.RollChecker`
       instance, dotted name, or ``{"()": dotted name, **options}``.
-    - ``callbacks``: archive callbacks run when an archive is complete: an
-      instance, a dotted name, a comma-separated string of dotted names, a
-      ``{"()": …}`` mapping, or a list of these.
+    - ``callbacks``: a list of archive callbacks run when an archive is
+      complete, each an instance, a dotted name, or a ``{"()": dotted name,
+      **options}`` mapping.
     - ``metadata_fields``: names (a list, or one comma-separated string) of
       record attributes, ``extra`` fields included, copied into the
       metadata with ``str()`` when the record has them, beside the standard
@@ -216,23 +136,20 @@ class ShoeboxHandler(logging.Handler):
                  queue_size: int | str | None = 0,
                  when_full: WhenFull = "block",
                  level: int | str = logging.NOTSET) -> None:
-        super().__init__(level)
-        if durability not in DURABILITY_MODES:  # the archive would refuse it only when opened
-            raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, "
-                             f"not {durability!r}")
-        if when_full not in WHEN_FULL_MODES:
-            raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL_MODES)}, "
-                             f"not {when_full!r}")
-        self.metadata_fields = _field_names(metadata_fields)
-        self.max_record_size = _record_size(max_record_mb)
-        size = _queue_size(queue_size)
+        # Options first: a handler refusing one is never registered with
+        # logging, so logging.shutdown() does not close half of one.
+        self.metadata_fields = _options.field_names(metadata_fields)
+        self.max_record_size = _options.record_size(max_record_mb)
+        size = _options.queue_size(queue_size)
+        when_full = one_of("when_full", when_full, WHEN_FULL_MODES)  # also without a queue
         self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full)
                         if size else None)
         self._manager = WritingRollManager(
-            filename_template, _roll_checker(roll_checker, roll_size_mb, roll_minutes),
+            filename_template, _options.roll_checker(roll_checker, roll_size_mb, roll_minutes),
             directory, archive_class=WatchedArchiveWriter,
-            archive_callback=_callbacks(callbacks), durability=durability,
+            archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size)
+        super().__init__(level)
         self.setFormatter(ShoeboxJsonFormatter())
         self._host = socket.gethostname()
         self._failure: _Failure | None = None

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
+from shoebox._options import one_of, whole_number
+
 WhenFull = Literal["block", "drop"]
 #: What :class:`WriterThread` can do when its queue is full.
 WHEN_FULL_MODES: tuple[WhenFull, ...] = ("block", "drop")
@@ -59,14 +61,9 @@ class WriterThread:
 
     def __init__(self, write: WriteFunction, *, queue_size: int,
                  when_full: WhenFull = "block") -> None:
-        if queue_size < 1:
-            raise ValueError(f"queue_size must be at least 1, not {queue_size}")
-        if when_full not in WHEN_FULL_MODES:
-            raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL_MODES)}, "
-                             f"not {when_full!r}")
         self._write = write
-        self.queue_size = queue_size
-        self.when_full = when_full
+        self.queue_size = whole_number("queue_size", queue_size, minimum=1)
+        self.when_full = one_of("when_full", when_full, WHEN_FULL_MODES)
         self._closed = False
         self.reset_after_fork()
 

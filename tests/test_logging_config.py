@@ -105,7 +105,7 @@ def test_dictconfig_takes_a_roll_checker_by_name_with_options(tmp_path: Path) ->
             "class": "shoebox_logging.ShoeboxHandler",
             "directory": str(tmp_path),
             "roll_checker": {"()": "shoebox.SizeRollChecker", "roll_size_mb": 0.001},
-            "callbacks": "shoebox.ChangeExtensionCallback",
+            "callbacks": ["shoebox.ChangeExtensionCallback"],
         }},
         "root": {"level": "INFO", "handlers": ["archive"]},
     })
@@ -182,23 +182,28 @@ def test_readme_fileconfig_snippet_configures_the_same_handler(tmp_path: Path) -
     assert metadata["tenant"] == "acme" and payload["message"] == "from an INI file"
 
 
-@pytest.mark.parametrize(("options", "error"), [
-    ({"when_full": "later", "queue_size": 10}, ValueError),
-    ({"when_full": "later"}, ValueError),
-    ({"queue_size": -1}, ValueError),
-    ({"metadata_fields": ["level"]}, ValueError),
-    ({"metadata_fields": [""]}, ValueError),
-    ({"roll_size_mb": 0}, ValueError),
-    ({"roll_minutes": "soon"}, ValueError),
-    ({"max_record_mb": "-1"}, ValueError),
-    ({"durability": "sometimes"}, ValueError),
-    ({"roll_checker": "shoebox.NeverRollChecker", "roll_minutes": 1}, ValueError),
-    ({"roll_checker": "shoebox.ArchiveCallback"}, TypeError),
-    ({"callbacks": ["shoebox.NeverRollChecker"]}, TypeError),
-    ({"callbacks": [{"new_extension": ".x"}]}, ValueError),
+@pytest.mark.parametrize(("options", "error", "named"), [
+    ({"when_full": "later", "queue_size": 10}, ValueError, "when_full"),
+    ({"when_full": "later"}, ValueError, "when_full"),
+    ({"queue_size": -1}, ValueError, "queue_size"),
+    ({"metadata_fields": ["level"]}, ValueError, "level"),
+    ({"metadata_fields": [""]}, ValueError, "metadata_fields"),
+    ({"roll_size_mb": 0}, ValueError, "roll_size_mb"),
+    ({"roll_minutes": "soon"}, ValueError, "roll_minutes"),
+    ({"max_record_mb": "-1"}, ValueError, "max_record_mb"),
+    ({"durability": "sometimes"}, ValueError, "durability"),
+    ({"roll_checker": "shoebox.NeverRollChecker", "roll_minutes": 1}, ValueError,
+     "roll_checker"),
+    ({"roll_checker": "shoebox.ArchiveCallback"}, TypeError, "roll_checker"),
+    ({"callbacks": ["shoebox.NeverRollChecker"]}, TypeError, "callbacks"),
+    ({"callbacks": [{"new_extension": ".x"}]}, ValueError, "callbacks"),
+    ({"callbacks": "shoebox.ChangeExtensionCallback"}, TypeError, "callbacks must be a list"),
+    ({"callbacks": [{"()": "shoebox.MoveFileCallback", "destination_foldr": "x"}]},
+     TypeError, "destination_foldr"),
+    ({"roll_size": 10}, TypeError, "roll_size"),
 ])
-def test_bad_options_fail_at_configuration(tmp_path: Path, options: dict[str, Any],
-                                           error: type[Exception]) -> None:
-    with pytest.raises(error):
+def test_bad_options_fail_at_configuration_naming_the_option(
+        tmp_path: Path, options: dict[str, Any], error: type[Exception], named: str) -> None:
+    with pytest.raises(error, match=named):
         ShoeboxHandler(directory=tmp_path, **options)
     assert not list(tmp_path.iterdir())

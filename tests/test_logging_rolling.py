@@ -59,7 +59,7 @@ def test_close_finishes_the_archive_and_runs_callbacks(tmp_path: Path) -> None:
     done = tmp_path / "done"
     handler = ShoeboxHandler(
         directory=tmp_path / "active",
-        callbacks={"()": "shoebox.MoveFileCallback", "destination_folder": str(done)})
+        callbacks=[{"()": "shoebox.MoveFileCallback", "destination_folder": str(done)}])
     attach(handler).info("moved when finished")
     handler.close()
     handler.close()  # twice is harmless
@@ -79,7 +79,7 @@ def test_logging_shutdown_at_interpreter_exit_leaves_no_open_file(tmp_path: Path
                 "class": "shoebox_logging.ShoeboxHandler",
                 "directory": {str(tmp_path)!r},
                 "queue_size": {queue_size},
-                "callbacks": "shoebox.ChangeExtensionCallback",
+                "callbacks": ["shoebox.ChangeExtensionCallback"],
             }}}},
             "root": {{"level": "INFO", "handlers": ["archive"]}},
         }})

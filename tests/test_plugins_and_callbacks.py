@@ -90,9 +90,8 @@ def test_delete_file_removes_the_archive(tmp_path):
 
 
 class Recording(ArchiveCallback):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.kwargs = kwargs
+    def __init__(self, *, tag: str = ""):
+        self.tag = tag
         self.seen = []
 
     def on_open(self, filename):
@@ -111,13 +110,13 @@ class Failing(ArchiveCallback):
         raise RuntimeError("close failed")
 
 
-def test_callback_list_from_a_comma_separated_string_shares_keyword_arguments(tmp_path):
+def test_a_callback_list_gives_each_callback_the_shared_options_it_takes(tmp_path):
     callbacks = CallbackList(
         callback_list=(f"{__name__}:Recording, shoebox.callbacks:ChangeExtensionCallback,"
                        f"{__name__}.Recording"),
-        new_extension=".shipped")
-    first, _change, last = callbacks.callbacks
-    assert first.kwargs == {"new_extension": ".shipped"}
+        new_extension=".shipped", tag="seen")
+    first, change, last = callbacks.callbacks
+    assert (first.tag, change.new_extension, last.tag) == ("seen", ".shipped", "seen")
     path = make_archive(tmp_path)
     assert callbacks.on_close(path) == path + ".shipped"
     assert first.seen == [("close", path)]
@@ -218,3 +217,20 @@ def test_the_old_names_of_the_shipping_callbacks_load_saying_where_they_moved(sp
     with pytest.warns(DeprecationWarning, match="moved to shoebox.shipping; "
                                                 "write shoebox.shipping:S3UploadCallback"):
         assert plugins.load(spec) is S3UploadCallback
+
+
+def test_a_shared_option_no_callback_takes_is_refused_naming_it():
+    with pytest.raises(TypeError, match=r"no callback takes the option\(s\) new_extensoin"):
+        CallbackList(callback_list="shoebox.callbacks:ChangeExtensionCallback",
+                     new_extensoin=".x")
+
+
+@pytest.mark.parametrize(("build", "name"), [
+    (lambda: ChangeExtensionCallback(new_extention=".x"), "new_extention"),
+    (lambda: MoveFileCallback(destination_folder="d", destination="e"), "destination"),
+    (lambda: DeleteFileCallback(after_upload="keep"), "after_upload"),
+    (lambda: plugins.create("shoebox.callbacks:DeleteFileCallback", force=True), "force"),
+])
+def test_every_callback_refuses_an_option_it_does_not_take_naming_it(build, name):
+    with pytest.raises(TypeError, match=name):
+        build()

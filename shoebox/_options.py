@@ -1,0 +1,50 @@
+"""Checking option values where they are taken: each function parses one
+value (from Python or from a config file, where numbers may be strings)
+or raises ``ValueError``/``TypeError`` naming the option and the value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def positive_number(name: str, value: object) -> float:
+    """``value`` (a number or a numeric string) as a positive, finite float."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, not bool")
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {value!r}") from None
+    elif isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        raise TypeError(f"{name} must be a number or a numeric string, "
+                        f"not {type(value).__name__}")
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+    return number
+
+
+def whole_number(name: str, value: object, *, minimum: int = 0) -> int:
+    """``value`` (an int or a string of digits) as an int of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be a whole number, not {type(value).__name__}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return number
+
+
+def one_of(name: str, value: object, choices: Sequence[_Choice]) -> _Choice:
+    """``value`` if it is one of ``choices``."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
