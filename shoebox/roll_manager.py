@@ -171,6 +171,15 @@ class WritingRollManager:
             archive.abandon()
             return True
 
+    def vanished_active(self) -> str | None:
+        """The path of the active archive if its file was deleted while open
+        (its directory removed, say), else ``None``; one ``fstat``. Writes
+        into such a file succeed but nobody can read them: drop it with
+        :meth:`abandon_active`."""
+        with self._lock:
+            archive = self._archive
+            return archive.filename if archive is not None and archive.unlinked else None
+
     def __enter__(self) -> WritingRollManager:
         return self
 

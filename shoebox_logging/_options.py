@@ -5,7 +5,7 @@ refused with an error naming the option."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shoebox import plugins
@@ -35,12 +35,14 @@ def plugin(kind: type[Any], option: str, spec: Any) -> Any:
 
 
 def roll_checker(spec: Any, roll_size_mb: float | str | None,
-                 roll_minutes: float | str | None) -> RollChecker:
-    """The checker from ``roll_checker``, or from the size and time options."""
+                 roll_minutes: float | str | None, clock: Callable[[], float]) -> RollChecker:
+    """The checker from ``roll_checker``, or from the size and time options
+    (timed by ``clock``)."""
     if spec is None:
         return size_or_time(
             roll_size_mb=DEFAULT_ROLL_SIZE_MB if roll_size_mb is None else roll_size_mb,
-            roll_minutes=DEFAULT_ROLL_MINUTES if roll_minutes is None else roll_minutes)
+            roll_minutes=DEFAULT_ROLL_MINUTES if roll_minutes is None else roll_minutes,
+            clock=clock)
     if roll_size_mb is not None or roll_minutes is not None:
         raise ValueError("give roll_checker, or roll_size_mb and roll_minutes, not both")
     checker: RollChecker = plugin(RollChecker, "roll_checker", spec)

@@ -9,8 +9,9 @@ import os
 import socket
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pythonjsonlogger.core import BaseJsonFormatter
@@ -23,10 +24,11 @@ from shoebox.roll_manager import WritingRollManager
 
 from . import _options
 from ._text import as_text, utc_timestamp, utf8_safe
-from ._watched_archive import WatchedArchiveWriter
 from .formatter import ShoeboxJsonFormatter
 from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
 
+#: Seconds between two checks of whether the active archive still has a name.
+UNLINK_CHECK_SECONDS = 1.0
 #: Archive names unless ``filename_template`` says otherwise.
 DEFAULT_FILENAME_TEMPLATE = "log_%Y%m%d_%H%M%S_%f_{host}_{pid}.events"
 # Handlers alive in this process, reset in a forked child, as logging does
@@ -111,6 +113,10 @@ class ShoeboxHandler(logging.Handler):
     - ``queue_size``: 0 (default) writes on the logging thread; N > 0 hands
       encoded records to a writer thread through a queue of N, and
       ``when_full`` (``"block"`` or ``"drop"``) says what a full queue does.
+    - ``clock``: seconds, for the time-based roll and for the check (at most
+      once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
+      written was not deleted; :func:`time.monotonic` unless a test
+      injects its own.
 
     The payload is the formatter's output: :class:`ShoeboxJsonFormatter`
     unless a formatter is set. Output that is not a JSON object is kept as
@@ -135,7 +141,8 @@ class ShoeboxHandler(logging.Handler):
                  max_record_mb: float | str | None = None,
                  queue_size: int | str | None = 0,
                  when_full: WhenFull = "block",
-                 level: int | str = logging.NOTSET) -> None:
+                 level: int | str = logging.NOTSET,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
         self.metadata_fields = _options.field_names(metadata_fields)
@@ -145,11 +152,14 @@ class ShoeboxHandler(logging.Handler):
         self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full)
                         if size else None)
         self._manager = WritingRollManager(
-            filename_template, _options.roll_checker(roll_checker, roll_size_mb, roll_minutes),
-            directory, archive_class=WatchedArchiveWriter,
+            filename_template,
+            _options.roll_checker(roll_checker, roll_size_mb, roll_minutes, clock),
+            directory,
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size)
         super().__init__(level)
+        self._clock = clock
+        self._next_unlink_check = clock() + UNLINK_CHECK_SECONDS
         self.setFormatter(ShoeboxJsonFormatter())
         self._host = socket.gethostname()
         self._failure: _Failure | None = None
@@ -236,15 +246,19 @@ class ShoeboxHandler(logging.Handler):
         """Before finishing: an archive deleted since the last check cannot be
         renamed; leave it and report it, as a write would have."""
         active = self._manager.active_filename
-        if active is None or os.path.exists(active):
-            return
-        self._manager.abandon_active(active)
-        try:
-            raise ArchiveVanished(f"{active} was deleted while being written; records "
-                                  f"written to it since are lost", filename=active)
-        except ArchiveVanished:
-            self.handleError(logging.makeLogRecord(
+        if active is not None and not os.path.exists(active):
+            self._leave_vanished(active, logging.makeLogRecord(
                 {"name": __name__, "msg": "closing %s", "args": (self,)}))
+
+    def _leave_vanished(self, filename: str, record: logging.LogRecord) -> None:
+        """Drop the active archive ``filename``, deleted under the handler (its
+        directory removed, say), and report it with ``record``."""
+        self._manager.abandon_active(filename)
+        try:
+            raise ArchiveVanished(f"{filename} was deleted while being written; records "
+                                  f"written to it since are lost", filename=filename)
+        except ArchiveVanished:
+            self.handleError(record)
 
     def _encode(self, metadata: Metadata, payload: str) -> bytes:
         """The encoded record; text UTF-8 cannot encode is escaped rather
@@ -296,12 +310,20 @@ class ShoeboxHandler(logging.Handler):
         """Write ``count`` encoded records (concatenated); report a failure
         with the first one's ``record``, never raise."""
         try:
-            try:
-                self._manager.write_encoded(encoded)
-            except ArchiveVanished as gone:
-                self._manager.abandon_active(gone.filename)
-                self.handleError(record)
-                self._manager.write_encoded(encoded)  # it went into the deleted file
+            manager = self._manager
+            manager.write_encoded(encoded)
+            now = self._clock()
+            if now >= self._next_unlink_check:
+                # Writing to a deleted file succeeds, so nothing else would
+                # notice: every record would go into a file nobody can read.
+                # One fstat per record would cost as much as the write, so
+                # look at most every UNLINK_CHECK_SECONDS; the records
+                # written between the deletion and the check are lost.
+                self._next_unlink_check = now + UNLINK_CHECK_SECONDS
+                gone = manager.vanished_active()
+                if gone is not None:
+                    self._leave_vanished(gone, record)
+                    manager.write_encoded(encoded)  # it went into the deleted file
         except Exception:
             self._write_failed(record, count)
         else:

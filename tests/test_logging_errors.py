@@ -8,13 +8,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
 
 from shoebox_logging import ShoeboxHandler
+from shoebox_logging.handler import UNLINK_CHECK_SECONDS
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -22,33 +22,42 @@ ROOT = Path(__file__).resolve().parent.parent
 LOGGING_ERROR = "--- Logging error ---"
 
 
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.parametrize("queue_size", [0, 100], ids=["blocking", "non-blocking"])
 def test_a_deleted_directory_is_reported_and_logging_resumes_in_a_new_archive(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], queue_size: int) -> None:
     directory = tmp_path / "archive"
-    handler = ShoeboxHandler(directory=directory, queue_size=queue_size)
+    clock = FakeClock()
+    handler = ShoeboxHandler(directory=directory, queue_size=queue_size, clock=clock)
     logger = attach(handler)
     logger.info("before")
     handler.flush()
     shutil.rmtree(directory)
-
     # The handler checks at most once a second whether its archive still has
-    # a name; records until then go into the deleted file. Log until the
-    # handler has noticed and created the directory again.
-    sent = 0
-    deadline = time.monotonic() + 10
-    while not directory.exists():
-        assert time.monotonic() < deadline, "the deleted archive was never noticed"
-        logger.info("after %d", sent)
-        handler.flush()
-        sent += 1
+    # a name; records until then go into the deleted file.
+    logger.info("lost")
+    handler.flush()
+    assert not directory.exists()
+    clock.now += UNLINK_CHECK_SECONDS
+    logger.info("noticed")
+    handler.flush()
+    assert directory.exists()
     for n in range(50):
         logger.info("resumed %d", n)
     handler.close()
 
     messages = [p["message"] for _, p in read_records(directory)]
     # The record whose write noticed the deletion is written again.
-    assert messages == [f"after {sent - 1}", *(f"resumed {n}" for n in range(50))]
+    assert messages == ["noticed", *(f"resumed {n}" for n in range(50))]
     assert not open_files(directory)
     err = capsys.readouterr().err
     assert err.count(LOGGING_ERROR) == 1
