@@ -72,9 +72,10 @@ def test_signal_stops_the_watching_sidecar_with_exit_code_0(
 
 def test_a_failing_periodic_scan_is_logged_and_watching_goes_on(tmp_path: Any) -> None:
     (tmp_path / "watch").mkdir()
+    now = [0.0]
     sidecar = Sidecar(str(tmp_path / "watch"),
                       Shipper(DirectoryDestination(str(tmp_path / "dest"))),
-                      scan_interval=0.05)
+                      scan_interval=60, clock=lambda: now[0])
     started, failed = threading.Event(), threading.Event()
 
     class Catch(logging.Handler):
@@ -95,6 +96,8 @@ def test_a_failing_periodic_scan_is_logged_and_watching_goes_on(tmp_path: Any) -
     try:
         assert started.wait(20)
         os.rename(tmp_path / "watch", tmp_path / "gone")
+        assert not failed.wait(0.5), "scanned before the scan interval was up"
+        now[0] += 60
         assert failed.wait(20)
         assert runner.is_alive()
     finally:

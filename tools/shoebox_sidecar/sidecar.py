@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
@@ -38,8 +39,9 @@ class Sidecar:
     confirmed. A permanent failure is
     logged and the archive stays. Every outcome is one JSON log line.
 
-    :meth:`run_once` ships what is there now; :meth:`run` watches until
-    :meth:`stop`. Either way, stopping takes no new work, abandons backoff
+    ``clock`` (seconds; tests inject their own) decides when the next
+    periodic scan is due. :meth:`run_once` ships what is there now;
+    :meth:`run` watches until :meth:`stop`. Either way, stopping takes no new work, abandons backoff
     waits (those archives stay for the next run) and waits up to
     ``shutdown_timeout`` seconds for uploads in progress.
     """
@@ -48,7 +50,8 @@ class Sidecar:
                  after_upload: ArchiveCallback | None = None, workers: int = 2,
                  quarantine_dir: str | None = None, backoff: Backoff | None = None,
                  max_attempts: int = 0, scan_interval: float = 60.0,
-                 shutdown_timeout: float = 30.0) -> None:
+                 shutdown_timeout: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         for name, value, least in (("workers", workers, 1), ("max_attempts", max_attempts, 0),
                                    ("shutdown_timeout", shutdown_timeout, 0)):
             if value < least:
@@ -65,6 +68,7 @@ class Sidecar:
         self.max_attempts = max_attempts
         self.scan_interval = scan_interval
         self.shutdown_timeout = shutdown_timeout
+        self._clock = clock
         #: Archives whose last attempt failed (and not shipped since).
         self.failed: set[str] = set()
         #: Whether stopping left uploads running after ``shutdown_timeout``.
@@ -106,11 +110,11 @@ class Sidecar:
             logger.info("watching %s for %s, shipping to %s", self.watch_dir,
                         self.watcher.pattern, self.shipper.destination.url,
                         extra={"event": "started", "mode": "watch", "archives": found})
-            next_scan = time.monotonic() + self.scan_interval
+            next_scan = self._clock() + self.scan_interval
             while not self._stopping.wait(_SIGNAL_LATENCY):
-                if time.monotonic() < next_scan:
+                if self._clock() < next_scan:
                     continue
-                next_scan = time.monotonic() + self.scan_interval
+                next_scan = self._clock() + self.scan_interval
                 try:
                     self.watcher.scan()
                 except OSError as exc:  # a flaky mount: the next scan tries again
@@ -138,7 +142,7 @@ class Sidecar:
             # Taken from the queue between stop() and the pool's stop: new
             # work, which a stopping sidecar does not start.
             return None
-        started = time.monotonic()
+        started = time.monotonic()  # a measurement, in real seconds
         try:
             with self.shipper.prepare(path) as prepared:
                 if prepared.damaged:
