@@ -1,12 +1,17 @@
 """shoebox: archive string metadata and JSON payloads in rolling binary files.
 
-The public API is re-exported here; the modules hold the details:
-:mod:`~shoebox.codec` (record codecs; also ``shoebox.disk_storage``), :mod:`~shoebox.archive` (one
-file), :mod:`~shoebox.roll_checker` (when to roll),
-:mod:`~shoebox.roll_manager` (which file, naming, rolling, reading back),
+The public API is re-exported here; the modules hold the details (see
+``docs/architecture.md``): :mod:`~shoebox.codec` (record codecs; also
+``shoebox.disk_storage``), :mod:`~shoebox.archive` (one file),
+:mod:`~shoebox.naming` (the ``.open`` contract), :mod:`~shoebox.roll_checker`
+(when to roll), :mod:`~shoebox.roll_manager` (the active archive, rolling,
+reading back), :mod:`~shoebox.reading` (many archives in order),
 :mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`,
-:mod:`~shoebox.sources` (reading archives wherever they are) and
-:mod:`~shoebox.cli` (the ``shoebox`` command).
+:mod:`~shoebox.recovery`, :mod:`~shoebox.sources` (reading archives
+wherever they are), :mod:`~shoebox.shipping` and
+:mod:`~shoebox.destinations` (compressing, copying, confirming),
+:mod:`~shoebox.s3`, :mod:`~shoebox.jsonl` and :mod:`~shoebox.cli` (the
+``shoebox`` command).
 """
 
 from __future__ import annotations
