@@ -22,9 +22,10 @@ import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import s3
 from ._files import fsync_directory, makedirs_durable, move_no_replace
@@ -35,6 +36,13 @@ from .errors import PermanentUploadError, TransientUploadError, UploadError
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 #: Size of each part of a multipart upload.
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+
+#: S3's canned ACLs, for :class:`S3Destination`'s ``acl``.
+CANNED_ACLS = ("authenticated-read", "aws-exec-read", "bucket-owner-full-control",
+               "bucket-owner-read", "log-delivery-write", "private", "public-read",
+               "public-read-write")
+#: S3's limits on object tags.
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 10, 128, 256
 
 _CHUNK = 1 << 20
 _CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd",
@@ -205,8 +213,9 @@ class S3Destination(Destination):
     verified by the server; smaller objects carry the SHA-256 of the whole
     compressed file, which the server verifies. Every object gets
     :meth:`Prepared.metadata`. ``server_side_encryption`` (``"AES256"``,
-    ``"aws:kms"``), ``kms_key_id`` and ``storage_class`` are passed through.
-    After the upload a HEAD confirms size, metadata and checksum.
+    ``"aws:kms"``), ``kms_key_id``, ``storage_class`` and ``acl`` (one of
+    :data:`CANNED_ACLS`) are passed through; ``tags`` become the object's
+    tags (at most :data:`MAX_TAGS`). After the upload a HEAD confirms size, metadata and checksum.
 
     Before uploading, a HEAD looks for the key: an object holding the same
     archive (same SHA-256) means an earlier attempt got there, and nothing is
@@ -217,10 +226,14 @@ class S3Destination(Destination):
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
                  endpoint_url: str | None = None,
                  server_side_encryption: str | None = None, kms_key_id: str | None = None,
-                 storage_class: str | None = None,
+                 storage_class: str | None = None, acl: str | None = None,
+                 tags: Mapping[str, str] | None = None,
                  multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
                  multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
                  max_concurrency: int = 4) -> None:
+        if acl is not None and acl not in CANNED_ACLS:
+            raise ValueError(f"acl must be one of {', '.join(CANNED_ACLS)}, not {acl!r}")
+        tagging = _tagging(tags or {})
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}"
@@ -241,7 +254,7 @@ class S3Destination(Destination):
         self._boto_errors = (Boto3Error, BotoCoreError, ClientError)
         self._extra_args = {name: value for name, value in (
             ("ServerSideEncryption", server_side_encryption), ("SSEKMSKeyId", kms_key_id),
-            ("StorageClass", storage_class)) if value}
+            ("StorageClass", storage_class), ("ACL", acl), ("Tagging", tagging)) if value}
 
     @property
     def client(self) -> Any:
@@ -277,9 +290,11 @@ class S3Destination(Destination):
         extra: dict[str, Any] = {"Metadata": prepared.metadata(),
                                  "ContentType": _CONTENT_TYPES[prepared.compression],
                                  **self._extra_args}
-        if multipart:
-            extra["ChecksumAlgorithm"] = "SHA256"
-        else:
+        # The algorithm header (x-amz-sdk-checksum-algorithm) goes with the
+        # value too: buckets with Object Lock retention refuse a PUT that
+        # carries only x-amz-checksum-sha256 (or no Content-MD5).
+        extra["ChecksumAlgorithm"] = "SHA256"
+        if not multipart:
             extra["ChecksumSHA256"] = prepared.compressed_sha256_b64
         try:
             self.client.upload_file(prepared.path, self.bucket, key, ExtraArgs=extra,
@@ -357,6 +372,20 @@ def open_destination(dest: str, *, endpoint_url: str | None = None,
     return DirectoryDestination(dest)
 
 
+def _tagging(tags: Mapping[str, str]) -> str:
+    """Object tags as S3's ``Tagging`` argument spells them (a URL query);
+    raises ``ValueError`` for tags S3 would refuse."""
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"S3 allows at most {MAX_TAGS} tags per object, not {len(tags)}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"tags must map strings to strings, not {key!r}: {value!r}")
+        if not 0 < len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise ValueError(f"tag {key!r}: S3 takes keys of 1 to {MAX_TAG_KEY} characters "
+                             f"and values of up to {MAX_TAG_VALUE}")
+    return urlencode(dict(tags))
+
+
 def _file_sha256(path: str, sync: bool = False) -> bytes:
     """SHA-256 digest of the file at ``path``; with ``sync``, fsync it too."""
     digest = hashlib.sha256()
@@ -369,8 +398,10 @@ def _file_sha256(path: str, sync: bool = False) -> bytes:
 
 
 __all__ = [
+    "CANNED_ACLS",
     "DEFAULT_MULTIPART_CHUNKSIZE",
     "DEFAULT_MULTIPART_THRESHOLD",
+    "MAX_TAGS",
     "Destination",
     "DirectoryDestination",
     "Prepared",

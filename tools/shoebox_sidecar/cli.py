@@ -1,11 +1,14 @@
 """``shoebox-sidecar WATCH_DIR --dest DEST [options]``: the command line.
 
-Every option can also be set with an environment variable named
-``SHOEBOX_SIDECAR_`` plus the option's name in capitals (``--max-backoff``
-is ``SHOEBOX_SIDECAR_MAX_BACKOFF``); a command-line option wins. Exit
-codes: 0 done (or stopped by SIGTERM/SIGINT), 1 some archives could not be
-shipped (``--once``), 2 bad options, 3 the destination cannot work (no
-such bucket, access denied, a directory that cannot be written).
+The options are :data:`~shoebox_sidecar.options.OPTIONS`; each can also
+be set with an environment variable named ``SHOEBOX_SIDECAR_`` plus the
+option's name in capitals (``--max-backoff`` is
+``SHOEBOX_SIDECAR_MAX_BACKOFF``) or in a TOML file (``--config``; see
+:mod:`~shoebox_sidecar.config`): the command line wins over the
+environment, which wins over the file. Exit codes: 0 done (or stopped by
+SIGTERM/SIGINT), 1 some archives could not be shipped (``--once``), 2 bad
+options, 3 the destination cannot work (no such bucket, access denied, a
+directory that cannot be written).
 """
 
 from __future__ import annotations
@@ -22,113 +25,45 @@ from typing import Any, NoReturn
 
 import shoebox
 from shoebox.callbacks import after_upload_callback
-from shoebox.compression import SUFFIXES
 from shoebox.destinations import open_destination
 from shoebox.errors import MissingExtra, PermanentUploadError, TransientUploadError
-from shoebox.shipping import DEFAULT_KEY_TEMPLATE, Shipper
+from shoebox.shipping import Shipper
 
-from . import logs
+from . import config, logs
 from .backoff import Backoff
 from .logs import logger
+from .options import BY_NAME, ENV_PREFIX, OPTIONS
 from .sidecar import Sidecar
 
-ENV_PREFIX = "SHOEBOX_SIDECAR_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DESTINATION = 0, 1, 2, 3
 _MB = 1024 * 1024
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _env(name: str) -> str:
-    return ENV_PREFIX + name.upper().replace("-", "_")
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-
-
-def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
-    """The argument parser; defaults come from ``environ`` (default ``os.environ``)."""
-    env = os.environ if environ is None else environ
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, built from :data:`~shoebox_sidecar.options.OPTIONS`.
+    It has no defaults: what the command line leaves out is absent from the
+    namespace, for :func:`~shoebox_sidecar.config.resolve` to fill in."""
     parser = argparse.ArgumentParser(
         prog="shoebox-sidecar",
         description="Watch a directory for closed shoebox archives, compress them, ship "
                     "them to S3 or a directory, confirm each copy, then delete (or keep, "
                     "or move) the local archive. Delivery is at least once; keys are "
                     "deterministic, so a retry rewrites the same object.",
-        epilog=f"Every option can be set from the environment: {ENV_PREFIX} plus the option "
-               "name in capitals, dashes as underscores (--max-backoff is "
-               f"{ENV_PREFIX}MAX_BACKOFF; flags take true/false). Exit codes: 0 done or "
+        epilog=f"Every option can also be set from the environment: {ENV_PREFIX} plus the "
+               "option name in capitals, dashes as underscores (--max-backoff is "
+               f"{ENV_PREFIX}MAX_BACKOFF; flags take true/false), or in the --config file, "
+               "by the option name with underscores (max_backoff = 10.0). The command line "
+               "wins over the environment, which wins over the file. Exit codes: 0 done or "
                "stopped by SIGTERM/SIGINT, 1 archives left unshipped (--once), 2 bad options, "
                "3 the destination cannot work.")
-
-    def option(name: str, help: str, default: Any = None, **kwargs: Any) -> None:
-        variable = _env(name.lstrip("-") if name.startswith("-") else name)
-        if kwargs.get("action") == "store_true":
-            kwargs["default"] = _flag(env.get(variable, "")) if variable in env else default
-        else:
-            kwargs["default"] = env.get(variable, default)
-        shown = ("" if kwargs.get("action") == "store_true" or default is None
-                 else f" (default: {default})".replace("%", "%%"))
-        parser.add_argument(name, help=f"{help}{shown} [env {variable}]", **kwargs)
-
-    option("watch_dir", "directory where the application closes its archives",
-           metavar="WATCH_DIR", nargs="?")
-    option("--dest", "where archives go: s3://bucket/prefix (boto3's default credentials and "
-           "region), a directory path or a file:// URL (a mounted volume, NFS)")
-    option("--endpoint-url", "S3 endpoint for MinIO, Ceph or a local test server")
-    option("--pattern", "wildcard for archive names; *.open files (still being written) are "
-           "never touched", "*.events")
-    option("--compress", "compression of the shipped copies; zstd needs the zstandard package",
-           "gzip", choices=sorted(SUFFIXES))
-    option("--level", "compression level (default: gzip 6, zstd 3)", type=int)
-    option("--key-template", "how object keys (or paths under a directory) are built: strftime "
-           "codes use the archive's modification time in UTC (when it was closed, so a retry "
-           "gives the same key), plus {prefix} (of the s3:// URL), {host}, {name} (the "
-           "archive's file name) and {suffix} (.gz, .zst or nothing)",
-           DEFAULT_KEY_TEMPLATE)
-    option("--host", "value of {host} in keys (default: this machine's host name; in a "
-           "Kubernetes pod, the pod name)")
-    option("--after-upload", "what to do with an archive once its copy is confirmed: delete, "
-           "keep, or move:DIR", "delete")
-    option("--once", "ship every closed archive present now, then exit (cron, batch jobs); "
-           "otherwise watch until SIGTERM/SIGINT", False, action="store_true")
-    option("--workers", "archives shipped in parallel", 2, type=int)
-    option("--verify", "decode every record and check its checksum before shipping; a damaged "
-           "archive is moved to the quarantine directory and reported, never shipped or deleted "
-           "(without it, records are counted from their headers only; an archive with "
-           "broken structure ships as it is, its damage logged and counted in the object's "
-           "damaged-bytes metadata)", False, action="store_true")
-    option("--quarantine-dir", "where --verify moves damaged archives (default: "
-           "WATCH_DIR/quarantine)")
-    option("--recover-stale", "at start, finalize .open archives left by crashed writers "
-           "(shoebox.recover: no live writer holds their lock); they are then shipped",
-           False, action="store_true")
-    option("--max-backoff", "longest wait, in seconds, between retries of a transient "
-           "failure (connection refused, timeouts, 5xx, throttling)", 30.0, type=float)
-    option("--initial-backoff", "first wait, in seconds, before retrying a transient failure; "
-           "waits double up to --max-backoff, with jitter", 0.5, type=float)
-    option("--max-attempts", "give up on an archive (it stays, for the next scan or run) after "
-           "this many attempts at a transient failure; 0 retries forever", 0, type=int)
-    option("--scan-interval", "seconds between full scans of WATCH_DIR, catching what file "
-           "events missed", 60.0, type=float)
-    option("--shutdown-timeout", "on SIGTERM/SIGINT, seconds to wait for uploads in progress",
-           30.0, type=float)
-    option("--tmp-dir", "where compressed copies are staged (default: the system temporary "
-           "directory for S3, the destination itself for a directory)")
-    option("--sse", "S3 server-side encryption: AES256 or aws:kms")
-    option("--sse-kms-key-id", "KMS key for --sse aws:kms")
-    option("--storage-class", "S3 storage class, such as STANDARD_IA or GLACIER_IR")
-    option("--multipart-threshold-mb", "upload in parts from this size on (MiB)", 64.0,
-           type=float)
-    option("--multipart-chunk-mb", "size of each part of a multipart upload (MiB)", 16.0,
-           type=float)
-    option("--log-level", "DEBUG, INFO, WARNING or ERROR", "INFO", type=str.upper,
-           choices=_LOG_LEVELS)
+    for option in OPTIONS:
+        option.add_to(parser)
+    parser.add_argument("--config", metavar="FILE.toml", default=argparse.SUPPRESS,
+                        help="read options from this TOML file (keys: the option names with "
+                             f"underscores) [env {config.CONFIG_VARIABLE}]")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print every option's value and where it comes from (command "
+                             "line, environment, file, default) as TOML, then exit")
     return parser
 
 
@@ -160,16 +95,19 @@ def script() -> NoReturn:
 def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     """The exit code, and whether uploads were left running."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.watch_dir:
-        parser.error(f"WATCH_DIR is required (or {_env('watch_dir')})")
-    if not args.dest:
-        parser.error(f"--dest is required (or {_env('dest')})")
-    # argparse checks choices on the command line only, not on a default
-    # taken from the environment.
-    if args.log_level not in _LOG_LEVELS:
-        parser.error(f"{_env('log_level')}: {args.log_level!r} is not one of "
-                     f"{', '.join(_LOG_LEVELS)}")
+    given = parser.parse_args(argv)
+    try:
+        settings = config.resolve(given, os.environ, getattr(given, "config", None))
+    except config.ConfigError as exc:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
+    if given.print_config:
+        sys.stdout.write(config.render(settings))
+        return EXIT_OK, False
+    args = settings.values
+    for option in (BY_NAME["watch_dir"], BY_NAME["dest"]):
+        if not getattr(args, option.name):
+            parser.error(f"{option.flag} is required (or {option.variable}, or "
+                         f"{option.name} in the --config file)")
     with logs.json_lines(args.log_level):
         try:
             sidecar = _build(args)
@@ -209,7 +147,8 @@ def _build(args: argparse.Namespace) -> Sidecar:
         raise ValueError(f"WATCH_DIR {args.watch_dir!r} is not a directory")
     s3_options: dict[str, Any] = {
         "server_side_encryption": args.sse, "kms_key_id": args.sse_kms_key_id,
-        "storage_class": args.storage_class}
+        "storage_class": args.storage_class, "acl": args.acl,
+        "tags": _tags(args.tag) if args.tag else None}
     if args.dest.startswith("s3://"):
         s3_options.update(multipart_threshold=int(args.multipart_threshold_mb * _MB),
                           multipart_chunksize=int(args.multipart_chunk_mb * _MB))
@@ -224,6 +163,19 @@ def _build(args: argparse.Namespace) -> Sidecar:
                    backoff=Backoff(args.initial_backoff, args.max_backoff),
                    max_attempts=args.max_attempts, scan_interval=args.scan_interval,
                    shutdown_timeout=args.shutdown_timeout)
+
+
+def _tags(items: list[str]) -> dict[str, str]:
+    """``--tag KEY=VALUE`` options as a mapping; raises ``ValueError``."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--tag {item!r}: expected KEY=VALUE")
+        if key in tags:
+            raise ValueError(f"--tag {item!r}: tag {key!r} given twice")
+        tags[key] = value
+    return tags
 
 
 def _on_signals(sidecar: Sidecar) -> dict[int, Any]:
