@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -41,6 +42,35 @@ def makedirs_durable(path: str) -> None:
     os.makedirs(path, exist_ok=True)
     for directory in reversed(created):
         fsync_directory(os.path.dirname(directory))
+
+
+def lock_unheld(path: str) -> int | None:
+    """Open ``path`` read-only and take its exclusive ``flock`` without
+    waiting: the way to tell a file a live process is using (it holds the
+    lock) from one a dead process left.
+
+    Returns the descriptor, which holds the lock until the caller closes
+    it; or ``None`` when the file is gone, another process holds the lock,
+    or ``path`` no longer names the file locked (renamed or replaced just
+    before the lock was taken). Raises ``OSError`` for other failures.
+    """
+    try:
+        # Read-only: locking needs no more, and a process running as another
+        # user may read the file but not write it.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
 
 
 def rename_no_replace(source: str, target: str) -> None:

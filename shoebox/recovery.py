@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import logging
 import os
 from dataclasses import dataclass, field
 
+from ._files import lock_unheld
 from .archive import ArchiveReader
 from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
@@ -57,24 +57,15 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     result = Recovery()
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
-            # Read-only: locking needs no more, and a sidecar running as
-            # another user may read the writers' files but not write them.
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # finalized by its writer meanwhile
+            fd = lock_unheld(path)
         except OSError as exc:
             _cannot(result, path, exc)
             continue
+        if fd is None:
+            # Finalized by its writer meanwhile, or a live writer holds it.
+            continue
         final = None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live writer holds it
-            if not _still_named(fd, path):
-                # Finalized by its writer just before we locked it; a new
-                # writer may even have started a live file under the name.
-                continue
             final = _finalize_stale(fd, path, max_record_size, result)
         except OSError as exc:
             _cannot(result, path, exc)
@@ -116,14 +107,6 @@ def _finalize_stale(fd: int, path: str, max_record_size: int,
                        "but are no torn record", path, size - end, end)
     os.fsync(fd)
     return finalize(path)
-
-
-def _still_named(fd: int, path: str) -> bool:
-    """Whether ``path`` still names the file open on ``fd``."""
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False
 
 
 def _torn(head: bytes, size: int) -> bool:

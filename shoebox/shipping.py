@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import hashlib
 import os
 import re
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from ._chunks import ChunkWalker, TeeReader
+from ._files import lock_unheld
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Incomplete, record_length, record_version
@@ -53,6 +55,12 @@ from .errors import CorruptRecord
 #: archive's modification time, i.e. when its last record was written), then
 #: the host, then the archive's own name plus the compression suffix.
 DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
+
+#: Compressed copies being staged are named ``.shoebox-XXXXXXXX.partial``.
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
+#: A staged copy younger than this (seconds) is never taken for a stale
+#: one: it may have been created a moment before its maker locked it.
+STALE_TEMPORARY_AGE = 10.0
 
 _PLACEHOLDERS = ("prefix", "host", "name", "suffix")
 _CHUNK = 1 << 20
@@ -173,14 +181,38 @@ class Shipper:
         """
         scratch = self.tmp_dir or self.destination.scratch_dir()
         os.makedirs(scratch, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=scratch, prefix=".shoebox-", suffix=".partial")
+        fd, temporary = tempfile.mkstemp(dir=scratch, prefix=TEMPORARY_PREFIX,
+                                         suffix=TEMPORARY_SUFFIX)
+        # Locked while it exists, so that remove_stale_temporaries() in
+        # another process sharing the directory leaves it alone; the lock
+        # lives as long as one descriptor of it is open.
+        lock = os.dup(fd)
         try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
                 prepared = self._compress(path, source, target, temporary)
             yield prepared
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+            os.close(lock)
+
+    def remove_stale_temporaries(self, now: float | None = None) -> list[str]:
+        """Remove the compressed copies that processes killed while shipping
+        left behind (``.shoebox-*.partial``) in the directories this
+        shipper stages into: ``tmp_dir``, the destination's scratch
+        directory, and a destination directory's root. Only files no live
+        process holds (:meth:`prepare` locks its copy) and older than
+        :data:`STALE_TEMPORARY_AGE` seconds at ``now`` (default: the current
+        time) go. Returns their paths."""
+        now = time.time() if now is None else now
+        directories = {self.tmp_dir, self.destination.scratch_dir()}
+        if isinstance(self.destination, DirectoryDestination):
+            directories.add(self.destination.root)
+        removed = []
+        for directory in sorted(filter(None, directories)):
+            removed += _remove_stale(directory, now)
+        return removed
 
     def deliver(self, prepared: Prepared, started: float | None = None) -> ShipResult:
         """Copy a prepared archive to the destination and confirm it; raises
@@ -236,6 +268,35 @@ class Shipper:
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
             format_version=counter.first_version, damaged=damaged)
+
+
+def _remove_stale(directory: str, now: float) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            names = [entry.name for entry in entries
+                     if entry.name.startswith(TEMPORARY_PREFIX)
+                     and entry.name.endswith(TEMPORARY_SUFFIX)
+                     and entry.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        path = os.path.join(directory, name)
+        try:
+            fd = lock_unheld(path)
+        except PermissionError:
+            continue  # another user's (a shared /tmp): not ours to judge
+        if fd is None:
+            continue
+        try:
+            if now - os.fstat(fd).st_mtime >= STALE_TEMPORARY_AGE:
+                os.unlink(path)
+                removed.append(path)
+        except PermissionError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 class _RecordCounter(ChunkWalker):

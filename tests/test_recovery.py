@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+import shoebox._files
 import shoebox.archive
 import shoebox.recovery
 from shoebox import (
@@ -189,7 +190,7 @@ def test_recovery_leaves_alone_a_file_replaced_before_it_locked(tmp_path, monkey
         for metadata, payload in old:
             writer.write(metadata, payload)
     race = _ReplacedBeforeLocking(tmp_path / "a.events.open")
-    monkeypatch.setattr(shoebox.recovery, "fcntl", race)
+    monkeypatch.setattr(shoebox._files, "fcntl", race)
     assert recover(tmp_path).finalized == []
     assert race.new_writer is not None
     race.new_writer.close()

@@ -129,6 +129,13 @@ def _run(args: argparse.Namespace, sidecar: Sidecar) -> int:
         logger.warning("destination %s not reachable yet: %s; going on, uploads will retry",
                        destination.url, exc,
                        extra={"event": "destination_unreachable", "destination": destination.url})
+    try:
+        for path in sidecar.shipper.remove_stale_temporaries():
+            logger.info("removed %s, left by a sidecar killed while shipping", path,
+                        extra={"event": "removed_stale", "path": path})
+    except OSError as exc:  # leftovers cost space, not data: go on
+        logger.warning("removing stale temporary files failed: %s", exc,
+                       extra={"event": "cleanup_failed", "error": str(exc)})
     if args.recover_stale:
         for path in shoebox.recover(sidecar.watch_dir, args.pattern).finalized:
             logger.info("finalized stale archive %s", path,
