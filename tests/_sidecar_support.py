@@ -150,3 +150,28 @@ def break_marker(path: str | os.PathLike[str], record: int = 5) -> None:
             position = data.index(MARKER_BYTES, position + 1)
         archive.seek(position)
         archive.write(b"XXXX")
+
+
+class RestartableServer:
+    """A moto S3 server of its own that can be stopped and started again on
+    the same port; moto's in-process backend keeps the buckets meanwhile."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._factory = ThreadedMotoServer
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, self.port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{self.port}"
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop()
+            self.running = False
+
+    def start(self) -> None:
+        self._server = self._factory(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.running = True

@@ -104,3 +104,14 @@ def bucket(s3_server: S3Server) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def restartable_server() -> Iterator[Any]:
+    """A moto S3 server of the test's own, which it may stop and start again
+    (``_sidecar_support.RestartableServer``); stopped at the end."""
+    from _sidecar_support import RestartableServer
+
+    restartable = RestartableServer()
+    yield restartable
+    restartable.stop()

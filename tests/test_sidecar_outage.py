@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
 from _sidecar_support import (
+    RestartableServer,
     SidecarProcess,
     archives_in,
     bucket_objects,
@@ -20,40 +19,9 @@ from _sidecar_support import (
 )
 
 
-class RestartableServer:
-    """A moto S3 server of its own that can be stopped and started again on
-    the same port; moto's in-process backend keeps the buckets meanwhile."""
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self._factory = ThreadedMotoServer
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, self.port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{self.port}"
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            self._server.stop()
-            self.running = False
-
-    def start(self) -> None:
-        self._server = self._factory(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        self.running = True
-
-
-@pytest.fixture
-def server() -> Iterator[RestartableServer]:
-    restartable = RestartableServer()
-    yield restartable
-    restartable.stop()
-
-
 def test_no_archive_is_deleted_during_an_outage_and_all_ship_afterwards(
-        server: RestartableServer, tmp_path: Any) -> None:
+        restartable_server: RestartableServer, tmp_path: Any) -> None:
+    server = restartable_server
     client = boto3.client("s3", endpoint_url=server.endpoint_url)
     bucket = f"outage-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)

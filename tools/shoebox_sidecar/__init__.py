@@ -2,14 +2,17 @@
 to S3 or a directory, and deletes each local archive only once its copy is
 confirmed.
 
-Modules: :mod:`~shoebox_sidecar.cli` (options, environment, exit codes),
+Modules: :mod:`~shoebox_sidecar.cli` (the command, exit codes),
+:mod:`~shoebox_sidecar.options` (the table of options),
+:mod:`~shoebox_sidecar.config` (environment, TOML file, precedence),
 :mod:`~shoebox_sidecar.sidecar` (per-archive shipping, retries, run loops),
 :mod:`~shoebox_sidecar.watch` (watchdog events and periodic scans),
 :mod:`~shoebox_sidecar.pool` (workers, one run per archive at a time),
 :mod:`~shoebox_sidecar.backoff` (retry waits), :mod:`~shoebox_sidecar.logs`
-(JSON lines on stderr). The compression and upload code itself is
-:mod:`shoebox.shipping` and :mod:`shoebox.destinations`, shared with the
-in-process callbacks.
+(JSON lines on stderr), :mod:`~shoebox_sidecar.metrics` (``/metrics`` and
+``/healthz``; ``shoebox[metrics]``, imported only when used). The
+compression and upload code itself is :mod:`shoebox.shipping` and
+:mod:`shoebox.destinations`, shared with the in-process callbacks.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from __future__ import annotations
 from .backoff import Backoff
 from .cli import build_parser, main
 from .pool import WorkerPool
-from .sidecar import Sidecar
+from .sidecar import Backlog, Sidecar, SidecarObserver
 from .watch import ArchiveWatcher
 
 __all__ = [
     "ArchiveWatcher",
+    "Backlog",
     "Backoff",
     "Sidecar",
+    "SidecarObserver",
     "WorkerPool",
     "build_parser",
     "main",

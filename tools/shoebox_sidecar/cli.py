@@ -118,6 +118,28 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
 
 
 def _run(args: argparse.Namespace, sidecar: Sidecar) -> int:
+    if args.metrics_port is None:
+        return _start(args, sidecar)
+    from .metrics import MetricsServer, SidecarMetrics
+
+    assert isinstance(sidecar.observer, SidecarMetrics)  # see _build
+    try:
+        # Before the destination check, which may wait for a slow endpoint:
+        # probes get answers from the start.
+        server = MetricsServer(sidecar.observer, args.metrics_address, args.metrics_port)
+    except OSError as exc:
+        logger.error("cannot serve metrics on %s port %d: %s", args.metrics_address,
+                     args.metrics_port, exc, extra={"event": "config_error"})
+        return EXIT_USAGE
+    with server:
+        logger.info("serving /metrics and /healthz on %s port %d", server.address, server.port,
+                    extra={"event": "metrics_listening", "address": server.address,
+                           "port": server.port})
+        return _start(args, sidecar)
+
+
+def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
+    """Check the destination, clean up after earlier runs, then run."""
     destination = sidecar.shipper.destination
     try:
         destination.check()
@@ -164,12 +186,22 @@ def _build(args: argparse.Namespace) -> Sidecar:
     shipper = Shipper(destination, key_template=args.key_template, compression=args.compress,
                       level=args.level, verify=args.verify, host=args.host,
                       tmp_dir=args.tmp_dir)
-    return Sidecar(args.watch_dir, shipper, pattern=args.pattern,
-                   after_upload=after_upload_callback(args.after_upload),
-                   workers=args.workers, quarantine_dir=args.quarantine_dir,
-                   backoff=Backoff(args.initial_backoff, args.max_backoff),
-                   max_attempts=args.max_attempts, scan_interval=args.scan_interval,
-                   shutdown_timeout=args.shutdown_timeout)
+    observer = None
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            raise ValueError(f"--metrics-port must be 0 to 65535, not {args.metrics_port}")
+        from .metrics import SidecarMetrics
+
+        observer = SidecarMetrics(unhealthy_after=args.unhealthy_after)
+    sidecar = Sidecar(args.watch_dir, shipper, pattern=args.pattern,
+                      after_upload=after_upload_callback(args.after_upload),
+                      workers=args.workers, quarantine_dir=args.quarantine_dir,
+                      backoff=Backoff(args.initial_backoff, args.max_backoff),
+                      max_attempts=args.max_attempts, scan_interval=args.scan_interval,
+                      shutdown_timeout=args.shutdown_timeout, observer=observer)
+    if observer is not None:
+        observer.watch(sidecar)
+    return sidecar
 
 
 def _tags(items: list[str]) -> dict[str, str]:

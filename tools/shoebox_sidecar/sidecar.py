@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
@@ -27,6 +28,32 @@ from .watch import ArchiveWatcher
 _SIGNAL_LATENCY = 0.25
 
 
+class SidecarObserver:
+    """What a :class:`Sidecar` tells about its work, as it happens, from its
+    worker threads (:mod:`~shoebox_sidecar.metrics` counts it). The methods
+    do nothing here; a subclass overrides those it needs, and must not
+    raise or block."""
+
+    def shipped(self, result: ShipResult, upload_seconds: float) -> None:
+        """A copy was confirmed; ``upload_seconds`` the successful delivery took."""
+
+    def failed(self, path: str, error: BaseException) -> None:
+        """An attempt to ship ``path`` failed (retried later or not)."""
+
+    def quarantined(self, path: str) -> None:
+        """``path`` is damaged and was moved to the quarantine directory."""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Closed archives waiting to be shipped (being shipped included)."""
+
+    archives: int
+    bytes: int
+    #: Modification time (when it was closed) of the oldest, if any.
+    oldest_mtime: float | None
+
+
 class Sidecar:
     """Ships the closed archives of ``watch_dir`` matching ``pattern`` with
     ``shipper``, on ``workers`` threads.
@@ -36,14 +63,15 @@ class Sidecar:
     shipped or deleted), then :meth:`Shipper.deliver`, retried after
     transient failures with ``backoff`` (forever when ``max_attempts`` is 0),
     then ``after_upload`` (default: delete the archive) once the copy is
-    confirmed. A permanent failure is
-    logged and the archive stays. Every outcome is one JSON log line.
+    confirmed. A permanent failure is logged and the archive stays. Every
+    outcome is one JSON log line, and is told to ``observer`` (a
+    :class:`SidecarObserver`).
 
     ``clock`` (seconds; tests inject their own) decides when the next
     periodic scan is due. :meth:`run_once` ships what is there now;
-    :meth:`run` watches until :meth:`stop`. Either way, stopping takes no new work, abandons backoff
-    waits (those archives stay for the next run) and waits up to
-    ``shutdown_timeout`` seconds for uploads in progress.
+    :meth:`run` watches until :meth:`stop`. Either way, stopping takes no
+    new work, abandons backoff waits (those archives stay for the next run)
+    and waits up to ``shutdown_timeout`` seconds for uploads in progress.
     """
 
     def __init__(self, watch_dir: str, shipper: Shipper, *, pattern: str = "*.events",
@@ -51,7 +79,8 @@ class Sidecar:
                  quarantine_dir: str | None = None, backoff: Backoff | None = None,
                  max_attempts: int = 0, scan_interval: float = 60.0,
                  shutdown_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 observer: SidecarObserver | None = None) -> None:
         for name, value, least in (("workers", workers, 1), ("max_attempts", max_attempts, 0),
                                    ("shutdown_timeout", shutdown_timeout, 0)):
             if value < least:
@@ -69,6 +98,7 @@ class Sidecar:
         self.scan_interval = scan_interval
         self.shutdown_timeout = shutdown_timeout
         self._clock = clock
+        self.observer = observer if observer is not None else SidecarObserver()
         #: Archives whose last attempt failed (and not shipped since).
         self.failed: set[str] = set()
         #: Whether stopping left uploads running after ``shutdown_timeout``.
@@ -176,11 +206,15 @@ class Sidecar:
         attempt = 0
         while True:
             try:
-                return self.shipper.deliver(prepared, started)
+                attempt_started = time.monotonic()
+                result = self.shipper.deliver(prepared, started)
+                self.observer.shipped(result, time.monotonic() - attempt_started)
+                return result
             except TransientUploadError as exc:
                 attempt += 1
                 if self.max_attempts and attempt >= self.max_attempts:
-                    raise
+                    raise  # counted as the archive's failure
+                self.observer.failed(prepared.source, exc)
                 delay = self.backoff.delay(attempt - 1)
                 logger.warning("%s: %s; retrying in %.1f s", prepared.source, exc, delay,
                                extra=self._fields(prepared.source, exc, event="retrying",
@@ -227,6 +261,7 @@ class Sidecar:
             return
         logger.error("%s is damaged (%s): moved to %s, not shipped", path, error, moved,
                      extra=self._fields(path, error, event="quarantined", moved_to=moved))
+        self.observer.quarantined(path)
 
     def _failed(self, path: str, error: Exception, event: str = "failed",
                 exc_info: bool = False) -> None:
@@ -234,6 +269,8 @@ class Sidecar:
             self.failed.add(path)
         logger.error("%s: %s; the archive stays", path, error, exc_info=exc_info,
                      extra=self._fields(path, error, event=event))
+        if event == "failed":  # not a confirmed copy that could not be deleted
+            self.observer.failed(path, error)
 
     def _fields(self, path: str, error: BaseException, **fields: object) -> dict[str, object]:
         extra: dict[str, object] = {"archive": path, "error": str(error),
@@ -242,6 +279,24 @@ class Sidecar:
             extra.update(destination=error.destination, key=error.key,
                          transient=error.transient)
         return extra
+
+    def backlog(self) -> Backlog:
+        """The closed archives in ``watch_dir`` waiting to be shipped, now
+        (those kept after shipping, ``after_upload`` "keep", are not)."""
+        count = size = 0
+        oldest: float | None = None
+        for path in self.watcher.paths():
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                continue  # shipped meanwhile
+            with self._lock:
+                if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
+                    continue
+            count += 1
+            size += stat.st_size
+            oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
+        return Backlog(count, size, oldest)
 
     def _submit(self, path: str) -> None:
         try:

@@ -37,18 +37,20 @@ class ArchiveWatcher:
         return (directory == self.directory and fnmatch.fnmatchcase(name, self.pattern)
                 and not is_open(name) and not name.startswith("."))
 
+    def paths(self) -> list[str]:
+        """Every matching regular file present now, in name order."""
+        with os.scandir(self.directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.is_file(follow_symlinks=False))
+        return [path for path in (os.path.join(self.directory, name) for name in names)
+                if self.matches(path)]
+
     def scan(self) -> int:
         """Report every matching regular file present now, in name order;
         return how many."""
-        count = 0
-        with os.scandir(self.directory) as entries:
-            names = sorted(entry.name for entry in entries if entry.is_file(follow_symlinks=False))
-        for name in names:
-            path = os.path.join(self.directory, name)
-            if self.matches(path):
-                self._found(path)
-                count += 1
-        return count
+        paths = self.paths()
+        for path in paths:
+            self._found(path)
+        return len(paths)
 
     def start(self) -> None:
         """Start watching (a watchdog ``Observer`` thread)."""
