@@ -1,0 +1,208 @@
+"""deploy/: the systemd unit passes ``systemd-analyze`` (when installed), and
+the unit, the Kubernetes manifest and the container recipe name the
+command, options, files and ports the code really has."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from archive_files import ROOT
+
+from shoebox_sidecar import config
+from shoebox_sidecar.cli import build_parser
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+DEPLOY = ROOT / "deploy"
+UNIT = DEPLOY / "systemd" / "shoebox-sidecar.service"
+SYSTEMD_CONFIG = DEPLOY / "systemd" / "sidecar.toml"
+MANIFEST = DEPLOY / "kubernetes" / "app-with-sidecar.yaml"
+CONTAINERFILE = DEPLOY / "container" / "Containerfile"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SIDECAR_SCRIPT = "shoebox-sidecar"
+
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                           reason="systemd-analyze is not installed")
+
+
+def unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNIT)
+    return parser
+
+
+def settings(argv: list[str], config_text: str, tmp_path: Path,
+             config_path: str) -> Any:
+    """The settings the sidecar would run with: ``argv`` parsed by the real
+    parser, the config file named there read from ``config_text``."""
+    given = build_parser().parse_args(argv)
+    assert given.config == config_path
+    path = tmp_path / "sidecar.toml"
+    path.write_text(config_text)
+    return config.resolve(given, {}, str(path))
+
+
+def test_the_script_the_deployments_run_is_the_sidecars_entry_point() -> None:
+    assert PYPROJECT["project"]["scripts"][SIDECAR_SCRIPT] == "shoebox_sidecar.cli:script"
+
+
+def test_the_unit_runs_the_sidecar_with_its_config_file_and_waits_out_its_shutdown(
+        tmp_path: Path) -> None:
+    service = unit()["Service"]
+    command, *argv = shlex.split(service["ExecStart"])
+    assert os.path.basename(command) == SIDECAR_SCRIPT
+    run = settings(argv, SYSTEMD_CONFIG.read_text(), tmp_path,
+                   "/etc/shoebox-sidecar/sidecar.toml")
+    values = run.values
+    assert run.origins["watch_dir"].startswith("file ")
+    assert values.watch_dir in service["ReadWritePaths"].split()
+    assert values.metrics_address == "127.0.0.1" and values.metrics_port == 9464
+    # SIGKILL must not come before uploads had --shutdown-timeout to finish.
+    timeout_stop = float(service["TimeoutStopSec"])
+    assert values.shutdown_timeout + 5 <= timeout_stop <= values.shutdown_timeout + 30
+    assert service["KillSignal"] == "SIGTERM"
+    assert service["DynamicUser"] == "yes" and service["ProtectSystem"] == "strict"
+    assert service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "2"  # bad options: see cli.EXIT_USAGE
+
+
+def _verifiable_unit(tmp_path: Path) -> Path:
+    """The unit with its ExecStart binary pointing at a script that exists:
+    ``systemd-analyze verify`` refuses a command it cannot find, and the
+    unit's /opt/shoebox/venv is not installed here."""
+    binary = tmp_path / "bin" / SIDECAR_SCRIPT
+    binary.parent.mkdir()
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} -m shoebox_sidecar \"$@\"\n")
+    binary.chmod(0o755)
+    text = UNIT.read_text()
+    command = shlex.split(unit()["Service"]["ExecStart"])[0]
+    assert text.count(command) == 1
+    copy = tmp_path / UNIT.name
+    copy.write_text(text.replace(command, str(binary)))
+    return copy
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    result = subprocess.run(["systemd-analyze", "verify", str(_verifiable_unit(tmp_path))],
+                            capture_output=True, text=True, check=False, timeout=60)
+    # Unknown keys are only warnings: any output is a finding.
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@needs_systemd_analyze
+def test_the_unit_is_hardened_by_systemd_analyze_security(tmp_path: Path) -> None:
+    copy = _verifiable_unit(tmp_path)
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(copy)],
+                            capture_output=True, text=True, check=False, timeout=60)
+    summary = [line for line in (result.stdout + result.stderr).splitlines()
+               if "Overall exposure level" in line]
+    assert summary, result.stdout + result.stderr
+    exposure = float(summary[0].split(":")[-1].split()[0])
+    assert exposure <= 2.0, summary[0]  # "OK" is below 4; a default unit scores 9.6
+
+
+def manifest() -> tuple[dict[str, Any], dict[str, Any]]:
+    documents = {document["kind"]: document for document in yaml.safe_load_all(
+        MANIFEST.read_text())}
+    return documents["ConfigMap"], documents["Deployment"]
+
+
+def containers() -> dict[str, dict[str, Any]]:
+    pod = manifest()[1]["spec"]["template"]["spec"]
+    return {container["name"]: container for container in pod["containers"]}
+
+
+def test_the_kubernetes_sidecar_serves_its_probes_on_the_port_its_config_opens(
+        tmp_path: Path) -> None:
+    config_map, deployment = manifest()
+    pod = deployment["spec"]["template"]["spec"]
+    sidecar, app = containers()["shoebox-sidecar"], containers()["app"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in sidecar["volumeMounts"]}
+    config_path = sidecar["args"][1]
+    assert os.path.dirname(config_path) == mounts["sidecar-config"]
+    config_volume = next(volume for volume in pod["volumes"]
+                         if volume["name"] == "sidecar-config")
+    assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
+    run = settings(sidecar["args"], config_map["data"][os.path.basename(config_path)],
+                   tmp_path, config_path)
+    values = run.values
+    # The app writes where the sidecar watches, in a volume both mount.
+    assert {mount["mountPath"] for mount in app["volumeMounts"]
+            if mount["name"] == "archive"} == {values.watch_dir} == {mounts["archive"]}
+    assert {"name": "archive", "emptyDir": {"sizeLimit": "2Gi"}} in pod["volumes"]
+    # Probes reach /healthz on the port the sidecar listens on, from outside.
+    ports = {port["name"]: port["containerPort"] for port in sidecar["ports"]}
+    assert ports["metrics"] == values.metrics_port
+    assert values.metrics_address == "0.0.0.0"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert sidecar[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == values.metrics_port
+    assert annotations["prometheus.io/path"] == "/metrics"
+    # {host} comes from the environment: a variable the sidecar reads.
+    variables = {variable["name"] for variable in sidecar["env"]}
+    assert variables <= {option.variable for option in config.OPTIONS}
+    # The staging directory is writable though the root file system is not.
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert mounts["sidecar-tmp"] == "/tmp" and values.tmp_dir is None
+
+
+def test_the_pods_grace_period_covers_the_prestop_wait_and_the_shutdown(
+        tmp_path: Path) -> None:
+    config_map, deployment = manifest()
+    pod = deployment["spec"]["template"]["spec"]
+    sidecar = containers()["shoebox-sidecar"]
+    command = sidecar["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert "$(seq 50)" in command[2] and "sleep 1" in command[2]
+    run = settings(sidecar["args"], config_map["data"]["sidecar.toml"], tmp_path,
+                   sidecar["args"][1])
+    assert pod["terminationGracePeriodSeconds"] >= 50 + run.values.shutdown_timeout
+
+
+def test_the_prestop_wait_ends_once_no_archive_is_open_or_waiting(tmp_path: Path) -> None:
+    command = containers()["shoebox-sidecar"]["lifecycle"]["preStop"]["exec"]["command"]
+    script = command[2].replace("/var/lib/app/archive", str(tmp_path)).replace(
+        "sleep 1", "sleep 0")  # the loop's pace, not what it waits for
+    (tmp_path / "quarantine").mkdir()
+    (tmp_path / ".shoebox-x.partial").write_bytes(b"")
+    assert subprocess.run([*command[:2], script], timeout=60).returncode == 0
+    for name in ("a.events", "b.events.open"):
+        (tmp_path / name).write_bytes(b"")
+        started = subprocess.run([*command[:2], script.replace("seq 50", "seq 3")],
+                                 timeout=60)
+        assert started.returncode != 0, f"{name} did not hold the wait"
+        (tmp_path / name).unlink()
+
+
+def test_the_container_recipe_installs_the_sidecar_and_runs_it() -> None:
+    lines = [line.split(None, 1) for line in CONTAINERFILE.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    instructions: dict[str, list[str]] = {}
+    for instruction, argument in lines:
+        instructions.setdefault(instruction, []).append(argument)
+    assert instructions["ENTRYPOINT"] == [f'["{SIDECAR_SCRIPT}"]']
+    for copied in instructions["COPY"]:
+        *sources, _target = copied.split()
+        assert all((ROOT / source).exists() for source in sources), copied
+    install = next(run for run in instructions["RUN"] if "pip install" in run)
+    extras = install.split("[", 1)[1].split("]", 1)[0].split(",")
+    assert set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
+    assert {"sidecar", "metrics"} <= set(extras)
+    assert instructions["EXPOSE"] == [str(containers()["shoebox-sidecar"]["ports"][0][
+        "containerPort"])]
+    assert instructions["USER"][0].split(":")[0] != "0"
