@@ -117,6 +117,19 @@ class MissingExtra(ShoeboxError, ImportError):
     message names the extra (``pip install 'shoebox[s3]'``)."""
 
 
+class BudgetExceeded(ShoeboxError, OSError):
+    """The archives waiting in ``directory`` reached the disk budget
+    (``max_local_mb``, ``max_bytes``): records are being dropped, and
+    counted, until shipped archives are deleted. Reported, never raised
+    into a write."""
+
+    def __init__(self, message: str, *, directory: str | None = None,
+                 max_bytes: int | None = None) -> None:
+        super().__init__(message)
+        self.directory = directory
+        self.max_bytes = max_bytes
+
+
 class UploadError(ShoeboxError, OSError):
     """Copying an archive to a destination (an S3 bucket, a directory) failed.
 

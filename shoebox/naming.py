@@ -9,8 +9,10 @@ recovery and the sidecar skip names for which :func:`is_open` holds.
 from __future__ import annotations
 
 import datetime
+import glob
 import itertools
 import os
+import re
 import socket
 from collections.abc import Iterator
 
@@ -37,6 +39,19 @@ def render_filename(template: str, now: datetime.datetime | None = None) -> str:
     now = now or datetime.datetime.now(datetime.timezone.utc)
     name = _safe(now.strftime(template))
     return name.replace("{host}", _safe(socket.gethostname())).replace("{pid}", str(os.getpid()))
+
+
+def name_pattern(template: str) -> str:
+    """A wildcard matching every name :func:`render_filename` can give for
+    ``template`` and every variant :func:`candidates` makes of those (so
+    the names of archives other processes write with the same template,
+    whatever their host and pid): strftime codes, ``{host}`` and ``{pid}``
+    match anything, and so does the place where a variant puts ``_N``."""
+    parts = re.split(r"(%.|\{host\}|\{pid\})", template)
+    pattern = "".join("%" if part == "%%" else "*" if index % 2 else glob.escape(_safe(part))
+                      for index, part in enumerate(parts))
+    stem, ext = os.path.splitext(pattern)
+    return re.sub(r"\*+", "*", f"{stem}*{ext}")
 
 
 def candidates(name: str) -> Iterator[str]:
@@ -68,4 +83,5 @@ def finalize(open_path: str) -> str:
     return target
 
 
-__all__ = ["OPEN_SUFFIX", "candidates", "finalize", "is_open", "render_filename"]
+__all__ = ["OPEN_SUFFIX", "candidates", "finalize", "is_open", "name_pattern",
+           "render_filename"]

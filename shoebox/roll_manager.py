@@ -18,20 +18,25 @@ import glob
 import logging
 import os
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from . import plugins
-from ._options import one_of, whole_number
+from ._options import one_of, positive_number, whole_number
 from .archive import DEFAULT_FILE_MODE, DURABILITY_MODES, ArchiveWriter, Durability
+from .budget import DiskBudget
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
-from .errors import ArchiveClosed, NoMoreFiles
-from .naming import OPEN_SUFFIX, candidates, finalize, is_open, render_filename
+from .errors import ArchiveClosed, BudgetExceeded, NoMoreFiles
+from .naming import OPEN_SUFFIX, candidates, finalize, is_open, name_pattern, render_filename
 from .reading import Archive, ArchiveStream
 from .roll_checker import RollChecker
 
 logger = logging.getLogger("shoebox.roll_manager")
+
+_MB = 1024 * 1024
 
 # Managers alive in this process, reset in a forked child (see
 # os.register_at_fork below), as logging does for its handlers.
@@ -60,12 +65,35 @@ class WritingRollManager:
     ``file_mode`` and ``buffer_size`` are passed on to ``archive_class``
     (see :class:`~shoebox.archive.ArchiveWriter`).
 
+    ``max_local_mb`` (default: none) is a disk budget: the archives in
+    ``directory`` whose names the template could give (the active one and
+    the finished ones not shipped yet, other processes' too) may hold that
+    many MiB. A write that would pass it is dropped and counted, never
+    blocked or raised: the active archive is finished (so that it can be
+    shipped), one warning per episode goes to ``on_budget_exceeded`` (a
+    :class:`~shoebox.errors.BudgetExceeded`; default: logged on the
+    ``shoebox.roll_manager`` logger), and writing resumes by itself once
+    the sidecar has shipped and deleted enough. Finished archives are never
+    deleted to make room; after an episode, writing resumes once the
+    archives hold less than 90% of the budget. The directory is not looked
+    at per record (see :class:`~shoebox.budget.DiskBudget`; ``clock`` paces
+    its rescans).
+    :meth:`stats` counts what was written, dropped and lost.
+
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
     once. Fork-safe: a forked child never writes into its parent's archive;
     it opens its own on its first write (name templates should carry
     ``{pid}``, or a unique variant is chosen).
     """
+
+    _records_written: int
+    _bytes_written: int
+    _records_dropped: int
+    _errors: int
+    _archives_closed: int
+    _episode_dropped: int
+    _dropping: bool
 
     def __init__(self, filename_template: str, roll_checker: RollChecker | str,
                  directory: str | os.PathLike[str] = ".",
@@ -74,7 +102,10 @@ class WritingRollManager:
                  durability: Durability = "close",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
                  file_mode: int = DEFAULT_FILE_MODE,
-                 buffer_size: int = 0) -> None:
+                 buffer_size: int = 0,
+                 max_local_mb: float | str | None = None,
+                 on_budget_exceeded: Callable[[BudgetExceeded], object] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not render_filename(filename_template):
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
@@ -97,6 +128,11 @@ class WritingRollManager:
         self._archive: ArchiveWriter | None = None
         self._timer: threading.Thread | None = None
         self._closed = False
+        self._budget = (None if max_local_mb is None else DiskBudget(
+            int(positive_number("max_local_mb", max_local_mb) * _MB), self.directory,
+            name_pattern(filename_template), clock=clock))
+        self._on_budget_exceeded = on_budget_exceeded
+        self._reset_counters()
         _live_writers.add(self)
 
     @property
@@ -105,7 +141,7 @@ class WritingRollManager:
         archive = self._archive
         return archive.filename if archive is not None else None
 
-    def write(self, metadata: Metadata, payload: str | bytes) -> None:
+    def write(self, metadata: Metadata, payload: str | bytes) -> bool:
         """Validate, encode and append one record; roll if the checker says so.
 
         Raises what :func:`~shoebox.encode_record` raises for a bad record
@@ -115,15 +151,31 @@ class WritingRollManager:
         record was written is logged (logger ``shoebox.roll_manager``), not
         raised: the record is in the archive.
         """
-        self.write_encoded(encode_record(metadata, payload, self.max_record_size))
+        return self.write_encoded(encode_record(metadata, payload, self.max_record_size))
 
-    def write_encoded(self, record: bytes) -> None:
-        """Append one record made by :func:`~shoebox.encode_record`; as :meth:`write`."""
+    def write_encoded(self, record: bytes, records: int = 1) -> bool:
+        """Append one record made by :func:`~shoebox.encode_record` (or
+        ``records`` of them, concatenated, written as one); as :meth:`write`.
+        Returns False when the disk budget dropped them."""
         with self._lock:
             if self._closed:
                 raise ArchiveClosed(f"write to a closed WritingRollManager ({self.directory})")
-            archive = self._archive or self._open()
-            archive.write_encoded(record)
+            budget = self._budget
+            if budget is not None and not budget.admits(len(record), resuming=self._dropping):
+                self._drop(budget, records)
+                return False
+            try:
+                archive = self._archive or self._open()
+                archive.write_encoded(record)
+            except Exception:
+                self._errors += 1
+                raise
+            self._records_written += records
+            self._bytes_written += len(record)
+            if budget is not None:
+                budget.written(len(record))
+                if self._dropping:
+                    self._resume()
             if self.roll_checker.check(archive):
                 try:
                     self._finish()
@@ -131,7 +183,20 @@ class WritingRollManager:
                     # The record is written: raising would make the caller
                     # count it lost, or write it again. The next write opens
                     # a new archive; recover() finalizes one left .open.
+                    self._errors += 1
                     logger.exception("rolling archive %s failed", archive.filename)
+            return True
+
+    def stats(self) -> dict[str, int]:
+        """Counters since the manager was made (in a forked child: since the
+        fork): ``records_written``, ``bytes_written`` (encoded bytes appended
+        to archives), ``records_dropped`` (by the disk budget), ``errors``
+        (writes that raised, rolls that failed) and ``archives_closed``."""
+        with self._lock:
+            return {"records_written": self._records_written,
+                    "bytes_written": self._bytes_written,
+                    "records_dropped": self._records_dropped, "errors": self._errors,
+                    "archives_closed": self._archives_closed}
 
     def flush(self) -> None:
         """Write records pending in the active archive's buffer to the file."""
@@ -186,8 +251,50 @@ class WritingRollManager:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _drop(self, budget: DiskBudget, records: int) -> None:
+        """Count records the budget refused; at an episode's start, finish
+        the active archive (the sidecar ships only finished ones, and only
+        shipping frees room) and warn once."""
+        self._records_dropped += records
+        self._episode_dropped += records
+        if self._dropping:
+            return
+        self._dropping = True
+        active = self.active_filename
+        if active is not None:
+            try:
+                self._finish()
+            except Exception:
+                self._errors += 1
+                logger.exception("rolling archive %s at the disk budget failed", active)
+        error = BudgetExceeded(
+            f"{self.directory}: archives waiting there hold {budget.used} bytes, the disk "
+            f"budget (max_local_mb) is {budget.max_bytes}: dropping records, and counting "
+            "them, until shipped archives are deleted", directory=self.directory,
+            max_bytes=budget.max_bytes)
+        if self._on_budget_exceeded is not None:
+            self._on_budget_exceeded(error)
+        else:
+            logger.warning("%s", error)
+
+    def _resume(self) -> None:
+        dropped, self._episode_dropped, self._dropping = self._episode_dropped, 0, False
+        if self._on_budget_exceeded is None:
+            logger.info("%s: writing again, within the disk budget, after dropping %d "
+                        "records", self.directory, dropped)
+
+    def _reset_counters(self) -> None:
+        self._records_written = self._bytes_written = self._records_dropped = 0
+        self._errors = self._archives_closed = 0
+        self._episode_dropped = 0  # by the budget since it was last reached
+        self._dropping = False
+
     def _open(self) -> ArchiveWriter:
         """Create the next archive under a name nobody has taken."""
+        if self._budget is not None:
+            # Once per archive: what other processes wrote, or the sidecar
+            # deleted, since the last look.
+            self._budget.rescan()
         os.makedirs(self.directory, exist_ok=True)
         base = os.path.join(self.directory, render_filename(self.filename_template))
         for final in candidates(base):
@@ -229,6 +336,7 @@ class WritingRollManager:
             final = finalize(archive.filename)
         finally:
             archive.abandon()  # flushed and synced above: only the descriptor is left
+        self._archives_closed += 1
         self._call("on_close", final)
         if error is not None:
             raise error
@@ -277,6 +385,7 @@ class WritingRollManager:
         archive, self._archive = self._archive, None
         if archive is not None:
             archive.abandon()
+        self._reset_counters()
 
 
 class ReadingRollManager(ArchiveStream):

@@ -19,7 +19,7 @@ from pythonjsonlogger.core import BaseJsonFormatter
 from shoebox._options import one_of
 from shoebox.archive import Durability
 from shoebox.codec import Metadata, encode_record
-from shoebox.errors import ArchiveVanished, InvalidRecord
+from shoebox.errors import ArchiveVanished, BudgetExceeded, InvalidRecord
 from shoebox.roll_manager import WritingRollManager
 
 from . import _options
@@ -113,10 +113,17 @@ class ShoeboxHandler(logging.Handler):
     - ``queue_size``: 0 (default) writes on the logging thread; N > 0 hands
       encoded records to a writer thread through a queue of N, and
       ``when_full`` (``"block"`` or ``"drop"``) says what a full queue does.
-    - ``clock``: seconds, for the time-based roll and for the check (at most
+    - ``max_local_mb``: a disk budget for the archives waiting in
+      ``directory`` (default: none). Past it, records are dropped and
+      counted (``stats()["records_dropped_budget"]``), never blocking the
+      application; the active archive is finished so that it can be
+      shipped, the first drop of each episode is reported through
+      :meth:`handleError`, and writing resumes once shipped archives are
+      deleted (see :class:`~shoebox.roll_manager.WritingRollManager`).
+    - ``clock``: seconds, for the time-based roll, for the check (at most
       once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
-      written was not deleted; :func:`time.monotonic` unless a test
-      injects its own.
+      written was not deleted, and for the disk budget's looks at the
+      directory; :func:`time.monotonic` unless a test injects its own.
 
     The payload is the formatter's output: :class:`ShoeboxJsonFormatter`
     unless a formatter is set. Output that is not a JSON object is kept as
@@ -130,6 +137,8 @@ class ShoeboxHandler(logging.Handler):
     from a full queue are counted in :attr:`dropped`.
     """
 
+    _budget_error: BudgetExceeded | None
+
     def __init__(self, *, directory: str | os.PathLike[str],
                  filename_template: str = DEFAULT_FILENAME_TEMPLATE,
                  roll_size_mb: float | str | None = None,
@@ -142,6 +151,7 @@ class ShoeboxHandler(logging.Handler):
                  queue_size: int | str | None = 0,
                  when_full: WhenFull = "block",
                  level: int | str = logging.NOTSET,
+                 max_local_mb: float | str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
@@ -156,7 +166,8 @@ class ShoeboxHandler(logging.Handler):
             _options.roll_checker(roll_checker, roll_size_mb, roll_minutes, clock),
             directory,
             archive_callback=_options.callbacks(callbacks), durability=durability,
-            max_record_size=self.max_record_size)
+            max_record_size=self.max_record_size, max_local_mb=max_local_mb,
+            on_budget_exceeded=self._budget_exceeded, clock=clock)
         super().__init__(level)
         self._clock = clock
         self._next_unlink_check = clock() + UNLINK_CHECK_SECONDS
@@ -179,6 +190,25 @@ class ShoeboxHandler(logging.Handler):
     def active_filename(self) -> str | None:
         """The archive being written (``….open``), if any."""
         return self._manager.active_filename
+
+    def stats(self) -> dict[str, int]:
+        """Counters for this process: ``records_written``, ``bytes_written``
+        (encoded bytes appended to archives), ``records_dropped`` (by the
+        disk budget, ``records_dropped_budget``, and from a full queue,
+        ``records_dropped_queue``), ``errors`` (records lost to errors: a
+        failed write, as in :attr:`failed`, a formatter that raised, a
+        record too large) and ``archives_closed``. A record is in exactly
+        one of written, dropped and errors once :meth:`flush` returned."""
+        core = self._manager.stats()
+        queue = self.dropped
+        with self._failure_lock:
+            errors = self.failed + self._unwritable
+        return {"records_written": core["records_written"],
+                "bytes_written": core["bytes_written"],
+                "records_dropped": core["records_dropped"] + queue,
+                "records_dropped_budget": core["records_dropped"],
+                "records_dropped_queue": queue, "errors": errors,
+                "archives_closed": core["archives_closed"]}
 
     @property
     def dropped(self) -> int:
@@ -216,6 +246,8 @@ class ShoeboxHandler(logging.Handler):
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
             raise
         except Exception:
+            with self._failure_lock:
+                self._unwritable += 1
             self.handleError(record)
 
     def flush(self) -> None:
@@ -311,7 +343,7 @@ class ShoeboxHandler(logging.Handler):
         with the first one's ``record``, never raise."""
         try:
             manager = self._manager
-            manager.write_encoded(encoded)
+            written = manager.write_encoded(encoded, count)
             now = self._clock()
             if now >= self._next_unlink_check:
                 # Writing to a deleted file succeeds, so nothing else would
@@ -323,11 +355,29 @@ class ShoeboxHandler(logging.Handler):
                 gone = manager.vanished_active()
                 if gone is not None:
                     self._leave_vanished(gone, record)
-                    manager.write_encoded(encoded)  # it went into the deleted file
+                    # They went into the deleted file.
+                    written = manager.write_encoded(encoded, count)
         except Exception:
             self._write_failed(record, count)
-        else:
-            self._failure = None
+            return
+        self._failure = None
+        if not written:
+            self._report_budget(record)
+
+    def _budget_exceeded(self, error: BudgetExceeded) -> None:
+        """The roll manager's report of a budget episode, on the writing
+        thread, under its lock: kept for :meth:`_report_budget`, which
+        reports it through handleError once the lock is released."""
+        self._budget_error = error
+
+    def _report_budget(self, record: logging.LogRecord) -> None:
+        error, self._budget_error = self._budget_error, None
+        if error is None:
+            return  # the episode is reported already
+        try:
+            raise error
+        except BudgetExceeded:
+            self.handleError(record)
 
     def _write_failed(self, record: logging.LogRecord, count: int) -> None:
         """Count records lost to a write error; report the first of a run of
@@ -346,6 +396,10 @@ class ShoeboxHandler(logging.Handler):
         self._pid = str(os.getpid())
         #: Records lost to write errors in this process.
         self.failed = 0
+        # Records lost before writing (a formatter that raised, a record too
+        # large), for stats().
+        self._unwritable = 0
+        self._budget_error = None
         self._failure = None
         self._failure_lock = threading.Lock()
         if self._writer is not None:

@@ -1,0 +1,90 @@
+"""A local disk budget: how many bytes of archives may wait in a directory.
+
+:class:`DiskBudget` answers, for each write, whether it fits, without a
+``stat`` per write: it scans the directory once (the archives a manager's
+names match, ``.open`` ones included), then adds what it is told was
+written. It looks at the directory again only when the count comes near
+the budget or past it, at most once per ``rescan_interval`` seconds of its
+injected clock, and whenever asked (:meth:`DiskBudget.rescan`, at each new
+archive): that is when it sees archives the sidecar shipped and deleted,
+and what other processes wrote there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Callable
+
+from .naming import OPEN_SUFFIX
+
+#: Past this share of the budget, the directory is looked at again (at a
+#: bounded rate), since what other processes wrote is not counted between scans.
+_NEAR = 0.9
+#: Least time between two looks at the directory while near or over budget.
+DEFAULT_RESCAN_INTERVAL = 1.0
+
+
+class DiskBudget:
+    """At most ``max_bytes`` of archives in ``directory``: files whose names
+    match the wildcard ``pattern`` (see :func:`shoebox.naming.name_pattern`),
+    finished or still ``.open``. ``clock`` (seconds, ``time.monotonic``)
+    paces the rescans. Not thread-safe: the roll manager calls it under
+    its lock."""
+
+    def __init__(self, max_bytes: int, directory: str, pattern: str, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 rescan_interval: float = DEFAULT_RESCAN_INTERVAL) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"a disk budget needs at least 1 byte, not {max_bytes}")
+        self.max_bytes = max_bytes
+        self.directory = directory
+        self.pattern = pattern
+        self._clock = clock
+        self._rescan_interval = rescan_interval
+        #: Bytes of archives in the directory, as last counted plus what was
+        #: written since.
+        self.used = 0
+        self._scanned_at: float | None = None
+
+    def admits(self, size: int, *, resuming: bool = False) -> bool:
+        """Whether ``size`` more bytes keep the directory within the budget;
+        ``resuming`` (after writes were refused), whether they keep it below
+        90% of it, so that a writer at the edge does not go back and forth
+        between writing and dropping with each record's size."""
+        if self._scanned_at is None or (self.used + size > self.max_bytes * _NEAR
+                                        and self._clock() - self._scanned_at
+                                        >= self._rescan_interval):
+            self.rescan()
+        limit = self.max_bytes * _NEAR if resuming else self.max_bytes
+        return self.used + size <= limit
+
+    def written(self, size: int) -> None:
+        """``size`` bytes were appended to an archive in the directory."""
+        self.used += size
+
+    def rescan(self) -> None:
+        """Count the bytes of the archives in the directory now. A directory
+        that cannot be listed (not created yet) holds nothing."""
+        total = 0
+        pattern, open_pattern = self.pattern, self.pattern + OPEN_SUFFIX
+        try:
+            with os.scandir(self.directory) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if not (fnmatch.fnmatchcase(name, pattern)
+                            or fnmatch.fnmatchcase(name, open_pattern)):
+                        continue
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        pass  # shipped and deleted meanwhile
+        except FileNotFoundError:
+            pass
+        self.used = total
+        self._scanned_at = self._clock()
+
+
+__all__ = ["DEFAULT_RESCAN_INTERVAL", "DiskBudget"]
