@@ -9,10 +9,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _logging_support import attach, restore_logging  # noqa: F401
 
 import shoebox.budget
 from shoebox import (
@@ -27,6 +27,7 @@ from shoebox.naming import is_open
 from shoebox_logging import ShoeboxHandler
 
 MB = 1024 * 1024
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 class FakeClock:
@@ -50,27 +51,16 @@ def read_ids(directory: Any) -> list[int]:
             ReadingRollManager("*.events", directory=directory)]
 
 
-@pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    log = logging.getLogger("test_budget")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-
-
 @pytest.mark.parametrize("queue_size", [0, 1000], ids=["blocking", "non-blocking"])
 def test_twenty_megabytes_logged_into_a_one_megabyte_budget_with_no_sidecar(
-        tmp_path: Any, logger: logging.Logger, queue_size: int) -> None:
+        tmp_path: Any, queue_size: int) -> None:
     clock = FakeClock()
     handler = ShoeboxHandler(directory=tmp_path, max_local_mb=1, roll_size_mb=0.25,
                              queue_size=queue_size, when_full="block", clock=clock)
     reports: list[BaseException | None] = []
     handler.handleError = lambda record: reports.append(  # type: ignore[method-assign]
         sys.exc_info()[1])
-    logger.addHandler(handler)
+    logger = attach(handler)
     text = "x" * 1000
     record_size = len(handler.format(logging.makeLogRecord(
         {"msg": "record", "n": 0, "text": text}))) + 200  # payload plus metadata
@@ -107,9 +97,9 @@ def test_twenty_megabytes_logged_into_a_one_megabyte_budget_with_no_sidecar(
 
 
 def test_records_dropped_are_exactly_those_missing_when_read_back(
-        tmp_path: Any, logger: logging.Logger) -> None:
+        tmp_path: Any) -> None:
     handler = ShoeboxHandler(directory=tmp_path, max_local_mb=0.5, roll_size_mb=0.1)
-    logger.addHandler(handler)
+    logger = attach(handler)
     handler.handleError = lambda record: None  # type: ignore[method-assign]
     for number in range(3000):
         logger.info("record", extra={"n": number, "text": "y" * 500})

@@ -4,16 +4,15 @@ scraped over HTTP."""
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _logging_support import attach, restore_logging  # noqa: F401
 from archive_files import ROOT
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,16 +21,7 @@ from shoebox import ReadingRollManager
 from shoebox_logging import ShoeboxHandler
 from shoebox_logging.metrics import register
 
-
-@pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    log = logging.getLogger("test_logging_stats")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def read_back(directory: Any) -> list[tuple[dict[str, str], str]]:
@@ -39,11 +29,11 @@ def read_back(directory: Any) -> list[tuple[dict[str, str], str]]:
 
 
 def test_stats_count_written_bytes_archives_and_lost_records(
-        tmp_path: Any, logger: logging.Logger) -> None:
+        tmp_path: Any) -> None:
     handler = ShoeboxHandler(directory=tmp_path, roll_size_mb=0.01,
                              max_record_mb=0.001)
     handler.handleError = lambda record: None  # type: ignore[method-assign]
-    logger.addHandler(handler)
+    logger = attach(handler)
     for number in range(500):
         logger.info("record %d", number)
     logger.info("too large: %s", "x" * 2000)  # past max_record_mb: lost, counted
@@ -58,9 +48,9 @@ def test_stats_count_written_bytes_archives_and_lost_records(
     assert len(records) == 500 and stats["archives_closed"] > 1
 
 
-def test_queue_drops_are_counted_exactly(tmp_path: Any, logger: logging.Logger) -> None:
+def test_queue_drops_are_counted_exactly(tmp_path: Any) -> None:
     handler = ShoeboxHandler(directory=tmp_path, queue_size=10, when_full="drop")
-    logger.addHandler(handler)
+    logger = attach(handler)
     threads = [threading.Thread(target=lambda: [logger.info("r") for _ in range(2000)])
                for _ in range(4)]
     for thread in threads:
@@ -74,12 +64,12 @@ def test_queue_drops_are_counted_exactly(tmp_path: Any, logger: logging.Logger) 
     assert stats["records_written"] + stats["records_dropped"] == 8000
 
 
-def test_failed_writes_are_counted_as_errors(tmp_path: Any, logger: logging.Logger) -> None:
+def test_failed_writes_are_counted_as_errors(tmp_path: Any) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     handler = ShoeboxHandler(directory=blocker / "archive")
     handler.handleError = lambda record: None  # type: ignore[method-assign]
-    logger.addHandler(handler)
+    logger = attach(handler)
     for _ in range(7):
         logger.info("lost")
     assert handler.stats()["errors"] == handler.failed == 7
@@ -93,26 +83,30 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
+def scrape_and_stop(server: Any, thread: threading.Thread) -> dict[Any, float]:
+    """Scrape prometheus_client's HTTP server, then stop it."""
+    try:
+        return scrape(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_registered_handlers_are_scraped_over_http(
-        tmp_path: Any, logger: logging.Logger) -> None:
+        tmp_path: Any) -> None:
     budgeted = ShoeboxHandler(directory=tmp_path / "a", max_local_mb=0.01)
     budgeted.handleError = lambda record: None  # type: ignore[method-assign]
     plain = ShoeboxHandler(directory=tmp_path / "b", roll_size_mb=0.001)
     for handler in (budgeted, plain):
-        logger.addHandler(handler)
+        logger = attach(handler)
     registry = CollectorRegistry()
     register(budgeted, registry)
     register(plain, registry)
     register(plain, registry)  # harmless
     for number in range(300):
         logger.info("record %d", number, extra={"text": "t" * 100})
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
-    try:
-        samples = scrape(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    samples = scrape_and_stop(*start_http_server(0, addr="127.0.0.1", registry=registry))
     for handler in (budgeted, plain):
         stats = handler.stats()
         directory = handler.directory
@@ -140,22 +134,16 @@ def test_metrics_need_the_metrics_extra(monkeypatch: Any) -> None:
 
 
 def test_the_docs_metrics_snippet_serves_the_handlers_counters(
-        tmp_path: Any, logger: logging.Logger) -> None:
+        tmp_path: Any) -> None:
     section = (ROOT / "docs" / "logging.md").read_text().split("## Counters", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match is not None and "9100" in match.group(1)
     handler = ShoeboxHandler(directory=tmp_path)
-    logger.addHandler(handler)
+    logger = attach(handler)
     logger.info("one")
     handler.flush()
     namespace: dict[str, Any] = {"handler": handler}
     exec(compile(match.group(1).replace("9100", "0"), "docs/logging.md", "exec"), namespace)
-    server, thread = namespace["server"], namespace["thread"]
-    try:
-        samples = scrape(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    samples = scrape_and_stop(namespace["server"], namespace["thread"])
     key = ("shoebox_handler_records_written_total", (("directory", str(tmp_path)),))
     assert samples[key] == 1

@@ -8,16 +8,14 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
+from _logging_support import wait_until
 from _sidecar_support import SidecarProcess, archives_in, damage, write_archives
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,15 +47,6 @@ def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Check ``condition`` every 50 ms until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        pause.wait(0.05)
 
 
 def sizes(directory: Any, names: Any) -> int:
@@ -113,7 +102,7 @@ def test_metrics_and_health_follow_an_outage_and_the_recovery(
         assert value(samples, "shoebox_sidecar_backlog_archives") == 2
         assert value(samples, "shoebox_sidecar_backlog_bytes") == sizes(watch, during)
         # 503 once the oldest waited more than --unhealthy-after (1 s).
-        wait_until(lambda: get(base + "/healthz")[0] == 503)
+        wait_until(lambda: get(base + "/healthz")[0] == 503, timeout=60, what="503")
         body = json.loads(get(base + "/healthz")[1])
         assert body["status"] == "unhealthy" and body["backlog_archives"] == 2
         assert body["oldest_waiting_seconds"] > 1.0
