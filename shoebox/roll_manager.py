@@ -171,7 +171,6 @@ class WritingRollManager:
                 self._errors += 1
                 raise
             self._records_written += records
-            self._bytes_written += len(record)
             if budget is not None:
                 budget.written(len(record))
                 if self._dropping:
@@ -194,7 +193,10 @@ class WritingRollManager:
         (writes that raised, rolls that failed) and ``archives_closed``."""
         with self._lock:
             return {"records_written": self._records_written,
-                    "bytes_written": self._bytes_written,
+                    # Counted per archive, not per write: the archive
+                    # keeps its size anyway.
+                    "bytes_written": self._bytes_written + (
+                        self._archive.size if self._archive is not None else 0),
                     "records_dropped": self._records_dropped, "errors": self._errors,
                     "archives_closed": self._archives_closed}
 
@@ -233,6 +235,7 @@ class WritingRollManager:
             if archive is None or archive.filename != filename:
                 return False
             self._archive = None
+            self._bytes_written += archive.size
             archive.abandon()
             return True
 
@@ -335,6 +338,7 @@ class WritingRollManager:
         try:
             final = finalize(archive.filename)
         finally:
+            self._bytes_written += archive.size
             archive.abandon()  # flushed and synced above: only the descriptor is left
         self._archives_closed += 1
         self._call("on_close", final)
