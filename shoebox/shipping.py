@@ -63,7 +63,6 @@ TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
 STALE_TEMPORARY_AGE = 10.0
 
 _PLACEHOLDERS = ("prefix", "host", "name", "suffix")
-_CHUNK = 1 << 20
 
 
 class KeyTemplate:
