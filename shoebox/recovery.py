@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._files import lock_unheld
@@ -34,15 +36,22 @@ class Recovery:
     finalized: list[str] = field(default_factory=list)
     #: Stale archives it had to leave ``.open``, with the reason, by path.
     left: dict[str, str] = field(default_factory=dict)
+    #: ``.open`` archives modified less than ``min_idle`` seconds ago, left
+    #: alone (their lock untried) for a later call, in name order.
+    recent: list[str] = field(default_factory=list)
 
 
 def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
-            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Recovery:
+            max_record_size: int = DEFAULT_MAX_RECORD_SIZE, *, min_idle: float = 0.0,
+            clock: Callable[[], float] = time.time) -> Recovery:
     """Finalize stale ``.open`` archives in ``directory``; return a
     :class:`Recovery` naming those finalized and those it had to leave.
 
     ``pattern`` is a wildcard for final names (``"*.events"``); the files
-    considered are those matching ``pattern + ".open"``. A file whose
+    considered are those matching ``pattern + ".open"``. A file modified
+    less than ``min_idle`` seconds ago (by ``clock``, wall-clock seconds
+    like ``st_mtime``) is left alone and listed in :attr:`Recovery.recent`:
+    only a file that has also stopped changing counts as stale. A file whose
     advisory lock is held belongs to a live writer and is left alone. A
     stale file keeps every record that validates: a torn tail (the record a
     crash interrupted) is truncated away; other bytes that do not validate
@@ -53,11 +62,21 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     ``shoebox.recovery``), left, and listed in :attr:`Recovery.left`; the
     others are still recovered.
     """
+    if not min_idle >= 0:
+        raise ValueError(f"min_idle must be at least 0, not {min_idle!r}")
     directory = os.fspath(directory)
     result = Recovery()
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
+            # Before trying the lock: a writer locks its file just after
+            # creating it, and a lock taken by us in between makes it give
+            # that file up (see ArchiveWriter); a file that new is recent.
+            if min_idle and clock() - os.stat(path).st_mtime < min_idle:
+                result.recent.append(path)
+                continue
             fd = lock_unheld(path)
+        except FileNotFoundError:
+            continue  # finalized by its writer meanwhile
         except OSError as exc:
             _cannot(result, path, exc)
             continue

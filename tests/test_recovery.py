@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -114,16 +115,17 @@ class _RecoverBeforeLocking:
     ``shoebox.recover`` on a new archive between its creation and its
     locking, the moment a sidecar's start-up recovery can hit."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, **options) -> None:
         self.directory = directory
-        self.recovered: list[str] = []
+        self.options = options
+        self.recovered: list[str] | None = None
 
     def __getattr__(self, name):
         return getattr(fcntl, name)
 
     def flock(self, fd, operation):
-        if not self.recovered:
-            self.recovered = recover(self.directory).finalized
+        if self.recovered is None:
+            self.recovered = recover(self.directory, **self.options).finalized
         return fcntl.flock(fd, operation)
 
 
@@ -139,12 +141,51 @@ def test_a_writer_never_writes_into_a_file_recovery_finalized_under_it(tmp_path,
         ({"i": "0"}, "{}"), ({"i": "1"}, "{}")]
 
 
+def test_with_min_idle_a_file_between_creation_and_locking_is_left_to_its_writer(
+        tmp_path, monkeypatch):
+    race = _RecoverBeforeLocking(tmp_path, min_idle=60)
+    monkeypatch.setattr(shoebox.archive, "fcntl", race)
+    with WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path) as writer:
+        writer.write({"i": "0"}, "{}")
+        assert os.listdir(tmp_path) == ["a.events.open"]
+    assert race.recovered == []
+    assert os.listdir(tmp_path) == ["a.events"]
+    assert list(ReadingRollManager("*.events", directory=tmp_path)) == [({"i": "0"}, "{}")]
+
+
+def test_a_stale_file_is_finalized_only_once_unmodified_for_min_idle_seconds(tmp_path):
+    path = tmp_path / "crash.events.open"
+    with ArchiveWriter(path) as writer:  # closed without the rename: its writer is gone
+        writer.write({"i": "0"}, "{}")
+    modified = path.stat().st_mtime
+    now = [modified + 59.5]
+    result = recover(tmp_path, min_idle=60, clock=lambda: now[0])
+    assert (result.finalized, result.left) == ([], {})
+    assert os.listdir(tmp_path) == ["crash.events.open"]
+    now[0] = modified + 60
+    assert recover(tmp_path, min_idle=60, clock=lambda: now[0]).finalized == [
+        str(tmp_path / "crash.events")]
+
+
+def test_a_live_writers_idle_file_is_left_alone_however_old(tmp_path):
+    with ArchiveWriter(tmp_path / "quiet.events.open") as writer:
+        writer.write({"i": "0"}, "{}")
+        assert recover(tmp_path, min_idle=60, clock=lambda: time.time() + 86400).finalized == []
+        assert os.listdir(tmp_path) == ["quiet.events.open"]
+
+
+@pytest.mark.parametrize("min_idle", [-1, float("nan")])
+def test_min_idle_must_be_a_number_of_seconds(tmp_path, min_idle):
+    with pytest.raises(ValueError, match="min_idle must be at least 0"):
+        recover(tmp_path, min_idle=min_idle)
+
+
 class _LockedByRecovery(_RecoverBeforeLocking):
     """As above, but recovery still holds the new file's lock when the writer
     tries to take it."""
 
     def flock(self, fd, operation):
-        if not self.recovered:
+        if self.recovered is None:
             path = os.readlink(f"/proc/self/fd/{fd}")
             self.held = os.open(path, os.O_RDONLY)
             fcntl.flock(self.held, fcntl.LOCK_EX)
