@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from typing import Any
 
 import pytest
 from _sidecar_support import (
+    SidecarProcess,
     archives_in,
     bucket_objects,
     damage,
@@ -17,7 +20,11 @@ from _sidecar_support import (
 )
 
 from shoebox import NeverRollChecker, WritingRollManager
-from shoebox_sidecar.cli import EXIT_DESTINATION, EXIT_FAILED, EXIT_USAGE, main
+from shoebox_sidecar import config
+from shoebox_sidecar.cli import EXIT_DESTINATION, EXIT_FAILED, EXIT_USAGE, build_parser, main
+
+# Nothing listens there: every connection is refused.
+UNREACHABLE = "http://127.0.0.1:1"
 
 
 def log_lines(capsys: Any) -> list[dict[str, Any]]:
@@ -189,6 +196,8 @@ def test_command_line_wins_over_environment(tmp_path: Any, monkeypatch: Any) -> 
     (["--workers", "0"], "workers must be at least 1, not 0"),
     (["--scan-interval", "0"], "scan_interval must be more than 0"),
     (["--max-attempts", "-1"], "max_attempts must be at least 0"),
+    (["--once-timeout", "-1"], "once_timeout must be at least 0"),
+    (["--stale-after", "-1"], "stale_after must be at least 0"),
 ])
 def test_bad_options_exit_with_a_usage_error(tmp_path: Any, capsys: Any, args: list[str],
                                              message: str) -> None:
@@ -209,13 +218,88 @@ def test_log_level_from_the_environment_is_checked_and_case_insensitive(
     assert "SHOEBOX_SIDECAR_LOG_LEVEL: 'VERBOSE'" in capsys.readouterr().err
 
 
-def test_recover_stale_finalizes_a_crashed_writers_archive_and_ships_it(tmp_path: Any) -> None:
-    write_archives(tmp_path, 1)
-    os.rename(tmp_path / "app-000.events", tmp_path / "app-000.events.open")
+def test_recover_stale_finalizes_a_crashed_writers_idle_archive_and_ships_it(
+        tmp_path: Any) -> None:
+    write_archives(tmp_path, 2)
+    for name in ("app-000.events", "app-001.events"):
+        os.rename(tmp_path / name, tmp_path / f"{name}.open")
+    an_hour_ago = time.time() - 3600
+    os.utime(tmp_path / "app-000.events.open", (an_hour_ago, an_hour_ago))
     assert main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once",
-                 "--recover-stale", "--key-template", "{name}{suffix}"]) == 0
+                 "--recover-stale", "--stale-after", "60",
+                 "--key-template", "{name}{suffix}"]) == 0
     assert os.listdir(tmp_path / "dest") == ["app-000.events.gz"]
     assert not (tmp_path / "app-000.events.open").exists()
+    assert (tmp_path / "app-001.events.open").exists(), "modified too recently to be stale"
+
+
+def test_the_summary_counts_shipped_not_removed_and_not_shipped_apart(
+        tmp_path: Any, capsys: Any) -> None:
+    watch = tmp_path / "watch"
+    write_archives(watch, 3)
+    damage(watch / "app-002.events")
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "app-001.events").write_text("in the way: a move never replaces")
+    code = main([str(watch), "--dest", str(tmp_path / "dest"), "--once", "--verify",
+                 "--after-upload", f"move:{tmp_path / 'shipped'}"])
+    assert code == EXIT_FAILED
+    [finished] = events(log_lines(capsys), "finished")
+    assert finished["shipped"] == 1
+    assert finished["not_removed"] == [str(watch / "app-001.events")]
+    assert finished["not_shipped"] == [str(watch / "app-002.events")]
+    assert finished["archives"] == 2  # copies confirmed, the one not removed included
+    assert finished["message"].endswith(
+        f"; 1 shipped but not removed: {watch / 'app-001.events'}"
+        f"; 1 not shipped: {watch / 'app-002.events'}")
+    assert archives_in(watch) == ["app-001.events"]
+    assert archives_in(tmp_path / "shipped") == ["app-000.events", "app-001.events"]
+
+
+def test_once_gives_up_by_default_within_five_minutes() -> None:
+    values = config.resolve(build_parser().parse_args(["watch", "--once"]), {}).values
+    assert values.once_timeout > 0
+    assert values.once_timeout + values.shutdown_timeout <= 300
+
+
+def test_once_against_an_unreachable_endpoint_gives_up_naming_what_is_left(
+        tmp_path: Any) -> None:
+    write_archives(tmp_path, 2)
+    sidecar = SidecarProcess(str(tmp_path), "--dest", "s3://unreachable/x", "--endpoint-url",
+                             UNREACHABLE, "--once", "--once-timeout", "2",
+                             "--initial-backoff", "0.05", "--max-backoff", "0.2")
+    try:
+        assert sidecar.wait(120) == EXIT_FAILED
+    finally:
+        sidecar.close()
+    names = [str(tmp_path / "app-000.events"), str(tmp_path / "app-001.events")]
+    [gave_up] = [line for line in sidecar.lines if line.get("event") == "gave_up"]
+    assert gave_up["not_shipped"] == names
+    finished = sidecar.lines[-1]
+    assert (finished["event"], finished["shipped"], finished["not_removed"],
+            finished["not_shipped"]) == ("finished", 0, [], names)
+    assert finished["message"].endswith(f"; 2 not shipped: {', '.join(names)}")
+    assert archives_in(tmp_path) == ["app-000.events", "app-001.events"]
+
+
+@pytest.mark.parametrize("mode, code", [("--once", EXIT_FAILED), ("--no-once", 0)])
+def test_a_signal_while_retrying_leaves_the_archives_named_and_once_fails(
+        tmp_path: Any, mode: str, code: int) -> None:
+    """Stopped by SIGTERM, --once still says what it left and exits 1; a
+    watching sidecar, stopped as it should be, exits 0."""
+    write_archives(tmp_path, 2)
+    sidecar = SidecarProcess(str(tmp_path), "--dest", "s3://unreachable/x", "--endpoint-url",
+                             UNREACHABLE, mode, "--initial-backoff", "0.05",
+                             "--max-backoff", "0.2")
+    try:
+        sidecar.wait_events("retrying", 1)
+        assert sidecar.signal(signal.SIGTERM) == code
+    finally:
+        sidecar.close()
+    names = [str(tmp_path / "app-000.events"), str(tmp_path / "app-001.events")]
+    finished = sidecar.lines[-1]
+    assert (finished["event"], finished["shipped"], finished["not_shipped"]) == (
+        "finished", 0, names)
+    assert archives_in(tmp_path) == ["app-000.events", "app-001.events"]
 
 
 def test_help_explains_each_option_and_its_environment_variable(capsys: Any) -> None:
@@ -225,6 +309,7 @@ def test_help_explains_each_option_and_its_environment_variable(capsys: Any) -> 
     text = " ".join(capsys.readouterr().out.split())
     for option in ("--dest", "--pattern", "--compress", "--level", "--key-template",
                    "--after-upload", "--once", "--workers", "--recover-stale", "--verify",
-                   "--max-backoff", "--shutdown-timeout", "--endpoint-url"):
+                   "--max-backoff", "--shutdown-timeout", "--endpoint-url", "--once-timeout",
+                   "--stale-after"):
         variable = "SHOEBOX_SIDECAR_" + option[2:].upper().replace("-", "_")
         assert option in text and f"[env {variable}]" in text

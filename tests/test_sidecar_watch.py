@@ -23,6 +23,7 @@ from shoebox import NeverRollChecker, WritingRollManager
 from shoebox.destinations import DirectoryDestination
 from shoebox.shipping import Shipper
 from shoebox_sidecar import Sidecar
+from shoebox_sidecar.cli import EXIT_USAGE, main
 
 
 @pytest.fixture
@@ -105,3 +106,36 @@ def test_a_failing_periodic_scan_is_logged_and_watching_goes_on(tmp_path: Any) -
         runner.join(20)
         logger.removeHandler(catch)
         logger.setLevel(level)
+
+
+def test_a_sidecar_started_before_its_directory_exists_creates_it_and_ships(
+        tmp_path: Any, processes: list[SidecarProcess]) -> None:
+    watch = tmp_path / "app" / "archive"
+    sidecar = SidecarProcess(str(watch), "--dest", str(tmp_path / "dest"),
+                             "--key-template", "{name}{suffix}")
+    processes.append(sidecar)
+    created = sidecar.wait_events("created_watch_dir", 1)[0]
+    sidecar.wait_events("started", 1)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert watch.stat().st_mode & 0o777 == 0o750 & ~umask
+    assert (created["path"], created["mode"], created["uid"]) == (
+        str(watch), f"{0o750 & ~umask:04o}", os.getuid())
+    written = write_archives(watch, 2)  # the application, starting later
+    sidecar.wait_events("shipped", 2)
+    assert sidecar.signal(signal.SIGTERM) == 0
+    assert sorted(os.listdir(tmp_path / "dest")) == [f"{name}.gz" for name in sorted(written)]
+    for name, records in written.items():
+        assert read_compressed((tmp_path / "dest" / f"{name}.gz").read_bytes()) == records
+
+
+@pytest.mark.parametrize("watch, message", [
+    ("file", "is not a directory"),
+    ("file/archive", "does not exist and cannot be created: Not a directory"),
+])
+def test_a_watch_dir_that_cannot_be_a_directory_is_a_usage_error(
+        tmp_path: Any, capsys: Any, watch: str, message: str) -> None:
+    (tmp_path / "file").write_text("")
+    code = main([str(tmp_path / watch), "--dest", str(tmp_path / "dest"), "--once"])
+    assert code == EXIT_USAGE
+    assert message in capsys.readouterr().err

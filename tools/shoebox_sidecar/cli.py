@@ -5,8 +5,9 @@ be set with an environment variable named ``SHOEBOX_SIDECAR_`` plus the
 option's name in capitals (``--max-backoff`` is
 ``SHOEBOX_SIDECAR_MAX_BACKOFF``) or in a TOML file (``--config``; see
 :mod:`~shoebox_sidecar.config`): the command line wins over the
-environment, which wins over the file. Exit codes: 0 done (or stopped by
-SIGTERM/SIGINT), 1 some archives could not be shipped (``--once``), 2 bad
+environment, which wins over the file. Exit codes: 0 done (watch mode:
+stopped by SIGTERM/SIGINT), 1 archives left, not shipped or not removed
+(``--once``, also when it gave up or was stopped by a signal), 2 bad
 options, 3 the destination cannot work (no such bucket, access denied, a
 directory that cannot be written).
 """
@@ -23,7 +24,6 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-import shoebox
 from shoebox.callbacks import after_upload_callback
 from shoebox.destinations import open_destination
 from shoebox.errors import MissingExtra, PermanentUploadError, TransientUploadError
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                "option name in capitals, dashes as underscores (--max-backoff is "
                f"{ENV_PREFIX}MAX_BACKOFF; flags take true/false), or in the --config file, "
                "by the option name with underscores (max_backoff = 10.0). The command line "
-               "wins over the environment, which wins over the file. Exit codes: 0 done or "
-               "stopped by SIGTERM/SIGINT, 1 archives left unshipped (--once), 2 bad options, "
+               "wins over the environment, which wins over the file. Exit codes: 0 done (watch "
+               "mode: stopped by SIGTERM/SIGINT), 1 archives left unshipped or not removed "
+               "(--once, also when it gave up or was stopped), 2 bad options, "
                "3 the destination cannot work.")
     for option in OPTIONS:
         option.add_to(parser)
@@ -111,6 +112,7 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     with logs.json_lines(args.log_level):
         try:
             sidecar = _build(args)
+            _ensure_watch_dir(sidecar.watch_dir)
         except (ValueError, MissingExtra) as exc:
             logger.error("bad configuration: %s", exc, extra={"event": "config_error"})
             return EXIT_USAGE, False
@@ -158,10 +160,6 @@ def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
     except OSError as exc:  # leftovers cost space, not data: go on
         logger.warning("removing stale temporary files failed: %s", exc,
                        extra={"event": "cleanup_failed", "error": str(exc)})
-    if args.recover_stale:
-        for path in shoebox.recover(sidecar.watch_dir, args.pattern).finalized:
-            logger.info("finalized stale archive %s", path,
-                        extra={"event": "recovered", "archive": path})
     previous = _on_signals(sidecar)
     try:
         return sidecar.run_once() if args.once else sidecar.run()
@@ -172,8 +170,6 @@ def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
 
 def _build(args: argparse.Namespace) -> Sidecar:
     """Turn parsed options into a :class:`Sidecar`; raises ``ValueError``."""
-    if not os.path.isdir(args.watch_dir):
-        raise ValueError(f"WATCH_DIR {args.watch_dir!r} is not a directory")
     s3_options: dict[str, Any] = {
         "server_side_encryption": args.sse, "kms_key_id": args.sse_kms_key_id,
         "storage_class": args.storage_class, "acl": args.acl,
@@ -198,10 +194,45 @@ def _build(args: argparse.Namespace) -> Sidecar:
                       workers=args.workers, quarantine_dir=args.quarantine_dir,
                       backoff=Backoff(args.initial_backoff, args.max_backoff),
                       max_attempts=args.max_attempts, scan_interval=args.scan_interval,
-                      shutdown_timeout=args.shutdown_timeout, observer=observer)
+                      shutdown_timeout=args.shutdown_timeout, once_timeout=args.once_timeout,
+                      recover_stale=args.recover_stale, stale_after=args.stale_after,
+                      observer=observer)
     if observer is not None:
         observer.watch(sidecar)
     return sidecar
+
+
+def _ensure_watch_dir(path: str) -> None:
+    """Create ``path`` if it does not exist yet (mode 0750, less the umask),
+    and say so; raises ``ValueError`` if it cannot be created or is not a
+    directory.
+
+    Created rather than waited for: the application's handler creates it
+    only with its first record, and a sidecar started first (systemd's
+    ``Restart=always``, a pod's containers in any order) must not fail in a
+    loop meanwhile (issue 13). It belongs to the sidecar's user: an
+    application running as another user needs it made beforehand, shared
+    (docs/sidecar.md).
+    """
+    if os.path.isdir(path):
+        return
+    if os.path.lexists(path):
+        raise ValueError(f"WATCH_DIR {path!r} is not a directory")
+    try:
+        os.makedirs(path, mode=0o750)
+    except FileExistsError:
+        if not os.path.isdir(path):  # else: the application made it meanwhile
+            raise ValueError(f"WATCH_DIR {path!r} is not a directory") from None
+        return
+    except OSError as exc:
+        raise ValueError(f"WATCH_DIR {path!r} does not exist and cannot be created: "
+                         f"{exc.strerror or exc}") from None
+    stat = os.stat(path)
+    mode = stat.st_mode & 0o7777
+    logger.info("created WATCH_DIR %s (mode %04o, owner %d:%d): it did not exist yet", path,
+                mode, stat.st_uid, stat.st_gid,
+                extra={"event": "created_watch_dir", "path": path, "mode": f"{mode:04o}",
+                       "uid": stat.st_uid, "gid": stat.st_gid})
 
 
 def _tags(items: list[str]) -> dict[str, str]:

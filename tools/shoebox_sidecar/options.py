@@ -19,6 +19,8 @@ from shoebox.compression import SUFFIXES
 from shoebox.destinations import CANNED_ACLS
 from shoebox.shipping import DEFAULT_KEY_TEMPLATE
 
+from .sidecar import DEFAULT_ONCE_TIMEOUT, DEFAULT_STALE_AFTER
+
 Kind = Literal["str", "int", "float", "bool", "list"]
 
 #: Prefix of the environment variables that set options.
@@ -154,6 +156,10 @@ OPTIONS: tuple[Option, ...] = (
            "delete, keep, or move:DIR", "delete"),
     Option("once", "bool", "ship every closed archive present now, then exit (cron, batch "
            "jobs); otherwise watch until SIGTERM/SIGINT", False),
+    Option("once_timeout", "float", "with --once: give up this many seconds after starting "
+           "(0: never); archives not shipped by then stay for the next run, and the exit code "
+           "is 1 (uploads in progress get --shutdown-timeout to finish)",
+           DEFAULT_ONCE_TIMEOUT),
     Option("workers", "int", "archives shipped in parallel", 2),
     Option("verify", "bool", "decode every record and check its checksum before shipping; a "
            "damaged archive is moved to the quarantine directory and reported, never shipped "
@@ -162,8 +168,12 @@ OPTIONS: tuple[Option, ...] = (
            "object's damaged-bytes metadata)", False),
     Option("quarantine_dir", "str", "where --verify moves damaged archives (default: "
            "WATCH_DIR/quarantine)"),
-    Option("recover_stale", "bool", "at start, finalize .open archives left by crashed writers "
-           "(shoebox.recover: no live writer holds their lock); they are then shipped", False),
+    Option("recover_stale", "bool", "at start and before every scan, finalize the .open "
+           "archives of writers that are gone (shoebox.recover: no writer holds their lock, "
+           "and they have not been modified for --stale-after seconds); they are then "
+           "shipped", False),
+    Option("stale_after", "float", "with --recover-stale: seconds an .open archive must have "
+           "gone unmodified, its lock free, before it is finalized", DEFAULT_STALE_AFTER),
     Option("max_backoff", "float", "longest wait, in seconds, between retries of a transient "
            "failure (connection refused, timeouts, 5xx, throttling)", 30.0),
     Option("initial_backoff", "float", "first wait, in seconds, before retrying a transient "

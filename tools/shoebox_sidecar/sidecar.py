@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
 from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
+from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
 from .backoff import Backoff
@@ -26,6 +27,17 @@ from .watch import ArchiveWatcher
 # Short waits bound that delay (seen here: SIGTERM ignored for a whole
 # --scan-interval).
 _SIGNAL_LATENCY = 0.25
+
+#: How long :meth:`Sidecar.run_once` goes on before it gives up: 4 minutes,
+#: then up to ``shutdown_timeout`` (30 s) for uploads in progress, so that a
+#: cron job against an endpoint that is down ends within 5 minutes.
+DEFAULT_ONCE_TIMEOUT = 240.0
+#: How long an ``.open`` archive no writer holds must have gone unmodified
+#: before ``recover_stale`` finalizes it.
+DEFAULT_STALE_AFTER = 60.0
+# How many archives the summary's message names per group (its fields name
+# them all).
+_NAMED = 10
 
 
 class SidecarObserver:
@@ -54,6 +66,19 @@ class Backlog:
     oldest_mtime: float | None
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Where the archives a run was given stand: three disjoint groups."""
+
+    #: Archives shipped and then deleted, moved or kept, as ``after_upload`` says.
+    shipped: int
+    #: Archives shipped whose deletion or move failed: still here, by path.
+    not_removed: list[str]
+    #: Archives not shipped (failed, damaged, given up, or not reached before
+    #: stopping): still here, or quarantined, by path.
+    not_shipped: list[str]
+
+
 class Sidecar:
     """Ships the closed archives of ``watch_dir`` matching ``pattern`` with
     ``shipper``, on ``workers`` threads.
@@ -67,22 +92,34 @@ class Sidecar:
     outcome is one JSON log line, and is told to ``observer`` (a
     :class:`SidecarObserver`).
 
+    With ``recover_stale``, each scan (at start, then every
+    ``scan_interval`` seconds) first finalizes the ``.open`` archives of
+    writers that are gone (:func:`shoebox.recover`: no writer holds the
+    file's lock, and it has not been modified for ``stale_after`` seconds),
+    which are then shipped like the others.
+
     ``clock`` (seconds; tests inject their own) decides when the next
-    periodic scan is due. :meth:`run_once` ships what is there now;
-    :meth:`run` watches until :meth:`stop`. Either way, stopping takes no
-    new work, abandons backoff waits (those archives stay for the next run)
-    and waits up to ``shutdown_timeout`` seconds for uploads in progress.
+    periodic scan is due and when :meth:`run_once` gives up. :meth:`run_once`
+    ships what is there now, giving up ``once_timeout`` seconds (0: never)
+    after the sidecar was made; :meth:`run` watches until :meth:`stop`. Either way, stopping (or
+    giving up) takes no new work, abandons backoff waits (those archives stay
+    for the next run) and waits up to ``shutdown_timeout`` seconds for
+    uploads in progress; :meth:`summary` then says where every archive
+    stands.
     """
 
     def __init__(self, watch_dir: str, shipper: Shipper, *, pattern: str = "*.events",
                  after_upload: ArchiveCallback | None = None, workers: int = 2,
                  quarantine_dir: str | None = None, backoff: Backoff | None = None,
                  max_attempts: int = 0, scan_interval: float = 60.0,
-                 shutdown_timeout: float = 30.0,
+                 shutdown_timeout: float = 30.0, once_timeout: float = DEFAULT_ONCE_TIMEOUT,
+                 recover_stale: bool = False, stale_after: float = DEFAULT_STALE_AFTER,
                  clock: Callable[[], float] = time.monotonic,
                  observer: SidecarObserver | None = None) -> None:
         for name, value, least in (("workers", workers, 1), ("max_attempts", max_attempts, 0),
-                                   ("shutdown_timeout", shutdown_timeout, 0)):
+                                   ("shutdown_timeout", shutdown_timeout, 0),
+                                   ("once_timeout", once_timeout, 0),
+                                   ("stale_after", stale_after, 0)):
             if value < least:
                 raise ValueError(f"{name} must be at least {least}, not {value}")
         if not scan_interval > 0:  # 0 would scan without pause
@@ -97,16 +134,24 @@ class Sidecar:
         self.max_attempts = max_attempts
         self.scan_interval = scan_interval
         self.shutdown_timeout = shutdown_timeout
+        self.once_timeout = once_timeout
+        self.recover_stale = recover_stale
+        self.stale_after = stale_after
         self._clock = clock
+        # once_timeout counts from here: the command's start-up (checking the
+        # destination, which may wait for a slow endpoint) is part of the run.
+        self._made = clock()
         self.observer = observer if observer is not None else SidecarObserver()
-        #: Archives whose last attempt failed (and not shipped since).
-        self.failed: set[str] = set()
         #: Whether stopping left uploads running after ``shutdown_timeout``.
         self.abandoned_uploads = False
         #: Totals over the archives shipped so far.
         self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # Archives taken up and not yet shipped and dealt with, by path:
+        # "pending" (no outcome yet), "not_shipped" or "not_removed".
+        self._unfinished: dict[str, str] = {}
+        self._finished = 0
         # Archives shipped but still here (after_upload "keep"), by identity,
         # so that scans do not ship them again.
         self._kept: set[tuple[str, int, int]] = set()
@@ -114,10 +159,13 @@ class Sidecar:
         self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
 
     def run_once(self) -> int:
-        """Ship every closed archive present now, then return: 0 when all were
-        shipped (or :meth:`stop` was called), 1 when some failed."""
+        """Ship every closed archive present now, then return: 0 when every one
+        was shipped and dealt with, 1 when any is left (not shipped, or
+        shipped but not removed), also after :meth:`stop` or giving up."""
         self._pool = WorkerPool(self.process, self.workers)
+        deadline = self._made + self.once_timeout if self.once_timeout else None
         try:
+            self._recover()
             found = self.watcher.scan()
             logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
                         self.shipper.destination.url,
@@ -125,17 +173,20 @@ class Sidecar:
             while not self._pool.wait_idle(self._stopping, _SIGNAL_LATENCY):
                 if self._stopping.is_set():
                     break
-            interrupted = self._stopping.is_set()
+                if deadline is not None and self._clock() >= deadline:
+                    self._give_up()
+                    break
         finally:
             self._shutdown()
-        self._summary()
-        return 1 if self.failed and not interrupted else 0
+        summary = self._summary()
+        return 1 if summary.not_removed or summary.not_shipped else 0
 
     def run(self) -> int:
         """Watch and ship until :meth:`stop`; return 0."""
         self._pool = WorkerPool(self.process, self.workers)
         try:
             self.watcher.start()
+            self._recover()
             found = self.watcher.scan()
             logger.info("watching %s for %s, shipping to %s", self.watch_dir,
                         self.watcher.pattern, self.shipper.destination.url,
@@ -146,6 +197,7 @@ class Sidecar:
                     continue
                 next_scan = self._clock() + self.scan_interval
                 try:
+                    self._recover()
                     self.watcher.scan()
                 except OSError as exc:  # a flaky mount: the next scan tries again
                     logger.error("scanning %s failed: %s", self.watch_dir, exc,
@@ -185,7 +237,9 @@ class Sidecar:
         except FileNotFoundError as exc:
             if exc.filename != path:
                 self._failed(path, exc)
-            return None  # else: shipped and removed meanwhile, or moved away
+            else:  # shipped and removed meanwhile, or moved away: not left here
+                self._gone(path)
+            return None
         except CorruptRecord as exc:
             self._quarantine(path, exc)
             return None
@@ -227,7 +281,6 @@ class Sidecar:
 
     def _shipped(self, path: str, result: ShipResult) -> None:
         with self._lock:
-            self.failed.discard(path)
             for name, value in (("archives", 1), ("records", result.records),
                                 ("bytes_in", result.bytes_in), ("bytes_out", result.bytes_out)):
                 self.totals[name] += value
@@ -245,13 +298,15 @@ class Sidecar:
         except OSError as exc:
             self._failed(path, exc, event="after_upload_failed")
             return
-        if remains == path:
-            with self._lock:
+        with self._lock:
+            self._unfinished.pop(path, None)
+            self._finished += 1
+            if remains == path:
                 self._kept.add((path, stat.st_ino, stat.st_mtime_ns))
 
     def _quarantine(self, path: str, error: CorruptRecord) -> None:
         with self._lock:
-            self.failed.add(path)
+            self._unfinished[path] = "not_shipped"
         try:
             moved = self.quarantine.on_close(path)
         except OSError as exc:
@@ -266,7 +321,8 @@ class Sidecar:
     def _failed(self, path: str, error: Exception, event: str = "failed",
                 exc_info: bool = False) -> None:
         with self._lock:
-            self.failed.add(path)
+            self._unfinished[path] = ("not_removed" if event == "after_upload_failed"
+                                      else "not_shipped")
         logger.error("%s: %s; the archive stays", path, error, exc_info=exc_info,
                      extra=self._fields(path, error, event=event))
         if event == "failed":  # not a confirmed copy that could not be deleted
@@ -306,16 +362,58 @@ class Sidecar:
         with self._lock:
             if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
                 return
-        if self._pool is not None:
-            self._pool.submit(path)
+            if self._pool is None:
+                return
+            # Kept as it is if known: one shipped but not removed is only
+            # shipped again (found at the destination) and removed.
+            self._unfinished.setdefault(path, "pending")
+        self._pool.submit(path)
 
-    def _summary(self) -> None:
+    def _gone(self, path: str) -> None:
         with self._lock:
-            totals, failed = dict(self.totals), sorted(self.failed)
-        logger.info("shipped %d archives (%d records, %d -> %d bytes); %d not shipped",
-                    totals["archives"], totals["records"], totals["bytes_in"],
-                    totals["bytes_out"], len(failed),
-                    extra={"event": "finished", **totals, "failed": failed})
+            self._unfinished.pop(path, None)
+
+    def _recover(self) -> None:
+        """Finalize stale ``.open`` archives, with ``recover_stale``."""
+        if not self.recover_stale:
+            return
+        for path in recover(self.watch_dir, self.watcher.pattern,
+                            min_idle=self.stale_after).finalized:
+            logger.info("finalized stale archive %s", path,
+                        extra={"event": "recovered", "archive": path})
+
+    def _give_up(self) -> None:
+        left = self.summary().not_shipped
+        logger.warning("giving up after %g s (once_timeout): %d archives not shipped yet stay "
+                       "for the next run", self.once_timeout, len(left),
+                       extra={"event": "gave_up", "seconds": self.once_timeout,
+                              "not_shipped": left})
+
+    def summary(self) -> Summary:
+        """Where the archives taken up so far stand."""
+        with self._lock:
+            states = dict(self._unfinished)
+            finished = self._finished
+        return Summary(finished, sorted(path for path, state in states.items()
+                                        if state == "not_removed"),
+                       sorted(path for path, state in states.items()
+                              if state != "not_removed"))
+
+    def _summary(self) -> Summary:
+        summary = self.summary()
+        with self._lock:
+            totals = dict(self.totals)
+        message = "shipped %d archives (%d records, %d -> %d bytes)"
+        values: list[object] = [summary.shipped, totals["records"], totals["bytes_in"],
+                                totals["bytes_out"]]
+        for what, paths in (("shipped but not removed", summary.not_removed),
+                            ("not shipped", summary.not_shipped)):
+            message += f"; %d {what}%s"
+            values += [len(paths), _named(paths)]
+        logger.info(message, *values, extra={
+            "event": "finished", **totals, "shipped": summary.shipped,
+            "not_removed": summary.not_removed, "not_shipped": summary.not_shipped})
+        return summary
 
     def _shutdown(self) -> None:
         pool, self._pool = self._pool, None
@@ -327,3 +425,11 @@ class Sidecar:
             logger.warning("uploads still running after %.1f s; leaving them (their "
                            "archives stay for the next run)", self.shutdown_timeout,
                            extra={"event": "shutdown_timeout"})
+
+
+def _named(paths: list[str]) -> str:
+    """``": a, b"`` naming the first few of ``paths``, or nothing for none."""
+    if not paths:
+        return ""
+    more = len(paths) - _NAMED
+    return ": " + ", ".join(paths[:_NAMED]) + (f" and {more} more" if more > 0 else "")
