@@ -20,7 +20,7 @@ from __future__ import annotations
 from .backoff import Backoff
 from .cli import build_parser, main
 from .pool import WorkerPool
-from .sidecar import Backlog, Sidecar, SidecarObserver
+from .sidecar import Backlog, Sidecar, SidecarObserver, Summary
 from .watch import ArchiveWatcher
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Backoff",
     "Sidecar",
     "SidecarObserver",
+    "Summary",
     "WorkerPool",
     "build_parser",
     "main",

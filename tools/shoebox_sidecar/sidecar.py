@@ -101,11 +101,11 @@ class Sidecar:
     ``clock`` (seconds; tests inject their own) decides when the next
     periodic scan is due and when :meth:`run_once` gives up. :meth:`run_once`
     ships what is there now, giving up ``once_timeout`` seconds (0: never)
-    after the sidecar was made; :meth:`run` watches until :meth:`stop`. Either way, stopping (or
-    giving up) takes no new work, abandons backoff waits (those archives stay
-    for the next run) and waits up to ``shutdown_timeout`` seconds for
-    uploads in progress; :meth:`summary` then says where every archive
-    stands.
+    after the sidecar was made; :meth:`run` watches until :meth:`stop`.
+    Either way, stopping (or giving up) takes no new work, abandons backoff
+    waits (those archives stay for the next run) and waits up to
+    ``shutdown_timeout`` seconds for uploads in progress; :meth:`summary`
+    then says where every archive stands.
     """
 
     def __init__(self, watch_dir: str, shipper: Shipper, *, pattern: str = "*.events",
@@ -403,13 +403,15 @@ class Sidecar:
         summary = self.summary()
         with self._lock:
             totals = dict(self.totals)
-        message = "shipped %d archives (%d records, %d -> %d bytes)"
-        values: list[object] = [summary.shipped, totals["records"], totals["bytes_in"],
-                                totals["bytes_out"]]
+        message = "shipped %d archives"
+        values: list[object] = [summary.shipped]
         for what, paths in (("shipped but not removed", summary.not_removed),
                             ("not shipped", summary.not_shipped)):
             message += f"; %d {what}%s"
             values += [len(paths), _named(paths)]
+        message += " (%d copies confirmed: %d records, %d -> %d bytes)"
+        values += [totals["archives"], totals["records"], totals["bytes_in"],
+                   totals["bytes_out"]]
         logger.info(message, *values, extra={
             "event": "finished", **totals, "shipped": summary.shipped,
             "not_removed": summary.not_removed, "not_shipped": summary.not_shipped})
