@@ -1,9 +1,9 @@
 """Compression shared by the in-process callbacks, the sidecar and the readers.
 
-Methods: ``"gzip"`` (stdlib), ``"zstd"`` (the ``zstandard`` package: install
-the ``shoebox[zstd]`` extra) and ``"none"``. Compressed data is detected by
-content (magic bytes), not by file name. Everything streams in fixed-size
-chunks, so memory stays flat whatever the archive size.
+Methods: ``"gzip"`` (stdlib), ``"zstd"`` (the ``zstandard`` package:
+install the ``shoebox-archive[zstd]`` extra) and ``"none"``. Compressed data
+is detected by content (magic bytes), not by file name. Everything streams
+in fixed-size chunks, so memory stays flat whatever the archive size.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _zstandard() -> Any:
         import zstandard
     except ImportError as exc:
         raise MissingExtra("zstd compression needs the zstandard package: "
-                           "pip install 'shoebox[zstd]'") from exc
+                           "pip install 'shoebox-archive[zstd]'") from exc
     return zstandard
 
 

@@ -114,7 +114,7 @@ class PluginNotFound(ShoeboxError, ImportError):
 
 class MissingExtra(ShoeboxError, ImportError):
     """A feature needs a package from an extra that is not installed; the
-    message names the extra (``pip install 'shoebox[s3]'``)."""
+    message names the extra (``pip install 'shoebox-archive[s3]'``)."""
 
 
 class BudgetExceeded(ShoeboxError, OSError):

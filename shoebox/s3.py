@@ -2,7 +2,7 @@
 the sidecar and the readers: ``s3://`` URLs, clients and their settings,
 listing and streaming objects, and sorting boto3's errors into those that
 may pass and those that will not. boto3 is imported here, when first
-needed (install the ``shoebox[s3]`` extra)."""
+needed (install the ``shoebox-archive[s3]`` extra)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def client(endpoint_url: str | None = None, **options: Any) -> Any:
     try:
         import boto3
     except ImportError as exc:
-        raise MissingExtra("S3 access needs boto3: pip install 'shoebox[s3]'") from exc
+        raise MissingExtra("S3 access needs boto3: pip install 'shoebox-archive[s3]'") from exc
     return boto3.client("s3", endpoint_url=endpoint_url, **options)
 
 

@@ -23,7 +23,7 @@ Deleting the local archive is the caller's business, and only after
 :class:`~shoebox.errors.PermanentUploadError` (fix something first), both
 naming the destination and the key.
 
-boto3 is imported only when an S3 destination is used (``shoebox[s3]``).
+boto3 is imported only when an S3 destination is used (``shoebox-archive[s3]``).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Shipper:
 
     ``destination``: a :class:`Destination`. ``key_template``: see
     :class:`KeyTemplate`. ``compression``: ``"gzip"`` (default), ``"zstd"``
-    (``shoebox[zstd]``) or ``"none"``, at ``level``. ``verify``: every
+    (``shoebox-archive[zstd]``) or ``"none"``, at ``level``. ``verify``: every
     record is decoded and its checksum checked, and a damaged one makes
     :meth:`prepare` raise :class:`~shoebox.errors.CorruptRecord` (naming
     file and offset). Without it records are only counted, from their
@@ -351,7 +351,7 @@ class CompressCallback(ArchiveCallback):
     ``a.events.gz``) and removes the original once the compressed file is
     synced and its checksum confirmed; returns the compressed file's path.
 
-    ``compression`` is ``"gzip"`` (default) or ``"zstd"`` (``shoebox[zstd]``),
+    ``compression`` is ``"gzip"`` (default) or ``"zstd"`` (``shoebox-archive[zstd]``),
     at ``level``. The work is :class:`~shoebox.Shipper`'s, the same
     code the sidecar runs, into a
     :class:`~shoebox.DirectoryDestination`. It runs on the thread

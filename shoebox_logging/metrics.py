@@ -1,4 +1,4 @@
-"""The handler's counters as Prometheus metrics (``shoebox[metrics]``).
+"""The handler's counters as Prometheus metrics (``shoebox-archive[metrics]``).
 
 :func:`register` adds a collector that reads :meth:`ShoeboxHandler.stats`
 at each scrape, so nothing is counted twice and the write path does no
@@ -30,7 +30,7 @@ try:
     from prometheus_client.core import CounterMetricFamily
 except ImportError as exc:
     raise MissingExtra("shoebox_logging.metrics needs prometheus_client: "
-                       "pip install 'shoebox[metrics]'") from exc
+                       "pip install 'shoebox-archive[metrics]'") from exc
 
 # name, help, and the stats() key (or keys, by the label's value).
 _COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (

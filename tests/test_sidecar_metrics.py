@@ -193,7 +193,8 @@ def test_metrics_need_the_metrics_extra(tmp_path: Any, capsys: Any, monkeypatch:
     assert main([str(tmp_path), "--dest", str(tmp_path / "dest"), "--once",
                  "--metrics-port", "0"]) == EXIT_USAGE
     line = json.loads(capsys.readouterr().err.splitlines()[-1])
-    assert line["event"] == "config_error" and "pip install 'shoebox[metrics]'" in line["message"]
+    assert line["event"] == "config_error"
+    assert "pip install 'shoebox-archive[metrics]'" in line["message"]
 
 
 def test_a_metrics_port_that_cannot_be_bound_is_a_usage_error(

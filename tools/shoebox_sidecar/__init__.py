@@ -10,7 +10,7 @@ Modules: :mod:`~shoebox_sidecar.cli` (the command, exit codes),
 :mod:`~shoebox_sidecar.pool` (workers, one run per archive at a time),
 :mod:`~shoebox_sidecar.backoff` (retry waits), :mod:`~shoebox_sidecar.logs`
 (JSON lines on stderr), :mod:`~shoebox_sidecar.metrics` (``/metrics`` and
-``/healthz``; ``shoebox[metrics]``, imported only when used). The
+``/healthz``; ``shoebox-archive[metrics]``, imported only when used). The
 compression and upload code itself is :mod:`shoebox.shipping` and
 :mod:`shoebox.destinations`, shared with the in-process callbacks.
 """

@@ -1,5 +1,5 @@
 """The sidecar's own metrics and health, over HTTP: ``/metrics`` in the
-Prometheus text format (prometheus_client, ``shoebox[metrics]``) and
+Prometheus text format (prometheus_client, ``shoebox-archive[metrics]``) and
 ``/healthz`` for probes and load balancers.
 
 Imported only when ``--metrics-port`` is given. Counters count confirmed
@@ -29,7 +29,7 @@ try:
     from prometheus_client.core import GaugeMetricFamily
 except ImportError as exc:
     raise MissingExtra("--metrics-port needs prometheus_client: "
-                       "pip install 'shoebox[metrics]'") from exc
+                       "pip install 'shoebox-archive[metrics]'") from exc
 
 #: Upload durations, in seconds: from small objects on a LAN to large ones
 #: over a slow link.

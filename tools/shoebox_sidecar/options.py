@@ -198,7 +198,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("multipart_chunk_mb", "float", "size of each part of a multipart upload (MiB)",
            16.0),
     Option("metrics_port", "int", "serve /metrics (Prometheus) and /healthz on this TCP port "
-           "(0: any free port, logged); needs shoebox[metrics]"),
+           "(0: any free port, logged); needs shoebox-archive[metrics]"),
     Option("metrics_address", "str", "address the metrics server listens on", "127.0.0.1"),
     Option("unhealthy_after", "float", "/healthz answers 503 once the oldest archive waiting "
            "to be shipped has waited this many seconds (counted from the sidecar's start at "
