@@ -33,6 +33,16 @@ def _readme_block(language: str) -> str:
     return _readme_blocks(language)[0]
 
 
+def _run_readme_dictconfig(directory: Path) -> dict[str, Any]:
+    """Run the README's dictConfig snippet as written but for its directory
+    (which the handler creates, or fails); return the snippet's namespace."""
+    namespace: dict[str, Any] = {"logging": logging}
+    snippet = _readme_block("python")
+    assert "/var/lib/myapp/archive" in snippet
+    exec(snippet.replace("/var/lib/myapp/archive", str(directory)), namespace)
+    return namespace
+
+
 def _only_handler() -> ShoeboxHandler:
     (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, ShoeboxHandler)]
     return handler
@@ -118,17 +128,8 @@ def test_dictconfig_takes_a_roll_checker_by_name_with_options(tmp_path: Path) ->
 
 
 def test_readme_dictconfig_snippet_configures_a_working_handler(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {"logging": logging}
-    exec(_readme_block("python"), namespace)  # the snippet ends by calling dictConfig
-    handler = _only_handler()
-    assert handler.directory == "/var/lib/myapp/archive"
-    handler.close()
-    logging.getLogger().removeHandler(handler)
-
-    config = namespace["LOGGING"]
-    config["handlers"]["archive"]["directory"] = str(tmp_path)
-    logging.config.dictConfig(config)
-    # A logger no other test made: dictConfig disables the ones that exist.
+    _run_readme_dictconfig(tmp_path)  # the snippet ends by calling dictConfig
+    assert _only_handler().directory == str(tmp_path)
     logging.getLogger("myapp.checkout").info("order %s placed", "A-1",
                                              extra={"request_id": "7f3a9c", "tenant": "acme"})
     _only_handler().close()
@@ -140,16 +141,30 @@ def test_readme_dictconfig_snippet_configures_a_working_handler(tmp_path: Path) 
     assert payload["message"] == "order A-1 placed"
 
 
+def test_readme_dictconfig_keeps_loggers_made_before_it_emitting(tmp_path: Path) -> None:
+    """Under gunicorn, its own log must not go quiet when the app configures
+    logging the README's way (issue 13)."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    server_log = logging.getLogger("gunicorn.error")  # made before the app's dictConfig
+    server_log.addHandler(Collect())
+    server_log.setLevel(logging.INFO)
+    _run_readme_dictconfig(tmp_path)
+    server_log.info("Booting worker with pid: %d", 31621)
+    _only_handler().close()
+
+    assert not server_log.disabled
+    assert seen == ["Booting worker with pid: 31621"]
+    # It propagates to the root logger, and so into the archive too.
+    assert [payload["message"] for _, payload in read_records(tmp_path)] == seen
+
+
 def test_readme_sample_record_is_what_the_handler_writes(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {"logging": logging}
-    exec(_readme_block("python"), namespace)
-    handler = _only_handler()
-    handler.close()
-    logging.getLogger().removeHandler(handler)
-    config = namespace["LOGGING"]
-    config["handlers"]["archive"]["directory"] = str(tmp_path)
-    config["disable_existing_loggers"] = False  # myapp.orders may exist from another test
-    logging.config.dictConfig(config)
+    namespace = _run_readme_dictconfig(tmp_path)
     _, call, shown_metadata = _readme_blocks("python")[:3]
     exec(call, namespace)
     namespace["place_order"]()
