@@ -47,6 +47,7 @@ from .errors import (
     TransientUploadError,
     TruncatedRecord,
     UnknownVersion,
+    UnusableDirectory,
     UploadError,
 )
 from .recovery import Recovery, recover
@@ -110,6 +111,7 @@ __all__ = [
     "TransientUploadError",
     "TruncatedRecord",
     "UnknownVersion",
+    "UnusableDirectory",
     "UploadError",
     "WritingRollManager",
     "decode_record",

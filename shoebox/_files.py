@@ -11,6 +11,8 @@ import shutil
 import stat
 import tempfile
 
+from .errors import UnusableDirectory
+
 
 def fsync_directory(path: str) -> None:
     """``fsync`` a directory so that a rename or creation in it is durable.
@@ -71,6 +73,30 @@ def lock_unheld(path: str) -> int | None:
         raise
     os.close(fd)
     return None
+
+
+def writable_directory(path: str) -> None:
+    """Create the directory ``path`` if it is missing (see
+    :func:`makedirs_durable`) and check that this process may create files
+    in it, creating none: raises :class:`~shoebox.errors.UnusableDirectory`
+    naming ``path`` and why when it cannot be created, is no directory, or
+    is not writable (permissions, a read-only file system)."""
+    try:
+        makedirs_durable(path)
+    except OSError as exc:
+        cause = "it" if exc.filename in (None, path) else repr(exc.filename)
+        raise UnusableDirectory(exc.errno or errno.EIO, f"archives cannot be written there: "
+                                f"cannot create {cause} ({exc.strerror})", path) from exc
+    if os.access(path, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        return
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        raise UnusableDirectory(errno.EROFS, "archives cannot be written there: it is on a "
+                                "read-only file system", path)
+    info = os.stat(path)
+    raise UnusableDirectory(errno.EACCES, f"archives cannot be written there: user "
+                            f"{os.geteuid()} may not create files in it (mode "
+                            f"{stat.S_IMODE(info.st_mode):o}, owner {info.st_uid}, group "
+                            f"{info.st_gid})", path)
 
 
 def rename_no_replace(source: str, target: str) -> None:

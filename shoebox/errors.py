@@ -117,6 +117,12 @@ class MissingExtra(ShoeboxError, ImportError):
     message names the extra (``pip install 'shoebox-archive[s3]'``)."""
 
 
+class UnusableDirectory(ShoeboxError, OSError):
+    """Archives cannot be written in a directory: it cannot be created, is
+    not a directory, or this process may not create files in it.
+    ``filename`` is the directory; ``errno`` and ``strerror`` say why."""
+
+
 class BudgetExceeded(ShoeboxError, OSError):
     """The archives waiting in ``directory`` reached the disk budget
     (``max_local_mb``, ``max_bytes``): records are being dropped, and

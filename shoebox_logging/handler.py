@@ -16,6 +16,7 @@ from typing import Any
 
 from pythonjsonlogger.core import BaseJsonFormatter
 
+from shoebox._files import writable_directory
 from shoebox._options import one_of
 from shoebox.archive import Durability
 from shoebox.codec import Metadata, encode_record
@@ -92,7 +93,9 @@ class ShoeboxHandler(logging.Handler):
     ``logging.config.dictConfig`` passes them straight through:
 
     - ``directory`` (required): where archives are written (created if
-      missing, again if deleted).
+      missing, again if deleted). One that cannot be created or written
+      raises :class:`~shoebox.errors.UnusableDirectory` (an ``OSError``)
+      naming it and why, here rather than at the first record.
     - ``filename_template``: archive names, strftime codes in UTC plus
       ``{host}`` and ``{pid}`` (:data:`DEFAULT_FILENAME_TEMPLATE`).
     - ``roll_size_mb``, ``roll_minutes``: roll at this size or after this
@@ -168,6 +171,11 @@ class ShoeboxHandler(logging.Handler):
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size, max_local_mb=max_local_mb,
             on_budget_exceeded=self._budget_exceeded, clock=clock)
+        # As logging.FileHandler opens its file: a directory that cannot be
+        # used fails the configuration, instead of every record being
+        # dropped after it (issue 13). No archive is created here, so a
+        # forked child still opens its own on its first record.
+        writable_directory(self._manager.directory)
         super().__init__(level)
         self._clock = clock
         self._next_unlink_check = clock() + UNLINK_CHECK_SECONDS

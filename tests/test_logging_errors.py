@@ -4,15 +4,19 @@ directory, a full file system and oversized records are reported through
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
 
+from shoebox import UnusableDirectory
 from shoebox_logging import ShoeboxHandler
 from shoebox_logging.handler import UNLINK_CHECK_SECONDS
 
@@ -81,8 +85,9 @@ def test_closing_after_the_directory_was_deleted_reports_instead_of_raising(
 def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "archive"
-    directory.write_text("a file where the directory should be")
     handler = ShoeboxHandler(directory=directory)
+    directory.rmdir()  # after the handler checked it
+    directory.write_text("a file where the directory should be")
     logger = attach(handler)
     for n in range(3):
         logger.info("lost %d", n)  # nothing raises here
@@ -101,8 +106,8 @@ def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usab
 def test_a_read_only_directory_is_reported_and_records_land_once_it_is_writable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "archive"
-    directory.mkdir(mode=0o500)
     handler = ShoeboxHandler(directory=directory)
+    directory.chmod(0o500)  # after the handler checked it
     logger = attach(handler)
     logger.info("lost")
     assert handler.failed == 1
@@ -112,6 +117,59 @@ def test_a_read_only_directory_is_reported_and_records_land_once_it_is_writable(
     logger.info("kept")
     handler.close()
     assert [p["message"] for _, p in read_records(directory)] == ["kept"]
+
+
+def _file_in_the_way(tmp_path: Path) -> Path:
+    (tmp_path / "archive").write_text("a file where the directory should be")
+    return tmp_path / "archive"
+
+
+def _under_a_read_only_parent(tmp_path: Path) -> Path:
+    (tmp_path / "app").mkdir(mode=0o500)
+    return tmp_path / "app" / "archive"
+
+
+def _read_only(tmp_path: Path) -> Path:
+    (tmp_path / "archive").mkdir(mode=0o500)
+    return tmp_path / "archive"
+
+
+@pytest.mark.parametrize(("unusable", "reason"), [
+    (_file_in_the_way, "cannot create it (File exists)"),
+    pytest.param(_under_a_read_only_parent, "cannot create it (Permission denied)",
+                 marks=pytest.mark.unprivileged),
+    pytest.param(_read_only, "may not create files in it (mode 500",
+                 marks=pytest.mark.unprivileged),
+], ids=["a file", "unwritable parent", "unwritable"])
+def test_dictconfig_fails_on_a_directory_the_handler_cannot_use(
+        tmp_path: Path, unusable: Callable[[Path], Path], reason: str) -> None:
+    directory = unusable(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="Unable to configure handler 'archive'") as raised:
+        logging.config.dictConfig({
+            "version": 1, "disable_existing_loggers": False,
+            "handlers": {"archive": {"class": "shoebox_logging.ShoeboxHandler",
+                                     "directory": str(directory)}},
+            "root": {"handlers": ["archive"]}})
+
+    error = raised.value.__cause__
+    assert isinstance(error, UnusableDirectory) and isinstance(error, OSError)
+    assert error.filename == str(directory)
+    assert str(directory) in str(error) and reason in str(error)
+    assert not any(isinstance(h, ShoeboxHandler) for h in logging.getLogger().handlers)
+    assert set(tmp_path.rglob("*")) == before  # nothing written anywhere
+
+
+def test_the_handler_creates_its_directory_but_no_archive_before_the_first_record(
+        tmp_path: Path) -> None:
+    directory = tmp_path / "new" / "archive"
+    handler = ShoeboxHandler(directory=directory)
+    # A forked worker must open its own archive, so the parent opens none yet.
+    assert directory.is_dir() and not any(directory.iterdir())
+    attach(handler).info("first")
+    assert len(open_files(directory)) == 1
+    handler.close()
+    assert [p["message"] for _, p in read_records(directory)] == ["first"]
 
 
 def test_an_oversized_record_is_reported_and_the_next_ones_are_written(

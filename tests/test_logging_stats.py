@@ -65,9 +65,10 @@ def test_queue_drops_are_counted_exactly(tmp_path: Any) -> None:
 
 
 def test_failed_writes_are_counted_as_errors(tmp_path: Any) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    handler = ShoeboxHandler(directory=blocker / "archive")
+    directory = tmp_path / "archive"
+    handler = ShoeboxHandler(directory=directory)
+    directory.rmdir()
+    directory.write_text("a file where the directory should be")
     handler.handleError = lambda record: None  # type: ignore[method-assign]
     logger = attach(handler)
     for _ in range(7):
