@@ -172,7 +172,8 @@ def _verify(args: argparse.Namespace) -> int:
                 if not _is_io_error(error):
                     raise
                 progress.clear()
-                _error(f"{source.name}: {error}")
+                _error(str(error) if isinstance(error, _Unreadable)
+                       else f"{source.name}: {error}")
                 counts["unreadable"] += 1
                 continue
             progress.clear()
@@ -352,12 +353,33 @@ class _UsageError(Exception):
     """A command-line argument that argparse let through but cannot work."""
 
 
+class _Unreadable(OSError):
+    """An S3 request for a PATH failed; the message names the PATH and, when
+    it is the trouble, the bucket (botocore's own messages name neither)."""
+
+
+@contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """Raise a failed S3 request for ``path`` as :class:`_Unreadable`."""
+    try:
+        yield
+    except Exception as error:
+        if not (s3.is_s3_url(path) and s3.is_s3_error(error)):
+            raise
+        bucket, _key = s3.parse_s3_url(path)
+        raise _Unreadable(f"{path}: {s3.reason(error, bucket)}") from error
+
+
 def _sources(args: argparse.Namespace) -> list[Source]:
     """The archives the command's PATH arguments name."""
-    try:
-        return expand_paths(args.paths, endpoint_url=args.endpoint_url)
-    except ValueError as error:  # an s3:// URL without a bucket
-        raise _UsageError(str(error)) from None
+    sources: list[Source] = []
+    for path in args.paths:  # one at a time, so that an error names its PATH
+        try:
+            with _naming(path):
+                sources += expand_paths([path], endpoint_url=args.endpoint_url)
+        except ValueError as error:  # an s3:// URL without a bucket
+            raise _UsageError(str(error)) from None
+    return sources
 
 
 @dataclass
@@ -398,8 +420,8 @@ class _Walk:
     def open(self, source: Source) -> Iterator[_Archive]:
         """Open ``source`` with the command's options and show it on the bar;
         the archive counts as read when the ``with`` block ends."""
-        with source.reader(recover=self.recover,
-                           max_record_size=self.args.max_record_size) as reader:
+        with _naming(source.name), source.reader(
+                recover=self.recover, max_record_size=self.args.max_record_size) as reader:
             self.progress.start_file(source.name, source.size
                                      if reader.compression == "none" else None)
             archive = _Archive(source, reader, self)
@@ -475,10 +497,12 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="BYTES", help="largest record to accept (default: %(default)s)")
     reading = argparse.ArgumentParser(add_help=False, parents=[size])
     reading.add_argument("paths", nargs="+", metavar="PATH",
-                         help="archive file, directory, glob, - (stdin) or s3://bucket/prefix; "
-                              "gzip and zstd archives are detected by content")
+                         help="archive file, directory, glob, - (stdin) or s3://bucket/key "
+                              "(that object, else the folder key/; globs allowed); gzip and "
+                              "zstd archives are detected by content")
     reading.add_argument("--endpoint-url", metavar="URL",
-                         help="S3 endpoint, for MinIO, Ceph or a test server")
+                         help="S3 endpoint, for MinIO, Ceph or a test server (default: "
+                              "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
     recovering = argparse.ArgumentParser(add_help=False)
     recovering.add_argument("--recover", action="store_true",
                             help="skip damaged records (reported on stderr) instead of stopping")

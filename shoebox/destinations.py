@@ -335,14 +335,7 @@ class S3Destination(Destination):
     def _error(self, exc: Exception, key: str | None, what: str) -> UploadError:
         """Turn a boto3/botocore error into a transient or permanent one."""
         where = f"s3://{self.bucket}" if key is None else self.locate(key)
-        code = s3.error_code(exc)
-        status = s3.http_status(exc)
-        if code in ("NoSuchBucket",) or (key is None and status == 404):
-            reason = f"bucket {self.bucket!r} does not exist"
-        elif code in ("AccessDenied", "AllAccessDisabled") or status == 403:
-            reason = f"access denied to bucket {self.bucket!r} ({code or status})"
-        else:
-            reason = str(s3.boto_cause(exc))
+        reason = s3.reason(exc, self.bucket, about_bucket=key is None)
         kind = TransientUploadError if s3.is_transient(exc) else PermanentUploadError
         return kind(f"{where}: {what}: {reason}", destination=self.url, key=key)
 

@@ -42,7 +42,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 def client(endpoint_url: str | None = None, **options: Any) -> Any:
     """A boto3 S3 client using boto3's default credential chain and region;
-    ``endpoint_url`` points it at MinIO, Ceph or a local test server."""
+    ``endpoint_url`` points it at MinIO, Ceph or a local test server. Without
+    it, boto3 takes the endpoint from its configuration: the environment
+    variables ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, or
+    ``endpoint_url`` in the AWS config file (botocore 1.31 and later)."""
     try:
         import boto3
     except ImportError as exc:
@@ -57,6 +60,16 @@ def list_objects(s3_client: Any, bucket: str, prefix: str = "") -> Iterator[tupl
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
             yield item["Key"], item["Size"]
+
+
+def first_object(s3_client: Any, bucket: str, prefix: str) -> tuple[str, int] | None:
+    """``(key, size)`` of the first object whose key starts with ``prefix``
+    (the object named ``prefix`` itself, if there is one: it sorts first),
+    in one request; ``None`` when there is none."""
+    page = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    for item in page.get("Contents", ()):
+        return item["Key"], item["Size"]
+    return None
 
 
 def open_object(s3_client: Any, bucket: str, key: str) -> IO[bytes]:
@@ -102,6 +115,20 @@ def http_status(exc: BaseException) -> int | None:
     response = getattr(boto_cause(exc), "response", None) or {}
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return int(status) if status is not None else None
+
+
+def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> str:
+    """Why a request to ``bucket`` failed, naming the bucket when it is the
+    trouble (it does not exist, access is denied), else botocore's message.
+    ``about_bucket``: the request was about the bucket itself, whose 404
+    answer (to a HEAD) has no error code."""
+    code = error_code(exc)
+    status = http_status(exc)
+    if code == "NoSuchBucket" or (about_bucket and status == 404):
+        return f"bucket {bucket!r} does not exist ({code or status})"
+    if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
+        return f"access denied to bucket {bucket!r} ({code or status})"
+    return str(boto_cause(exc))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -70,13 +70,15 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
     Each path is a file (read even if it is a ``.open`` archive: it was
     named), a directory (every file in its tree), a glob (``*``, ``?``,
     ``[…]``; ``**`` spans directories), ``"-"`` for standard input, or
-    ``s3://bucket/prefix`` (the object with exactly that key if there is
-    one, else every object under the prefix; globs allowed in the key).
-    Directories, globs and prefixes skip ``.open`` archives.
+    ``s3://bucket/key`` (the object with exactly that key if there is one,
+    else every object in the folder ``key/``: ``s3://b/prod`` reads
+    ``prod/…``, never ``production/…``; a key ending in ``/`` is a folder;
+    globs are allowed in the key, and ``prod*`` reads every key that starts
+    with ``prod``). Directories, globs and folders skip ``.open`` archives.
 
     Raises ``FileNotFoundError`` for a path, glob or S3 key that names
-    nothing (an empty directory or an S3 prefix ending in ``/`` is just
-    empty), and botocore's errors for failed S3 requests.
+    nothing (an empty directory, bucket or S3 folder written with its ``/``
+    is just empty), and botocore's errors for failed S3 requests.
     """
     sources: list[Source] = []
     client = None
@@ -135,16 +137,22 @@ def _local(path: str) -> Source:
 def _s3_sources(client: Any, url: str) -> list[Source]:
     bucket, key = s3.parse_s3_url(url)
     magic = _GLOB_CHARS.search(key)
-    listed = [(name, size) for name, size in
-              s3.list_objects(client, bucket, key[:magic.start()] if magic else key)
-              if not is_open(name) and not name.endswith("/")]
     if magic:
-        listed = [(name, size) for name, size in listed if fnmatch.fnmatchcase(name, key)]
+        prefix = key[:magic.start()]
+    elif key and not key.endswith("/"):
+        first = s3.first_object(client, bucket, key)
+        if first is not None and first[0] == key:
+            return [Source(url, first[1], client)]
+        # Not an object: a folder. s3://bucket/prod must not read
+        # production/… (issue 13); a raw prefix is a glob, prod*.
+        prefix = key + "/"
     else:
-        exact = [(name, size) for name, size in listed if name == key]
-        listed = exact or listed
-    if not listed and (magic or (key and not key.endswith("/"))):
-        raise FileNotFoundError(errno.ENOENT, "no such S3 object or prefix", url)
+        prefix = key
+    listed = [(name, size) for name, size in s3.list_objects(client, bucket, prefix)
+              if not is_open(name) and not name.endswith("/")
+              and (not magic or fnmatch.fnmatchcase(name, key))]
+    if not listed and prefix != key:
+        raise FileNotFoundError(errno.ENOENT, "no such S3 object, folder or match", url)
     return [Source(f"s3://{bucket}/{name}", size, client) for name, size in sorted(listed)]
 
 

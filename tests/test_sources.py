@@ -216,6 +216,34 @@ def test_an_s3_key_naming_nothing_is_file_not_found(s3_server, bucket):
     assert expand_paths([f"s3://{bucket}/empty/"], endpoint_url=s3_server.endpoint_url) == []
 
 
+@pytest.mark.parametrize(("path", "read"), [
+    ("prod", ["prod/a.events", "prod/b/c.events"]),
+    ("prod/", ["prod/a.events", "prod/b/c.events"]),
+    ("prod*", ["prod/a.events", "prod/b/c.events", "prods.events", "production/d.events"]),
+    ("prod/b", ["prod/b/c.events"]),
+])
+def test_an_s3_key_that_is_not_an_object_is_a_folder_not_a_raw_prefix(
+        s3_server, bucket, path, read):
+    """``s3://bucket/prod`` reads ``prod/…``, never ``production/…`` (issue 13)."""
+    for key in ["prod/a.events", "prod/b/c.events", "production/d.events", "prods.events"]:
+        put(s3_server, bucket, key, items(1))
+    sources = expand_paths([f"s3://{bucket}/{path}"], endpoint_url=s3_server.endpoint_url)
+    assert [source.name for source in sources] == [f"s3://{bucket}/{key}" for key in read]
+
+
+def test_an_s3_object_named_like_a_folder_is_read_alone(s3_server, bucket):
+    put(s3_server, bucket, "prod", items(2))
+    put(s3_server, bucket, "prod/a.events", items(5))
+    with open_archive(f"s3://{bucket}/prod", endpoint_url=s3_server.endpoint_url) as stream:
+        assert list(stream) == items(2)
+
+
+def test_an_s3_folder_that_only_starts_another_name_is_file_not_found(s3_server, bucket):
+    put(s3_server, bucket, "production/d.events", items(1))
+    with pytest.raises(FileNotFoundError, match=f"s3://{bucket}/prod"):
+        expand_paths([f"s3://{bucket}/prod"], endpoint_url=s3_server.endpoint_url)
+
+
 def test_an_s3_glob_may_use_question_marks(s3_server, bucket):
     for name in ["a-1.events", "a-22.events", "b-3.events"]:
         put(s3_server, bucket, f"p/{name}", items(1))
