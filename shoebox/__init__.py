@@ -7,7 +7,7 @@ The public API is re-exported here; the modules hold the details (see
 (when to roll), :mod:`~shoebox.roll_manager` (the active archive, rolling,
 reading back), :mod:`~shoebox.reading` (many archives in order),
 :mod:`~shoebox.callbacks`, :mod:`~shoebox.plugins`, :mod:`~shoebox.errors`,
-:mod:`~shoebox.recovery`, :mod:`~shoebox.sources` (reading archives
+:mod:`~shoebox.recovery`, :mod:`~shoebox.repairing`, :mod:`~shoebox.sources` (reading archives
 wherever they are), :mod:`~shoebox.shipping` and
 :mod:`~shoebox.destinations` (compressing, copying, confirming),
 :mod:`~shoebox.s3`, :mod:`~shoebox.jsonl` and :mod:`~shoebox.cli` (the
@@ -51,6 +51,7 @@ from .errors import (
     UploadError,
 )
 from .recovery import Recovery, recover
+from .repairing import Repair, repair
 from .roll_checker import (
     AnyOfRollChecker,
     NeverRollChecker,
@@ -103,6 +104,7 @@ __all__ = [
     "RecordTooLarge",
     "RecordTypeError",
     "Recovery",
+    "Repair",
     "RollChecker",
     "S3UploadCallback",
     "ShoeboxError",
@@ -118,6 +120,7 @@ __all__ = [
     "encode_record",
     "open_archive",
     "recover",
+    "repair",
     "size_or_time",
 ]
 

@@ -21,6 +21,7 @@ from .codec import (
     Record,
     decode_record,
     encode_record,
+    record_length,
     record_version,
 )
 from .errors import (
@@ -299,6 +300,17 @@ class ArchiveReader:
     def offset(self) -> int:
         """File offset of the next record to read."""
         return self._base + self._pos
+
+    @property
+    def record_bytes(self) -> bytes | None:
+        """The bytes of the record :meth:`read` returned last, as stored
+        (``None`` before the first): written out again, they keep the
+        record's version and checksum."""
+        if not self._last_buf:
+            return None
+        # No size limit: the record was read, so its length is good.
+        end = self._start + record_length(self._last_buf, self._start, 1 << 64)
+        return self._last_buf[self._start:end]
 
     @property
     def version(self) -> int | None:

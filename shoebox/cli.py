@@ -3,8 +3,9 @@
 ``shoebox cat|verify|stats PATH…`` read plain, gzip and zstd archives from
 files, directories, globs, standard input (``-``) and ``s3://`` prefixes
 (see :func:`shoebox.sources.expand_paths`); ``shoebox recover DIR``
-finalizes archives left ``.open`` by writers that crashed. ``docs/cli.md``
-shows examples.
+finalizes archives left ``.open`` by writers that crashed; ``shoebox repair
+FILE…`` rewrites finished archives holding damage (the original is kept).
+``docs/cli.md`` shows examples.
 
 Exit status: 0 success; 1 damaged data found (``verify``, or a damaged
 record met by ``cat``/``stats`` without ``--recover``); 2 usage or I/O
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, jsonl, recovery, s3
+from . import __version__, jsonl, recovery, repairing, s3
 from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
@@ -347,6 +348,31 @@ def _recover(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.left else EXIT_OK
 
 
+# --- repair ----------------------------------------------------------------
+
+def _repair(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            result = repairing.repair(path, max_record_size=args.max_record_size)
+        except Exception as error:
+            if not (_is_io_error(error) or isinstance(error, ValueError)):
+                raise
+            _error(str(error) if path in str(error) else f"{path}: {error}")
+            failed += 1
+            continue
+        if result.original is None:
+            print(f"{path}: ok, {result.records} records, nothing to repair")
+            continue
+        print(f"{path}: {result.records} records kept ({result.kept_bytes} bytes) in "
+              f"{result.path}, {result.dropped_bytes} bytes dropped; the original is now "
+              f"{result.original}")
+        for damaged in result.dropped:
+            print(f"  dropped offset {damaged.offset}, length {damaged.length}: "
+                  f"{damaged.reason}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 # --- shared ----------------------------------------------------------------
 
 class _UsageError(Exception):
@@ -550,6 +576,17 @@ def _parser() -> argparse.ArgumentParser:
     recover.add_argument("--pattern", default="*",
                          help="wildcard for final archive names (default: %(default)s)")
     recover.set_defaults(command=_recover)
+
+    mend = commands.add_parser(
+        "repair", parents=[size], help="rewrite damaged archives with the records that validate",
+        description="Write a new archive of every record of FILE that validates (copied "
+                    "byte for byte: version 1 records stay version 1; stored with FILE's "
+                    "compression) under FILE's name, and keep the original as "
+                    "FILE.damaged; never in place, never replacing a file. Reports the "
+                    "records kept and the byte ranges dropped. An archive without damage "
+                    "is left as it is.")
+    mend.add_argument("files", nargs="+", metavar="FILE")
+    mend.set_defaults(command=_repair)
     return parser
 
 

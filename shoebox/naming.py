@@ -64,24 +64,39 @@ def candidates(name: str) -> Iterator[str]:
         yield f"{stem}_{number}{ext}"
 
 
+def rename_unique(source: str, target: str) -> str:
+    """Rename ``source`` to ``target``, or to the first free variant of it
+    (see :func:`candidates`): nothing is ever replaced. Returns the new path;
+    the caller syncs the directory."""
+    for name in candidates(target):
+        try:
+            rename_no_replace(source, name)
+            return name
+        except FileExistsError:
+            if os.path.exists(name) and os.path.samefile(source, name):
+                # A rename that linked but did not unlink (a crash between).
+                os.unlink(source)
+                return name
+    raise AssertionError("candidates() never ends")  # pragma: no cover
+
+
 def finalize(open_path: str) -> str:
     """Rename a finished ``X.open`` archive to ``X`` (or the first free variant
     of ``X``: nothing is ever replaced), fsync the directory, and return the
     final path."""
     if not is_open(open_path):
         raise ValueError(f"{open_path} is not an archive being written (no {OPEN_SUFFIX})")
-    for target in candidates(open_path[:-len(OPEN_SUFFIX)]):
-        try:
-            rename_no_replace(open_path, target)
-            break
-        except FileExistsError:
-            if os.path.exists(target) and os.path.samefile(open_path, target):
-                # A rename that linked but did not unlink (a crash between).
-                os.unlink(open_path)
-                break
+    target = rename_unique(open_path, open_path[:-len(OPEN_SUFFIX)])
     fsync_directory(os.path.dirname(target))
     return target
 
 
-__all__ = ["OPEN_SUFFIX", "candidates", "finalize", "is_open", "name_pattern",
-           "render_filename"]
+__all__ = [
+    "OPEN_SUFFIX",
+    "candidates",
+    "finalize",
+    "is_open",
+    "name_pattern",
+    "rename_unique",
+    "render_filename",
+]
