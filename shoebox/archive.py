@@ -246,14 +246,18 @@ class ArchiveReader:
     compressed data is reported as :class:`~shoebox.errors.BadCompressedData`
     (offsets count decompressed bytes). ``filename`` names a file object's
     archive in errors (default: its ``name``). ``max_record_size`` bounds
-    what a length field can make the reader allocate.
+    what a length field can make the reader allocate. ``live`` says the
+    archive may still be being written (a ``.open`` file): a last record
+    that the file holds only the start of is then one not written yet, and
+    reading ends before it instead of reporting a torn record.
     """
 
     def __init__(self, source: str | os.PathLike[str] | IO[bytes], *,
                  recover: bool = False,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
                  chunk_size: int = 1 << 20,
-                 filename: str | None = None) -> None:
+                 filename: str | None = None,
+                 live: bool = False) -> None:
         with contextlib.ExitStack() as opened:
             stream: IO[bytes]
             if isinstance(source, (str, os.PathLike)):
@@ -286,6 +290,7 @@ class ArchiveReader:
         self._stream_error: BadCompressedData | None = None
         self.recover = recover
         self.max_record_size = max_record_size
+        self.live = live
         self.damaged: list[DamagedRange] = []
         self._chunk_size = chunk_size
         self._buf = b""
@@ -332,7 +337,7 @@ class ArchiveReader:
                 if self._stream_error is not None:
                     error, self._stream_error = self._stream_error, None
                     self._damage(error)
-                elif self._pos == len(self._buf):
+                elif self._pos == len(self._buf) or self.live:
                     raise EndOfFile(self.filename or "archive") from None
                 else:
                     self._damage(TruncatedRecord(

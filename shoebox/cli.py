@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import fnmatch
 import json
 import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +35,8 @@ from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
 from .errors import CorruptRecord, ShoeboxError
-from .sources import Source, expand_paths
+from .follow import Follower
+from .sources import STDIN, Source, expand
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -43,6 +46,7 @@ EXIT_BROKEN_PIPE = 141
 
 _TICK = 4096  # records between progress bar updates (a power of two)
 _BATCH = 1024  # output lines per write
+_FOLLOW_INTERVAL = 0.2  # seconds between two looks at the archives cat --follow reads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,45 +89,96 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- cat -------------------------------------------------------------------
 
 def _cat(args: argparse.Namespace) -> int:
-    sources = _sources(args)
-    render = (jsonl.render_metadata if args.metadata_only else
-              jsonl.render_payload if args.payload_only else jsonl.render_record)
-    match = _matcher(args.where)
-    limit = args.limit
-    out = sys.stdout.buffer
+    output = _Output(args)
+    if args.follow:
+        return _follow(args, output)
+    sources = _sources(args, ", --follow follows them as they are written")
     # A bar on the terminal the records are printed on would garble them.
     progress = _progress(len(sources), extra_condition=not sys.stdout.isatty())
-    lines: list[str] = []
-    written = 0
     walk = _Walk(args, progress)
     try:
-        for source in sources:
-            if written == limit:
-                break
-            with walk.open(source) as archive:
-                for metadata, payload in archive:
-                    if match is not None and not match(metadata):
-                        continue
-                    lines.append(render(metadata, payload))
-                    written += 1
-                    if len(lines) == _BATCH:
-                        out.write("".join(lines).encode())
-                        lines.clear()
-                    if written == limit:
-                        break
-                _report_damage(archive.reader.damaged, progress)
-    except Exception as error:
-        if not isinstance(error, BrokenPipeError):
-            # Print the good records read before the damage or I/O error.
-            out.write("".join(lines).encode())
-            out.flush()
-        raise
-    else:
-        out.write("".join(lines).encode())
-        out.flush()
+        with output.printing():
+            for source in sources:
+                if output.done:
+                    break
+                with walk.open(source) as archive:
+                    for metadata, payload in archive:
+                        output.add(metadata, payload)
+                        if output.done:
+                            break
+                    _report_damage(archive.reader.damaged, progress)
     finally:
         progress.clear()
     return EXIT_OK
+
+
+def _follow(args: argparse.Namespace, output: _Output) -> int:
+    """``cat --follow``: print records as they are written until Ctrl-C (or
+    ``--limit``)."""
+    for path in args.paths:
+        if path == STDIN or s3.is_s3_url(path):
+            raise _UsageError(f"--follow follows local archives, not {path}")
+    pause = threading.Event()  # never set: its wait() is a sleep Ctrl-C interrupts
+    no_bar = _progress(0, extra_condition=False)
+    with Follower(args.paths, recover=args.recover,
+                  max_record_size=args.max_record_size) as follower, output.printing():
+        while True:
+            with contextlib.closing(follower.poll()) as records:
+                for metadata, payload in records:
+                    output.add(metadata, payload)
+                    if output.done:
+                        return EXIT_OK
+            output.flush()  # now, for whoever watches
+            _report_damage(follower.damaged, no_bar)
+            follower.damaged.clear()
+            pause.wait(_FOLLOW_INTERVAL)
+
+
+class _Output:
+    """Records rendered as ``cat`` prints them, written to stdout
+    :data:`_BATCH` lines at a time."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._render = (jsonl.render_metadata if args.metadata_only else
+                        jsonl.render_payload if args.payload_only else jsonl.render_record)
+        self._match = _matcher(args.where)
+        self._limit: int | None = args.limit
+        self._out = sys.stdout.buffer
+        self._lines: list[str] = []
+        #: Records printed (or about to be).
+        self.written = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether ``--limit`` records are printed."""
+        return self.written == self._limit
+
+    def add(self, metadata: Metadata, payload: str) -> None:
+        """Print the record if it matches ``--where``."""
+        if self._match is not None and not self._match(metadata):
+            return
+        self._lines.append(self._render(metadata, payload))
+        self.written += 1
+        if len(self._lines) == _BATCH:
+            self._out.write("".join(self._lines).encode())
+            self._lines.clear()
+
+    def flush(self) -> None:
+        self._out.write("".join(self._lines).encode())
+        self._lines.clear()
+        self._out.flush()
+
+    @contextmanager
+    def printing(self) -> Iterator[None]:
+        """Flush at the end, also when reading stops at damage, an I/O error
+        or Ctrl-C: the good records read before are printed."""
+        try:
+            yield
+        except BaseException as error:
+            if not isinstance(error, BrokenPipeError):
+                self.flush()
+            raise
+        self.flush()
 
 
 def _condition(text: str) -> tuple[str, str]:
@@ -396,15 +451,25 @@ def _naming(path: str) -> Iterator[None]:
         raise _Unreadable(f"{path}: {s3.reason(error, bucket)}") from error
 
 
-def _sources(args: argparse.Namespace) -> list[Source]:
-    """The archives the command's PATH arguments name."""
+def _sources(args: argparse.Namespace, hint: str = "") -> list[Source]:
+    """The archives the command's PATH arguments name; say on stderr how
+    many ``.open`` archives were left out (and ``hint`` what else does)."""
     sources: list[Source] = []
+    skipped = 0
     for path in args.paths:  # one at a time, so that an error names its PATH
         try:
             with _naming(path):
-                sources += expand_paths([path], endpoint_url=args.endpoint_url)
+                found = expand([path], endpoint_url=args.endpoint_url,
+                               include_open=args.include_open)
         except ValueError as error:  # an s3:// URL without a bucket
             raise _UsageError(str(error)) from None
+        sources += found.sources
+        skipped += len(found.skipped_open)
+    if skipped:
+        # Without this, a directory of live archives read as nothing, exit 0
+        # (issue 13).
+        _error(f"skipped {skipped} .open archive{'s' if skipped > 1 else ''} (being written, "
+               f"or left by a crashed writer): --include-open reads them{hint}")
     return sources
 
 
@@ -526,6 +591,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="archive file, directory, glob, - (stdin) or s3://bucket/key "
                               "(that object, else the folder key/; globs allowed); gzip and "
                               "zstd archives are detected by content")
+    reading.add_argument("--include-open", action="store_true",
+                         help="also read the .open archives in directories, globs and S3 "
+                              "folders (a live writer's: up to its last whole record)")
     reading.add_argument("--endpoint-url", metavar="URL",
                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
@@ -546,6 +614,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="only records whose metadata KEY matches VALUE (a glob allowed); "
                           "repeat to require several")
     cat.add_argument("--limit", type=_non_negative, metavar="N", help="stop after N records")
+    cat.add_argument("-f", "--follow", action="store_true",
+                     help="print every record there, then the records of live (.open) "
+                          "archives as they are written, across rolls, until Ctrl-C "
+                          "(local paths only)")
     cat.set_defaults(command=_cat)
 
     verify = commands.add_parser(

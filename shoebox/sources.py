@@ -38,7 +38,10 @@ class Source:
     ``s3://bucket/key`` URL.
 
     ``size`` is the number of stored (possibly compressed) bytes when known
-    without reading: the size of a regular file or an S3 object.
+    without reading: the size of a regular file or an S3 object. A local
+    ``.open`` archive is read as a live one: a record its writer has not
+    finished yet ends the reading, unreported (see ``live`` in
+    :class:`~shoebox.archive.ArchiveReader`).
     :func:`expand_paths` makes sources that share one S3 client; a source
     made by hand creates a default client when it is opened.
     """
@@ -60,11 +63,29 @@ class Source:
             client = self._client or s3.client()
             return ArchiveReader(s3.open_object(client, bucket, key),
                                  filename=self.name, **options)
-        return ArchiveReader(self.name, **options)
+        return ArchiveReader(self.name, live=is_open(self.name), **options)
+
+
+@dataclass
+class Expansion:
+    """What :func:`expand` found: the archives to read, and the ``.open``
+    archives it left out."""
+
+    sources: list[Source] = field(default_factory=list)
+    #: ``.open`` archives in the directories, globs and S3 folders named,
+    #: left out (without ``include_open``), in the order met.
+    skipped_open: list[str] = field(default_factory=list)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
-                 endpoint_url: str | None = None) -> list[Source]:
+                 endpoint_url: str | None = None,
+                 include_open: bool = False) -> list[Source]:
+    """The archives that ``paths`` name (see :func:`expand`)."""
+    return expand(paths, endpoint_url=endpoint_url, include_open=include_open).sources
+
+
+def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None = None,
+           include_open: bool = False) -> Expansion:
     """The archives that ``paths`` name, each argument's in name order.
 
     Each path is a file (read even if it is a ``.open`` archive: it was
@@ -74,23 +95,31 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
     else every object in the folder ``key/``: ``s3://b/prod`` reads
     ``prod/…``, never ``production/…``; a key ending in ``/`` is a folder;
     globs are allowed in the key, and ``prod*`` reads every key that starts
-    with ``prod``). Directories, globs and folders skip ``.open`` archives.
+    with ``prod``). Directories, globs and folders leave out ``.open``
+    archives (listed in :attr:`Expansion.skipped_open`) unless
+    ``include_open``.
 
     Raises ``FileNotFoundError`` for a path, glob or S3 key that names
     nothing (an empty directory, bucket or S3 folder written with its ``/``
     is just empty), and botocore's errors for failed S3 requests.
     """
-    sources: list[Source] = []
+    found = Expansion()
     client = None
     for path in (os.fspath(path) for path in paths):
         if path == STDIN:
-            sources.append(Source(STDIN))
-        elif s3.is_s3_url(path):
+            found.sources.append(Source(STDIN))
+            continue
+        if s3.is_s3_url(path):
             client = client or s3.client(endpoint_url)
-            sources.extend(_s3_sources(client, path))
+            listed = _s3_sources(client, path)
         else:
-            sources.extend(_local_sources(path))
-    return sources
+            listed = _local_sources(path)
+        for source in listed:
+            if include_open or not is_open(source.name) or source.name == path:
+                found.sources.append(source)
+            else:
+                found.skipped_open.append(source.name)
+    return found
 
 
 def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
@@ -111,21 +140,33 @@ def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
 
 
 def _local_sources(path: str) -> list[Source]:
+    """The files ``path`` names, ``.open`` ones included."""
     if os.path.isdir(path):
         names: list[str] = []
         for top, dirs, files in os.walk(path):
             dirs.sort()
-            names.extend(os.path.join(top, name) for name in files
-                         if not is_open(name))
-        return [_local(name) for name in sorted(names)]
+            names.extend(os.path.join(top, name) for name in files)
+        return _locals(sorted(names))
     if os.path.exists(path):
         return [_local(path)]
     if _GLOB_CHARS.search(path):
-        matches = sorted(name for name in glob.glob(path, recursive=True)
-                         if not is_open(name) and not os.path.isdir(name))
+        matches = _locals(sorted(name for name in glob.glob(path, recursive=True)
+                                 if not os.path.isdir(name)))
         if matches:
-            return [_local(name) for name in matches]
+            return matches
     raise FileNotFoundError(errno.ENOENT, "no such archive", path)
+
+
+def _locals(names: list[str]) -> list[Source]:
+    """Local files, leaving out those gone since they were listed (a live
+    archive renamed by its writer, a shipped one deleted)."""
+    sources = []
+    for name in names:
+        try:
+            sources.append(_local(name))
+        except FileNotFoundError:
+            continue
+    return sources
 
 
 def _local(path: str) -> Source:
@@ -149,11 +190,11 @@ def _s3_sources(client: Any, url: str) -> list[Source]:
     else:
         prefix = key
     listed = [(name, size) for name, size in s3.list_objects(client, bucket, prefix)
-              if not is_open(name) and not name.endswith("/")
-              and (not magic or fnmatch.fnmatchcase(name, key))]
+              if not name.endswith("/") and (not magic or fnmatch.fnmatchcase(name, key))]
     if not listed and prefix != key:
         raise FileNotFoundError(errno.ENOENT, "no such S3 object, folder or match", url)
     return [Source(f"s3://{bucket}/{name}", size, client) for name, size in sorted(listed)]
 
 
-__all__ = ["STDIN", "ArchiveStream", "Source", "expand_paths", "open_archive"]
+__all__ = ["STDIN", "ArchiveStream", "Expansion", "Source", "expand", "expand_paths",
+           "open_archive"]

@@ -19,7 +19,7 @@ from shoebox import (
     encode_record,
     open_archive,
 )
-from shoebox.sources import STDIN, expand_paths
+from shoebox.sources import STDIN, expand, expand_paths
 
 
 def open_fds() -> set[str]:
@@ -131,6 +131,18 @@ def test_expand_paths_expands_globs_and_keeps_argument_order(tmp_path):
         str(tmp_path / "y.events"), str(tmp_path / "x-1.events"),
         str(tmp_path / "x-2.events"), STDIN]
     assert sources[0].size == (tmp_path / "y.events").stat().st_size
+
+
+def test_expand_lists_the_open_archives_it_leaves_out_or_includes_them(tmp_path):
+    for name in ["a.events", "a.events.open", "sub/b.events.open"]:
+        write(tmp_path / name, items(1))
+    found = expand([tmp_path, str(tmp_path / "*.open")])
+    assert [source.name for source in found.sources] == [str(tmp_path / "a.events")]
+    assert found.skipped_open == [str(tmp_path / "a.events.open"),
+                                  str(tmp_path / "sub" / "b.events.open"),
+                                  str(tmp_path / "a.events.open")]
+    assert [source.name for source in expand([tmp_path], include_open=True).sources] == [
+        str(tmp_path / name) for name in ["a.events", "a.events.open", "sub/b.events.open"]]
 
 
 def test_an_explicitly_named_open_archive_is_read(tmp_path):
