@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import fnmatch
 import json
 import logging
@@ -26,7 +25,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,8 +121,8 @@ def _follow(args: argparse.Namespace, output: _Output) -> int:
     no_bar = _progress(0, extra_condition=False)
     with Follower(args.paths, recover=args.recover,
                   max_record_size=args.max_record_size) as follower, output.printing():
-        while True:
-            with contextlib.closing(follower.poll()) as records:
+        while not output.done:  # --limit 0
+            with closing(follower.poll()) as records:
                 for metadata, payload in records:
                     output.add(metadata, payload)
                     if output.done:
@@ -132,6 +131,7 @@ def _follow(args: argparse.Namespace, output: _Output) -> int:
             _report_damage(follower.damaged, no_bar)
             follower.damaged.clear()
             pause.wait(_FOLLOW_INTERVAL)
+    return EXIT_OK
 
 
 class _Output:

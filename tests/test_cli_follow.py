@@ -143,10 +143,11 @@ def test_follow_is_for_local_paths(capsys, path):
     assert "--follow follows local archives" in err
 
 
-def test_follow_with_a_limit_stops_by_itself(tmp_path, capsys):
+@pytest.mark.parametrize("limit", [0, 3])
+def test_follow_with_a_limit_stops_by_itself(tmp_path, capsys, limit):
     write(tmp_path / "a.events.open", items(5))
-    status, out, _ = run(capsys, "cat", "--follow", "--limit", "3", tmp_path)
-    assert (status, len(out.splitlines())) == (0, 3)
+    status, out, _ = run(capsys, "cat", "--follow", "--limit", limit, tmp_path)
+    assert (status, len(out.splitlines())) == (0, limit)
 
 
 def test_cat_follow_prints_a_live_writers_records_across_rolls_until_ctrl_c(tmp_path):
