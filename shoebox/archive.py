@@ -296,9 +296,11 @@ class ArchiveReader:
         self._buf = b""
         self._pos = 0
         self._base = 0  # file offset of self._buf[0]
-        # Where the record read last starts: buffer and offset in it.
+        # Where the record read last starts: buffer and offset in it, and
+        # the file offset of that buffer once a refill has replaced it.
         self._last_buf = b""
         self._start = 0
+        self._last_base = 0
         self._eof = False
 
     @property
@@ -316,6 +318,16 @@ class ArchiveReader:
         # No size limit: the record was read, so its length is good.
         end = self._start + record_length(self._last_buf, self._start, 1 << 64)
         return self._last_buf[self._start:end]
+
+    @property
+    def record_offset(self) -> int | None:
+        """File offset where the record :meth:`read` returned last starts
+        (``None`` before the first): where to find that record again. Like
+        :attr:`offset`, it counts decompressed bytes."""
+        if not self._last_buf:
+            return None
+        base = self._base if self._last_buf is self._buf else self._last_base
+        return base + self._start
 
     @property
     def version(self) -> int | None:
@@ -384,6 +396,9 @@ class ArchiveReader:
         """Make ``needed`` bytes available from ``self._pos``; False at end of file."""
         if self._eof:
             return False
+        if self._last_buf is self._buf:
+            # Noted here rather than per record, off the iteration fast path.
+            self._last_base = self._base
         buf = self._buf[self._pos:]
         self._base += self._pos
         self._pos = 0

@@ -252,3 +252,33 @@ def test_a_file_mixing_record_versions_reads_in_order(tmp_path):
         got = [(metadata, payload, reader.version) for metadata, payload in reader]
     assert got == [({"v": "1"}, "{}", 1), ({"v": "2"}, "{}", 2), ({}, "", 1),
                    ({"v": "1b"}, "[]", 1)]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 97, 1 << 20])
+def test_record_offset_is_where_each_record_starts_across_refills_and_versions(
+        tmp_path, chunk_size):
+    from test_codec import v1_record
+
+    parts = [v1_record({"v": "1"}, "{}")] + [encode_record(m, p) for m, p in records(40)]
+    parts.append(v1_record({"v": "1b"}, '["x"]'))
+    path = tmp_path / "a.events"
+    path.write_bytes(b"".join(parts))
+    starts = [sum(map(len, parts[:index])) for index in range(len(parts))]
+    with ArchiveReader(path, chunk_size=chunk_size) as reader:
+        assert reader.record_offset is None
+        seen = [reader.record_offset for _record in reader]
+        # After the end, it still names the last record read.
+        assert reader.record_offset == starts[-1]
+    assert seen == starts
+
+
+def test_record_offset_skips_damage_with_the_recovering_reader(tmp_path):
+    parts = [encode_record(m, p) for m, p in records(5)]
+    data = bytearray(b"".join(parts))
+    data[len(parts[0]) + 30] ^= 0xFF  # inside the second record
+    path = tmp_path / "a.events"
+    path.write_bytes(bytes(data))
+    starts = [sum(map(len, parts[:index])) for index in range(len(parts))]
+    with ArchiveReader(path, recover=True, chunk_size=64) as reader:
+        seen = [(metadata["index"], reader.record_offset) for metadata, _payload in reader]
+    assert seen == [(str(i), starts[i]) for i in (0, 2, 3, 4)]
