@@ -1,4 +1,5 @@
-"""The exceptions shoebox raises: one hierarchy rooted in :class:`ShoeboxError`.
+"""The exceptions shoebox raises: one hierarchy rooted in :class:`ShoeboxError`
+(and the warnings it issues, rooted in :class:`ShoeboxWarning`).
 
 Where a builtin fits, a class also inherits it, so ``except ValueError`` or
 ``except TypeError`` keeps working for callers who do not know shoebox.
@@ -166,6 +167,16 @@ class PermanentUploadError(UploadError):
     """An upload cannot work until someone changes something (no such bucket,
     access denied, an unwritable directory, a key that already holds other
     data): retrying as is will not help."""
+
+
+class ShoeboxWarning(UserWarning):
+    """Base class of the warnings shoebox issues."""
+
+
+class DamageSkipped(ShoeboxWarning):
+    """A reader told to skip damage (``on_damage="skip"``) left out damaged
+    bytes or an archive it could not read; the message names the file and
+    the byte offset."""
 
 
 def _rebuild(cls: type[Exception], args: tuple[object, ...],
