@@ -28,8 +28,21 @@ os.environ.pop("AWS_SESSION_TOKEN", None)
 os.environ.pop("AWS_PROFILE", None)
 
 # Threads that outlive a test on purpose: the session's S3 server and the
-# threads it serves requests on.
-_LONG_LIVED = ("_server_entry", "process_request_thread", "serve_forever")
+# threads it serves requests on; distributed's process-wide offload executor
+# (started by the first Client, never stopped) and fsspec's event loop
+# thread (started by the first s3fs file system, never stopped).
+_LONG_LIVED = ("_server_entry", "process_request_thread", "serve_forever", "Dask-Offload_",
+               "fsspecIO")
+
+
+def _long_lived(thread: threading.Thread) -> bool:
+    if any(name in thread.name for name in _LONG_LIVED):
+        return True
+    # The idle threads of the default executor of fsspec's event loop (s3fs
+    # runs blocking calls there) live as long as that loop does.
+    asyn = sys.modules.get("fsspec.asyn")
+    executor = getattr(asyn.loop[0], "_default_executor", None) if asyn else None
+    return thread in getattr(executor, "_threads", ())
 
 
 _UNPRIVILEGED_CHILD = "SHOEBOX_TEST_UNPRIVILEGED_CHILD"
@@ -65,7 +78,7 @@ def no_thread_leaks() -> Iterator[None]:
     deadline = time.monotonic() + 5
     leaked = []
     for thread in threading.enumerate():
-        if thread in before or any(name in thread.name for name in _LONG_LIVED):
+        if thread in before or _long_lived(thread):
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():

@@ -18,6 +18,7 @@ from shoebox import MissingExtra
 #: may import (pandas comes with the dask extra's dask[dataframe]).
 INTEGRATIONS = {
     "shoebox.arrow": ("arrow", {"pyarrow"}),
+    "shoebox.dask": ("dask", {"dask", "fsspec", "pandas", "pyarrow"}),
 }
 
 SCRIPT = """

@@ -1,0 +1,144 @@
+"""Archives as Dask collections, read and decoded on the workers (dask,
+distributed, s3fs: install the ``shoebox-archive[dask]`` extra).
+
+:func:`read_archives` gives a ``dask.bag.Bag`` of records, :func:`to_dataframe`
+a ``dask.dataframe.DataFrame`` in the schema of :mod:`shoebox.arrow`. The
+client only lists the archives; each becomes one partition, which a worker
+opens through fsspec (local files, ``s3://`` with s3fs, any other fsspec
+file system), decompresses if it is gzip or zstd (detected by content) and
+decodes. No record passes through the client until you compute a result.
+
+With ``on_damage="skip"`` the :class:`~shoebox.errors.DamageSkipped`
+warnings are issued where the decoding runs: on a distributed cluster, on
+the workers (in their logs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .archive import ArchiveReader
+from .errors import MissingExtra
+from .naming import is_open
+
+try:
+    import dask.bag as db
+    import dask.dataframe as dd
+    import fsspec
+    import pandas as pd
+    import pyarrow as pa
+    from fsspec.implementations.local import LocalFileSystem
+except ImportError as exc:  # pragma: no cover - exercised in a child process
+    raise MissingExtra("shoebox.dask needs dask, distributed, fsspec and pyarrow: "
+                       "pip install 'shoebox-archive[dask]'") from exc
+
+from .arrow import Layout, archive_records, check_on_damage
+
+_GLOB_CHARS = re.compile(r"[*?[]")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One archive on an fsspec file system; pickled to the worker that reads it."""
+
+    fs: Any
+    path: str
+    #: The path (local files) or URL that names it in ``source`` and in errors.
+    name: str
+
+    def open(self, *, recover: bool = False) -> ArchiveReader:
+        """Open the archive for reading (an :class:`~shoebox.arrow.Opener`)."""
+        return ArchiveReader(self.fs.open(self.path, "rb"), filename=self.name,
+                             recover=recover)
+
+
+def list_archives(urlpath: str | Iterable[str], *,
+                  storage_options: Mapping[str, Any] | None = None) -> list[Archive]:
+    """The archives ``urlpath`` names, each argument's in name order.
+
+    Each is a file, a directory or prefix (every file under it), or a glob
+    (``*``, ``?``, ``[…]``; ``**`` spans directories); directories and globs
+    skip ``.open`` archives. ``storage_options`` go to the fsspec file
+    system (for s3fs: ``{"endpoint_url": …}``, ``{"client_kwargs": …}``,
+    ``key``/``secret``…). Raises ``FileNotFoundError`` for a path that names
+    nothing, except a remote prefix ending in ``/``, which is just empty.
+    """
+    archives: list[Archive] = []
+    for url in [urlpath] if isinstance(urlpath, str) else list(urlpath):
+        fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        local = isinstance(fs, LocalFileSystem)
+        if _GLOB_CHARS.search(root):
+            found = [path for path, info in fs.glob(root, detail=True).items()
+                     if info.get("type") == "file" and not is_open(path)]
+        elif fs.isfile(root):
+            found = [root]
+        elif fs.isdir(root):
+            found = [path for path in fs.find(root) if not is_open(path)]
+        elif url.endswith("/") and not local:
+            found = []
+        else:
+            raise FileNotFoundError(f"no such archive, directory or prefix: {url}")
+        archives += [Archive(fs, path, path if local else fs.unstrip_protocol(path))
+                     for path in sorted(found)]
+    return archives
+
+
+def read_archives(urlpath: str | Iterable[str], *,
+                  storage_options: Mapping[str, Any] | None = None,
+                  on_damage: str = "raise") -> db.Bag:
+    """A bag of ``{"metadata": {…}, "payload": "<json text>"}`` records, one
+    partition per archive of ``urlpath`` (see :func:`list_archives`).
+
+    ``on_damage``: ``"raise"`` (computing fails with the
+    :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
+    ``"skip"`` (see :func:`shoebox.arrow.archive_records`).
+    """
+    check_on_damage(on_damage)
+    archives = list_archives(urlpath, storage_options=storage_options)
+    if not archives:
+        return db.from_sequence([], npartitions=1)
+    return db.from_sequence(archives, npartitions=len(archives)).map_partitions(
+        _records, on_damage=on_damage)
+
+
+def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None = None,
+                 storage_options: Mapping[str, Any] | None = None,
+                 on_damage: str = "raise") -> dd.DataFrame:
+    """A dask DataFrame of the records of the archives ``urlpath`` names,
+    one partition per archive, with the columns of
+    :func:`shoebox.arrow.to_table` as pandas ``ArrowDtype`` columns
+    (``metadata`` a map, ``offset`` an int64, the rest strings). Arguments
+    as for :func:`read_archives`; ``columns`` as for ``to_table``.
+    """
+    check_on_damage(on_damage)
+    archives = list_archives(urlpath, storage_options=storage_options)
+    layout = Layout((archive.name for archive in archives), columns=columns)
+    meta = _frame(layout.schema.empty_table())
+    if not archives:
+        return dd.from_pandas(meta, npartitions=1)
+    return dd.from_map(_frame_of, archives, meta=meta, label="shoebox-archives",
+                       layout=layout, on_damage=on_damage)
+
+
+def _records(partition: list[Archive], on_damage: str) -> list[dict[str, Any]]:
+    """A bag partition: the records of its archive."""
+    return [{"metadata": metadata, "payload": payload}
+            for archive in partition
+            for metadata, payload, _offset in archive_records(archive.name, archive.open,
+                                                              on_damage=on_damage)]
+
+
+def _frame_of(archive: Archive, layout: Layout, on_damage: str) -> pd.DataFrame:
+    """A DataFrame partition: the records of one archive."""
+    batches = layout.batches([(archive.name, archive.open)], on_damage=on_damage)
+    return _frame(pa.Table.from_batches(list(batches), schema=layout.schema))
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+__all__ = ["Archive", "list_archives", "read_archives", "to_dataframe"]
