@@ -34,12 +34,13 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate, chain, repeat
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
-from .archive import ArchiveReader, DamagedRange
+from .archive import DamagedRange
 from .codec import Metadata
 from .errors import DamageSkipped, MissingExtra
+from .reading import Openable
 from .sources import expand_paths
 
 try:
@@ -65,12 +66,6 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _FIXED = ("metadata", "payload", "source", "offset")
 
 
-class Opener(Protocol):
-    """Opens one archive: :meth:`shoebox.sources.Source.reader` is one."""
-
-    def __call__(self, *, recover: bool) -> ArchiveReader: ...
-
-
 def check_on_damage(on_damage: str) -> str:
     """Return ``on_damage`` if it is one of :data:`ON_DAMAGE`, else raise ``ValueError``."""
     if on_damage not in ON_DAMAGE:
@@ -90,9 +85,10 @@ def hive_partitions(name: str) -> dict[str, str | None]:
     return found
 
 
-def archive_records(name: str, opener: Opener, *,
+def archive_records(archive: Openable, *,
                     on_damage: str = "raise") -> Iterator[tuple[Metadata, str, int]]:
-    """``(metadata, payload, offset)`` of every record of one archive.
+    """``(metadata, payload, offset)`` of every record of one archive (a
+    :class:`~shoebox.sources.Source`, or any :class:`~shoebox.reading.Openable`).
 
     ``on_damage="raise"``: a damaged record raises its
     :class:`~shoebox.errors.CorruptRecord` (naming file and offset) and an
@@ -102,9 +98,10 @@ def archive_records(name: str, opener: Opener, *,
     archive and the offset; the records before and after are kept.
     """
     skip = check_on_damage(on_damage) == "skip"
+    name = archive.name
     reader = None
     try:
-        with opener(recover=skip) as reader:
+        with archive.reader(recover=skip) as reader:
             for metadata, payload in reader:
                 offset = reader.record_offset
                 assert offset is not None  # set by every read
@@ -159,9 +156,9 @@ class Layout:
                pa.field("offset", pa.int64())]
             + [pa.field(key, string) for key in self.partitions])
 
-    def batches(self, archives: Iterable[tuple[str, Opener]], *, on_damage: str = "raise",
+    def batches(self, archives: Iterable[Openable], *, on_damage: str = "raise",
                 batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pa.RecordBatch]:
-        """Record batches of the ``(name, opener)`` archives, read one after
+        """Record batches of the ``archives``, read one after
         another (see :func:`archive_records` for ``on_damage``). A batch
         holds up to ``batch_size`` records and may span archives; only one
         batch's records are held as Python objects at a time."""
@@ -171,10 +168,11 @@ class Layout:
         offsets: list[int] = []
         runs: list[tuple[int, str]] = []  # (first row, archive) of each archive in the batch
         carried = 0  # archive bytes in the batch from the archives before this one
-        for name, opener in archives:
+        for archive in archives:
+            name = archive.name
             runs.append((len(payloads), name))
             mark = offset = 0  # where the batch's part of this archive starts; the last record
-            for metadata, payload, offset in archive_records(name, opener, on_damage=on_damage):
+            for metadata, payload, offset in archive_records(archive, on_damage=on_damage):
                 metadatas.append(metadata)
                 payloads.append(payload)
                 offsets.append(offset)
@@ -277,8 +275,7 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options))
     layout = Layout((item.name for item in sources), columns=columns)
-    batches = layout.batches(((item.name, item.reader) for item in sources),
-                             on_damage=on_damage, batch_size=batch_size)
+    batches = layout.batches(sources, on_damage=on_damage, batch_size=batch_size)
     return pa.RecordBatchReader.from_batches(layout.schema, batches)
 
 
@@ -300,7 +297,6 @@ __all__ = [
     "HIVE_NULL",
     "ON_DAMAGE",
     "Layout",
-    "Opener",
     "archive_records",
     "check_on_damage",
     "endpoint_url",

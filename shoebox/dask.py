@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .archive import ArchiveReader
+from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .naming import is_open
 
@@ -41,22 +42,24 @@ _GLOB_CHARS = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True)
-class Archive:
-    """One archive on an fsspec file system; pickled to the worker that reads it."""
+class FsspecArchive:
+    """One archive on an fsspec file system (a :class:`~shoebox.reading.Openable`),
+    pickled to the worker that reads it."""
 
     fs: Any
     path: str
     #: The path (local files) or URL that names it in ``source`` and in errors.
     name: str
 
-    def open(self, *, recover: bool = False) -> ArchiveReader:
-        """Open the archive for reading (an :class:`~shoebox.arrow.Opener`)."""
+    def reader(self, *, recover: bool = False,
+               max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> ArchiveReader:
+        """Open the archive for reading; the reader closes the file."""
         return ArchiveReader(self.fs.open(self.path, "rb"), filename=self.name,
-                             recover=recover)
+                             recover=recover, max_record_size=max_record_size)
 
 
 def list_archives(urlpath: str | Iterable[str], *,
-                  storage_options: Mapping[str, Any] | None = None) -> list[Archive]:
+                  storage_options: Mapping[str, Any] | None = None) -> list[FsspecArchive]:
     """The archives ``urlpath`` names, each argument's in name order.
 
     Each is a file, a directory or prefix (every file under it), or a glob
@@ -66,7 +69,7 @@ def list_archives(urlpath: str | Iterable[str], *,
     ``key``/``secret``…). Raises ``FileNotFoundError`` for a path that names
     nothing, except a remote prefix ending in ``/``, which is just empty.
     """
-    archives: list[Archive] = []
+    archives: list[FsspecArchive] = []
     for url in [urlpath] if isinstance(urlpath, str) else list(urlpath):
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         local = isinstance(fs, LocalFileSystem)
@@ -81,7 +84,7 @@ def list_archives(urlpath: str | Iterable[str], *,
             found = []
         else:
             raise FileNotFoundError(f"no such archive, directory or prefix: {url}")
-        archives += [Archive(fs, path, path if local else fs.unstrip_protocol(path))
+        archives += [FsspecArchive(fs, path, path if local else fs.unstrip_protocol(path))
                      for path in sorted(found)]
     return archives
 
@@ -123,17 +126,16 @@ def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None 
                        layout=layout, on_damage=on_damage)
 
 
-def _records(partition: list[Archive], on_damage: str) -> list[dict[str, Any]]:
+def _records(partition: list[FsspecArchive], on_damage: str) -> list[dict[str, Any]]:
     """A bag partition: the records of its archive."""
     return [{"metadata": metadata, "payload": payload}
             for archive in partition
-            for metadata, payload, _offset in archive_records(archive.name, archive.open,
-                                                              on_damage=on_damage)]
+            for metadata, payload, _offset in archive_records(archive, on_damage=on_damage)]
 
 
-def _frame_of(archive: Archive, layout: Layout, on_damage: str) -> pd.DataFrame:
+def _frame_of(archive: FsspecArchive, layout: Layout, on_damage: str) -> pd.DataFrame:
     """A DataFrame partition: the records of one archive."""
-    batches = layout.batches([(archive.name, archive.open)], on_damage=on_damage)
+    batches = layout.batches([archive], on_damage=on_damage)
     return _frame(pa.Table.from_batches(list(batches), schema=layout.schema))
 
 
@@ -141,4 +143,4 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-__all__ = ["Archive", "list_archives", "read_archives", "to_dataframe"]
+__all__ = ["FsspecArchive", "list_archives", "read_archives", "to_dataframe"]
