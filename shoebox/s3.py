@@ -79,6 +79,12 @@ def open_object(s3_client: Any, bucket: str, key: str) -> IO[bytes]:
     return body
 
 
+def upload_file(s3_client: Any, path: str, bucket: str, key: str) -> None:
+    """Upload the file at ``path`` as ``bucket``/``key``, replacing any object
+    there (boto3's transfer manager: in parts when large)."""
+    s3_client.upload_file(path, bucket, key)
+
+
 def is_s3_error(error: BaseException) -> bool:
     """Whether ``error`` is a botocore error (a failed request, missing
     credentials, a missing bucket or key), without importing botocore."""

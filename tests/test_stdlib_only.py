@@ -19,6 +19,7 @@ from shoebox import MissingExtra
 INTEGRATIONS = {
     "shoebox.arrow": ("arrow", {"pyarrow"}),
     "shoebox.dask": ("dask", {"dask", "fsspec", "pandas", "pyarrow"}),
+    "shoebox.export": ("arrow", {"pyarrow"}),
 }
 
 SCRIPT = """
