@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .archive import DamagedRange
-from .codec import Metadata
+from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
 from .errors import DamageSkipped, MissingExtra
 from .reading import Openable
 from .sources import expand_paths
@@ -85,8 +85,9 @@ def hive_partitions(name: str) -> dict[str, str | None]:
     return found
 
 
-def archive_records(archive: Openable, *,
-                    on_damage: str = "raise") -> Iterator[tuple[Metadata, str, int]]:
+def archive_records(archive: Openable, *, on_damage: str = "raise",
+                    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                    ) -> Iterator[tuple[Metadata, str, int]]:
     """``(metadata, payload, offset)`` of every record of one archive (a
     :class:`~shoebox.sources.Source`, or any :class:`~shoebox.reading.Openable`).
 
@@ -96,12 +97,13 @@ def archive_records(archive: Openable, *,
     skipped, and so is the rest of an archive that cannot be read, each
     reported by a :class:`~shoebox.errors.DamageSkipped` warning naming the
     archive and the offset; the records before and after are kept.
+    ``max_record_size`` bounds what a length field can make the reader allocate.
     """
     skip = check_on_damage(on_damage) == "skip"
     name = archive.name
     reader = None
     try:
-        with archive.reader(recover=skip) as reader:
+        with archive.reader(recover=skip, max_record_size=max_record_size) as reader:
             for metadata, payload in reader:
                 offset = reader.record_offset
                 assert offset is not None  # set by every read
@@ -157,9 +159,10 @@ class Layout:
             + [pa.field(key, string) for key in self.partitions])
 
     def batches(self, archives: Iterable[Openable], *, on_damage: str = "raise",
-                batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pa.RecordBatch]:
-        """Record batches of the ``archives``, read one after
-        another (see :func:`archive_records` for ``on_damage``). A batch
+                batch_size: int = DEFAULT_BATCH_SIZE,
+                max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[pa.RecordBatch]:
+        """Record batches of the ``archives``, read one after another (see
+        :func:`archive_records` for ``on_damage`` and ``max_record_size``). A batch
         holds up to ``batch_size`` records and may span archives; only one
         batch's records are held as Python objects at a time."""
         check_on_damage(on_damage)
@@ -172,7 +175,8 @@ class Layout:
             name = archive.name
             runs.append((len(payloads), name))
             mark = offset = 0  # where the batch's part of this archive starts; the last record
-            for metadata, payload, offset in archive_records(archive, on_damage=on_damage):
+            for metadata, payload, offset in archive_records(
+                    archive, on_damage=on_damage, max_record_size=max_record_size):
                 metadatas.append(metadata)
                 payloads.append(payload)
                 offsets.append(offset)

@@ -2,10 +2,12 @@
 
 ``shoebox cat|verify|stats PATH…`` read plain, gzip and zstd archives from
 files, directories, globs, standard input (``-``) and ``s3://`` prefixes
-(see :func:`shoebox.sources.expand_paths`); ``shoebox recover DIR``
-finalizes archives left ``.open`` by writers that crashed; ``shoebox repair
-FILE…`` rewrites finished archives holding damage (the original is kept).
-``docs/cli.md`` shows examples.
+(see :func:`shoebox.sources.expand_paths`); ``shoebox export PATH… --to
+DEST`` writes them as Parquet or JSON Lines for query engines
+(:mod:`shoebox.export`); ``shoebox recover DIR`` finalizes archives left
+``.open`` by writers that crashed; ``shoebox repair FILE…`` rewrites
+finished archives holding damage (the original is kept). ``docs/cli.md``
+shows examples.
 
 Exit status: 0 success; 1 damaged data found (``verify``, or a damaged
 record met by ``cat``/``stats`` without ``--recover``); 2 usage or I/O
@@ -24,6 +26,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ from . import __version__, jsonl, recovery, repairing, s3
 from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
-from .errors import CorruptRecord, ShoeboxError
+from .errors import CorruptRecord, DamageSkipped, ShoeboxError
 from .follow import Follower
 from .sources import STDIN, Source, expand
 
@@ -428,6 +431,60 @@ def _repair(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+# --- export ----------------------------------------------------------------
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import Exporter  # pyarrow: only this command needs it
+
+    storage = {"endpoint_url": args.endpoint_url} if args.endpoint_url else None
+    try:
+        exporter = Exporter(args.to, format=args.format, partition_by=args.partition_by,
+                            columns=args.columns, storage_options=storage,
+                            on_damage="skip" if args.recover else "raise",
+                            max_record_size=args.max_record_size)
+        sources = exporter.sources(args.paths)
+    except (TypeError, ValueError) as error:
+        raise _UsageError(str(error)) from None
+    layout = exporter.layout(sources)
+    progress = _progress(len(sources))
+    records = files = bytes_out = 0
+    try:
+        for source in sources:
+            progress.start_file(source.name, None)
+
+            def tick(count: int, offset: int, before: int = records) -> None:
+                progress.tick(before + count, offset)
+
+            with warnings.catch_warnings(record=True) as skipped:
+                warnings.simplefilter("always", DamageSkipped)
+                result = exporter.export_archive(source, layout, tick=tick)
+            if skipped:
+                progress.clear()
+            for warning in skipped:
+                if issubclass(warning.category, DamageSkipped):
+                    _error(str(warning.message))
+                else:  # not ours to judge: shown as it would have been
+                    warnings.showwarning(warning.message, warning.category,
+                                         warning.filename, warning.lineno)
+            records += result.records
+            files += len(result.written)
+            bytes_out += result.bytes_out
+            progress.finish_file(records, source.size or 0)
+    finally:
+        progress.clear()
+    bytes_in = sum(source.size or 0 for source in sources)
+    print(f"exported {len(sources)} archive{'' if len(sources) == 1 else 's'}, "
+          f"{records:,} records, "
+          f"{bytes_in / 1e6:,.1f} MB in, {bytes_out / 1e6:,.1f} MB out: "
+          f"{files} {args.format} files in {exporter.dest}")
+    return EXIT_OK
+
+
+def _keys(text: str) -> list[str]:
+    """Comma-separated keys; the empty string gives none."""
+    return [key.strip() for key in text.split(",")] if text.strip() else []
+
+
 # --- shared ----------------------------------------------------------------
 
 class _UsageError(Exception):
@@ -586,17 +643,20 @@ def _parser() -> argparse.ArgumentParser:
     size = argparse.ArgumentParser(add_help=False)
     size.add_argument("--max-record-size", type=_positive, default=DEFAULT_MAX_RECORD_SIZE,
                       metavar="BYTES", help="largest record to accept (default: %(default)s)")
-    reading = argparse.ArgumentParser(add_help=False, parents=[size])
-    reading.add_argument("paths", nargs="+", metavar="PATH",
-                         help="archive file, directory, glob, - (stdin) or s3://bucket/key "
-                              "(that object, else the folder key/; globs allowed); gzip and "
-                              "zstd archives are detected by content")
+    # export reads finished archives only: a live one's file would be
+    # exported under a name it loses when it is finished.
+    finished = argparse.ArgumentParser(add_help=False, parents=[size])
+    finished.add_argument("paths", nargs="+", metavar="PATH",
+                          help="archive file, directory, glob, - (stdin) or s3://bucket/key "
+                               "(that object, else the folder key/; globs allowed); gzip and "
+                               "zstd archives are detected by content")
+    finished.add_argument("--endpoint-url", metavar="URL",
+                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
+                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
+    reading = argparse.ArgumentParser(add_help=False, parents=[finished])
     reading.add_argument("--include-open", action="store_true",
                          help="also read the .open archives in directories, globs and S3 "
                               "folders (a live writer's: up to its last whole record)")
-    reading.add_argument("--endpoint-url", metavar="URL",
-                         help="S3 endpoint, for MinIO, Ceph or a test server (default: "
-                              "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
     recovering = argparse.ArgumentParser(add_help=False)
     recovering.add_argument("--recover", action="store_true",
                             help="skip damaged records (reported on stderr) instead of stopping")
@@ -639,6 +699,28 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--timestamp-key", default="timestamp", metavar="KEY",
                        help="metadata key holding ISO 8601 timestamps (default: %(default)s)")
     stats.set_defaults(command=_stats)
+
+    export = commands.add_parser(
+        "export", parents=[finished, recovering],
+        help="write archives as Hive-partitioned Parquet or JSON Lines",
+        description="Write the records of the archives as Parquet (zstd columns) or gzip JSON "
+                    "Lines under a directory or an s3:// prefix, Hive-partitioned "
+                    "(dt=YYYY-MM-DD/..., dt being each record's own UTC day), one file per "
+                    "archive and partition, named after the archive: exporting an archive "
+                    "again rewrites its files. DuckDB, Athena, Trino and Spark read the "
+                    "result as any Hive-partitioned dataset. docs/query.md shows how.")
+    export.add_argument("--to", required=True, metavar="DEST",
+                        help="directory or s3://bucket/prefix to write into")
+    export.add_argument("--format", choices=["parquet", "jsonl"], default="parquet",
+                        help="output format (default: %(default)s)")
+    export.add_argument("--partition-by", type=_keys, default=["dt"], metavar="KEY,...",
+                        help="partition keys in path order: dt (the record's day), metadata "
+                             "keys, Hive segments of the sources; '' for none "
+                             "(default: dt)")
+    export.add_argument("--columns", type=_keys, default=[], metavar="KEY,...",
+                        help="metadata keys to give columns of their own, beside level, "
+                             "logger, timestamp, host and pid")
+    export.set_defaults(command=_export)
 
     recover = commands.add_parser(
         "recover", parents=[size], help="finalize archives left .open by crashed writers",

@@ -36,9 +36,10 @@ from urllib.parse import quote
 from . import compression, s3
 from ._files import makedirs_durable
 from .arrow import HIVE_NULL, Layout, check_on_damage, endpoint_url
+from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .jsonl import render_record
-from .sources import Source, expand_paths
+from .sources import STDIN, Source, expand_paths
 
 try:
     import pyarrow as pa
@@ -82,7 +83,8 @@ class Exporter:
     none; see the module). ``columns``: metadata keys promoted beside the
     default ones. ``storage_options``: ``{"endpoint_url": …}`` for the S3
     sources and destination. ``on_damage``: as for
-    :func:`shoebox.arrow.to_table`. Raises ``ValueError`` for an unknown
+    :func:`shoebox.arrow.to_table`; ``max_record_size`` as for
+    :class:`~shoebox.archive.ArchiveReader`. Raises ``ValueError`` for an unknown
     format, a repeated or unusable partition key, and bad storage options.
     """
 
@@ -90,7 +92,8 @@ class Exporter:
                  partition_by: Sequence[str] = DEFAULT_PARTITION_BY,
                  columns: Iterable[str] | None = None,
                  storage_options: Mapping[str, Any] | None = None,
-                 on_damage: str = "raise") -> None:
+                 on_damage: str = "raise",
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
         if format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
         self.format = format
@@ -108,16 +111,20 @@ class Exporter:
                         *(key for key in self.partition_by if key != DAY)]
         Layout(columns=self.columns)  # checks the keys now, not at the first archive
         self.on_damage = check_on_damage(on_damage)
+        self.max_record_size = max_record_size
         self.endpoint_url = endpoint_url(storage_options)
         self._output = _open_output(os.fspath(dest), self.endpoint_url)
         self.dest = self._output.url
 
     def sources(self, paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
         """The archives ``paths`` name (see :func:`shoebox.sources.expand_paths`);
-        raises ``ValueError`` when two share a file name, as their exports would."""
+        raises ``ValueError`` when two share a file name, as their exports
+        would, and for standard input, which has none."""
         sources = expand_paths(paths, endpoint_url=self.endpoint_url)
         seen: dict[str, str] = {}
         for source in sources:
+            if source.name == STDIN:
+                raise ValueError("standard input has no archive name to export under")
             stem = _stem(source.name)
             if stem in seen:
                 raise ValueError(f"{seen[stem]} and {source.name} would export to the same "
@@ -140,7 +147,8 @@ class Exporter:
         schema = pa.schema([layout.schema.field(name) for name in keep])
         with contextlib.ExitStack() as files:
             parts: dict[tuple[str | None, ...], _Part] = {}
-            for batch in layout.batches([source], on_damage=self.on_damage):
+            for batch in layout.batches([source], on_damage=self.on_damage,
+                                        max_record_size=self.max_record_size):
                 for key, rows in _split(batch, self.partition_by):
                     part = parts.get(key)
                     if part is None:
