@@ -24,7 +24,6 @@ the lines ``shoebox cat`` prints.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import secrets
 import tempfile
@@ -35,6 +34,7 @@ from urllib.parse import quote
 
 from . import compression, s3
 from ._files import makedirs_durable
+from ._timestamps import utc_datetime
 from .arrow import HIVE_NULL, Layout, check_on_damage, endpoint_url
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
@@ -231,15 +231,8 @@ def _days(stamps: pa.Array) -> pa.Array:
 
 
 def _day(stamp: str | None) -> str | None:
-    if stamp is None:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d")
+    moment = None if stamp is None else utc_datetime(stamp)
+    return None if moment is None else moment.strftime("%Y-%m-%d")
 
 
 class _Part:

@@ -7,14 +7,15 @@ process. A :class:`Shipper` holds the policy (destination, key template,
 compression, verification), built once; shipping one archive is
 
 1. :meth:`Shipper.prepare`: one streaming pass over the archive counts its
-   records (walking from header to header; with ``verify`` every record is
+   records (walking from header to header, and decoding the first for its
+   ``timestamp``, the key's date; with ``verify`` every record is
    decoded and its checksum checked, and a damaged one raises
    :class:`~shoebox.errors.CorruptRecord`), hashes the original bytes and
    compresses them into a temporary file (memory stays flat whatever the
    archive size), which also gets hashed;
 2. :meth:`Shipper.deliver`: copies that file to the destination under a key
-   that depends only on the archive (its name, its modification time and
-   the host), so a retry after a crash rewrites the same key with the same
+   that depends only on the archive (its name, when it started and the
+   host), so a retry after a crash rewrites the same key with the same
    bytes, and confirms the copy (size and checksum) before returning.
 
 Deleting the local archive is the caller's business, and only after
@@ -29,32 +30,48 @@ boto3 is imported only when an S3 destination is used (``shoebox-archive[s3]``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import fcntl
+import functools
 import hashlib
 import os
 import re
 import socket
 import stat
+import struct
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from ._chunks import ChunkWalker, TeeReader
 from ._files import lock_unheld
+from ._timestamps import utc_datetime
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
-from .codec import DEFAULT_MAX_RECORD_SIZE, Incomplete, record_length, record_version
+from .codec import (
+    DEFAULT_MAX_RECORD_SIZE,
+    PREAMBLE_SIZE,
+    Incomplete,
+    decode_record,
+    record_length,
+    record_version,
+)
 from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
 from .errors import CorruptRecord
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
-#: archive's modification time, i.e. when its last record was written), then
-#: the host, then the archive's own name plus the compression suffix.
+#: archive's start, see :class:`KeyTemplate`), then the host, then the
+#: archive's own name plus the compression suffix.
 DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
+#: The layout for query engines: Hive-style ``name=value`` segments for the
+#: day and the host, which Athena, Trino, Spark and DuckDB prune on.
+HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{name}{suffix}"
+#: Key templates by name, for ``--key-template hive``.
+KEY_TEMPLATE_PRESETS = {"default": DEFAULT_KEY_TEMPLATE, "hive": HIVE_KEY_TEMPLATE}
 
 #: Compressed copies being staged are named ``.shoebox-XXXXXXXX.partial``.
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
@@ -68,19 +85,25 @@ _PLACEHOLDERS = ("prefix", "host", "name", "suffix")
 class KeyTemplate:
     """How a destination key is built from an archive, parsed once.
 
-    The template holds strftime codes, applied to the archive's modification
-    time in UTC, and the placeholders ``{prefix}`` (the destination's
-    prefix), ``{host}``, ``{name}`` (the archive's file name) and
-    ``{suffix}`` (the compression suffix, such as ``.gz``). Empty path
-    segments are dropped, so an empty prefix leaves no leading ``/``.
+    The template (or the name of one of :data:`KEY_TEMPLATE_PRESETS`) holds
+    strftime codes, applied in UTC to the time the archive starts, and the
+    placeholders ``{prefix}`` (the destination's prefix), ``{host}``,
+    ``{name}`` (the archive's file name) and ``{suffix}`` (the compression
+    suffix, such as ``.gz``). Empty path segments are dropped, so an empty
+    prefix leaves no leading ``/``.
 
-    An archive is immutable once closed, so its modification time, hence
-    its key, is the same on every retry. Raises ``ValueError`` for an
-    unknown placeholder, a template without ``{name}`` (archives would
-    collide) or one giving ``.``/``..`` segments.
+    The start is the first record's ``timestamp`` metadata where it has
+    one, else when the archive's file was created (else, on a file system
+    that does not keep that, its modification time): never the time of its
+    last record, so an archive spanning midnight lands in the day it
+    begins. An archive is immutable once closed, so its start, hence its
+    key, is the same on every retry. Raises ``ValueError`` for an unknown
+    placeholder, a template without ``{name}`` (archives would collide) or
+    one giving ``.``/``..`` segments.
     """
 
     def __init__(self, template: str = DEFAULT_KEY_TEMPLATE) -> None:
+        template = KEY_TEMPLATE_PRESETS.get(template, template)
         unknown = sorted(set(re.findall(r"\{(\w*)\}", template)) - set(_PLACEHOLDERS))
         if unknown:
             raise ValueError(f"key template {template!r} has unknown placeholders "
@@ -89,12 +112,12 @@ class KeyTemplate:
             raise ValueError(f"key template {template!r} must contain {{name}}, "
                              "or different archives would get the same key")
         self.template = template
-        self.render(name="a.events", mtime=0.0, host="host")
+        self.render(name="a.events", started=0.0, host="host")
 
-    def render(self, *, name: str, mtime: float, host: str, prefix: str = "",
+    def render(self, *, name: str, started: float, host: str, prefix: str = "",
                suffix: str = "") -> str:
-        """The key of archive ``name`` last modified at ``mtime`` (epoch seconds)."""
-        text = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
+        """The key of archive ``name`` that started at ``started`` (epoch seconds)."""
+        text = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime(
             self.template)
         values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix}
         text = re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], text)
@@ -164,10 +187,11 @@ class Shipper:
         self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else None
         self.max_record_size = max_record_size
 
-    def key_for(self, path: str, mtime: float) -> str:
-        """The destination key of the archive at ``path`` modified at ``mtime``."""
+    def key_for(self, path: str, started: float) -> str:
+        """The destination key of the archive at ``path`` that started at
+        ``started`` (see :class:`KeyTemplate`)."""
         return self.key_template.render(
-            name=os.path.basename(path), mtime=mtime, host=self.host,
+            name=os.path.basename(path), started=started, host=self.host,
             prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
 
     @contextlib.contextmanager
@@ -234,16 +258,17 @@ class Shipper:
     def _compress(self, path: str, source: IO[bytes], target: IO[bytes],
                   temporary: str) -> Prepared:
         status = os.fstat(source.fileno())
-        mtime = status.st_mtime
         # The copy gets the archive's permission bits, not mkstemp's 0600,
         # so that a compressed file stays readable by whoever read the archive.
         os.fchmod(target.fileno(), stat.S_IMODE(status.st_mode))
         original = hashlib.sha256()
         compressed = _HashingWriter(target)
         counter = _RecordCounter(self.max_record_size)
+        first = _FirstTimestamp(self.max_record_size)
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
-            tee = TeeReader(source, original.update, sink.write, counter.feed, name=path)
+            tee = TeeReader(source, original.update, sink.write, counter.feed, first.feed,
+                            name=path)
             if self.verify:
                 # Decodes every record and checks its checksum; the first
                 # damaged one raises CorruptRecord naming file and offset.
@@ -261,8 +286,9 @@ class Shipper:
                                max_record_size=self.max_record_size) as reader:
                 records = sum(1 for _record in reader)
                 damaged = reader.damaged
+        started = first.value if first.value is not None else _created(source.fileno(), status)
         return Prepared(
-            source=path, path=temporary, key=self.key_for(path, mtime),
+            source=path, path=temporary, key=self.key_for(path, started),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
@@ -327,6 +353,79 @@ class _RecordCounter(ChunkWalker):
         """The number of records, or ``None`` if the stream is damaged (bytes
         that are not a record, or a record cut short at the end)."""
         return self._count if self.at_boundary else None
+
+
+class _FirstTimestamp:
+    """The first record's ``timestamp`` metadata as epoch seconds, from a
+    stream fed chunk by chunk (:attr:`value`; ``None`` if it has none, or the
+    record is damaged). Holds the bytes of that record only, then nothing."""
+
+    def __init__(self, max_record_size: int) -> None:
+        self._max_record_size = max_record_size
+        self._parts: list[bytes] = []
+        self._have = 0
+        self._needed = PREAMBLE_SIZE
+        self._done = False
+        self.value: float | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._done or not chunk:
+            return
+        self._parts.append(chunk)
+        self._have += len(chunk)
+        if self._have < self._needed:
+            return
+        head = b"".join(self._parts)
+        self._parts = [head]
+        try:
+            metadata, _payload, _end = decode_record(head, 0, self._max_record_size)
+        except Incomplete as more:  # never more than max_record_size
+            self._needed = more.needed
+            return
+        except CorruptRecord:
+            metadata = {}
+        self._done, self._parts = True, []
+        stamp = metadata.get("timestamp")
+        moment = None if stamp is None else utc_datetime(stamp)
+        self.value = None if moment is None else moment.timestamp()
+
+
+def _created(fd: int, status: os.stat_result) -> float:
+    """When the open file ``fd`` was created (its inode born: a rename keeps
+    it), where the system says; else its modification time."""
+    born = getattr(status, "st_birthtime", None)  # BSD, macOS
+    if born is None:
+        born = _statx_birth_time(fd)
+    return status.st_mtime if born is None else float(born)
+
+
+def _statx_birth_time(fd: int) -> float | None:
+    """The birth time Linux's ``statx`` gives for ``fd``, or ``None`` (another
+    system, an old C library, a file system that does not record it)."""
+    statx = getattr(_libc(), "statx", None)
+    if statx is None:
+        return None
+    buffer = ctypes.create_string_buffer(256)  # struct statx
+    if statx(fd, b"", _AT_EMPTY_PATH, _STATX_BTIME, buffer) != 0:
+        return None
+    (mask,) = struct.unpack_from("<I", buffer, 0)
+    if not mask & _STATX_BTIME:
+        return None
+    seconds, nanoseconds = struct.unpack_from("<qI", buffer, _STX_BTIME_OFFSET)
+    return float(seconds) + nanoseconds / 1e9
+
+
+_AT_EMPTY_PATH = 0x1000
+_STATX_BTIME = 0x800
+_STX_BTIME_OFFSET = 80  # stx_btime in struct statx (linux/stat.h)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 class _HashingWriter:
@@ -415,6 +514,8 @@ class S3UploadCallback(ArchiveCallback):
 
 __all__ = [
     "DEFAULT_KEY_TEMPLATE",
+    "HIVE_KEY_TEMPLATE",
+    "KEY_TEMPLATE_PRESETS",
     "CompressCallback",
     "KeyTemplate",
     "S3UploadCallback",

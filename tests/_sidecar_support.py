@@ -26,17 +26,21 @@ Record = tuple[dict[str, str], str]
 
 
 def write_archives(directory: str | os.PathLike[str], count: int, records: int = 50,
-                   prefix: str = "app", payload_size: int = 40) -> dict[str, list[Record]]:
+                   prefix: str = "app", payload_size: int = 40,
+                   timestamp: str | None = None) -> dict[str, list[Record]]:
     """Write ``count`` closed archives with the core writer; return the records
-    of each, by file name. Records carry a unique ``id``."""
+    of each, by file name. Records carry a unique ``id`` (and ``timestamp``
+    metadata, when given)."""
     written: dict[str, list[Record]] = {}
     for number in range(count):
         name = f"{prefix}-{number:03d}.events"
         manager = WritingRollManager(name, NeverRollChecker(), directory=os.fspath(directory))
         batch = []
         for index in range(records):
-            record = ({"id": f"{prefix}-{number}-{index}", "level": "INFO"},
-                      json.dumps({"n": index, "text": "x" * payload_size}))
+            metadata = {"id": f"{prefix}-{number}-{index}", "level": "INFO"}
+            if timestamp is not None:
+                metadata["timestamp"] = timestamp
+            record = (metadata, json.dumps({"n": index, "text": "x" * payload_size}))
             manager.write(*record)
             batch.append(record)
         manager.close()

@@ -33,6 +33,7 @@ from shoebox import (
     S3UploadCallback,
     TransientUploadError,
     WritingRollManager,
+    encode_record,
 )
 from shoebox.callbacks import after_upload_callback
 from shoebox.destinations import DirectoryDestination, S3Destination, open_destination
@@ -41,14 +42,21 @@ from shoebox.shipping import KeyTemplate, Shipper
 NOV_27 = datetime.datetime(2026, 11, 27, 13, 5, tzinfo=datetime.timezone.utc).timestamp()
 
 
-def test_default_key_is_date_partitioned_by_archive_mtime_then_host_and_name() -> None:
-    key = KeyTemplate().render(name="app-1.events", mtime=NOV_27, host="web-3",
+def test_default_key_is_date_partitioned_by_archive_start_then_host_and_name() -> None:
+    key = KeyTemplate().render(name="app-1.events", started=NOV_27, host="web-3",
                                prefix="logs/prod", suffix=".gz")
     assert key == "logs/prod/2026/11/27/web-3/app-1.events.gz"
 
 
 def test_empty_prefix_leaves_no_empty_key_segment() -> None:
-    assert KeyTemplate().render(name="a.events", mtime=NOV_27, host="h") == "2026/11/27/h/a.events"
+    key = KeyTemplate().render(name="a.events", started=NOV_27, host="h")
+    assert key == "2026/11/27/h/a.events"
+
+
+def test_the_hive_preset_partitions_by_day_and_host_for_query_engines() -> None:
+    key = KeyTemplate("hive").render(name="app-1.events", started=NOV_27, host="web-3",
+                                     prefix="logs", suffix=".gz")
+    assert key == "logs/dt=2026-11-27/host=web-3/app-1.events.gz"
 
 
 @pytest.mark.parametrize("template, message", [
@@ -59,6 +67,59 @@ def test_empty_prefix_leaves_no_empty_key_segment() -> None:
 def test_bad_key_templates_are_refused_at_construction(template: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         KeyTemplate(template)
+
+
+def write_spanning_midnight(path: Any, first_size: int = 10) -> None:
+    """An archive whose records run from 23:59 on Nov 27 into Nov 28 (UTC),
+    last modified on Nov 29."""
+    records = [({"timestamp": "2026-11-28T00:59:59.500+01:00"}, "x" * first_size),
+               ({"timestamp": "2026-11-28T00:00:01.000Z"}, "{}")]
+    path.write_bytes(b"".join(encode_record(*record) for record in records))
+    later = NOV_27 + 2 * 86400
+    os.utime(path, (later, later))
+
+
+@pytest.mark.parametrize("first_size", [10, 3_000_000])
+def test_the_key_date_is_the_first_records_day_not_the_last(tmp_path: Any,
+                                                             first_size: int) -> None:
+    write_spanning_midnight(tmp_path / "a.events", first_size)
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h",
+                      key_template="hive")
+    with shipper.prepare(str(tmp_path / "a.events")) as prepared:
+        assert prepared.key == "dt=2026-11-27/host=h/a.events.gz"
+        assert prepared.records == 2
+
+
+def birth_day(path: Any) -> str | None:
+    """The UTC day the file at ``path`` was created, if the system says."""
+    from shoebox.shipping import _statx_birth_time
+
+    with open(path, "rb") as file:
+        born = _statx_birth_time(file.fileno())
+    if born is None:
+        return None
+    return datetime.datetime.fromtimestamp(born, datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+@pytest.mark.parametrize("first", [{"level": "INFO"}, {"timestamp": "not a time"}, None])
+def test_without_a_first_timestamp_the_key_date_is_when_the_file_was_created(
+        tmp_path: Any, first: dict[str, str] | None) -> None:
+    path = tmp_path / "a.events"
+    if first is None:  # a damaged first record
+        data = bytearray(encode_record({"timestamp": "2026-11-27T10:00:00Z"}, "{}"))
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data) + encode_record({}, "{}"))
+    else:
+        path.write_bytes(encode_record(first, "{}"))
+    os.utime(path, (NOV_27, NOV_27))
+    created = birth_day(path)
+    if created is None:
+        pytest.skip("this file system keeps no creation time (the modification time is used)")
+    shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h", key_template="hive",
+                      compression="none")
+    with shipper.prepare(str(path)) as prepared:
+        assert prepared.key == f"dt={created}/host=h/a.events"
+    assert created != "2026-11-27"
 
 
 def test_records_are_counted_across_chunk_boundaries_whatever_their_size(
@@ -74,9 +135,8 @@ def test_records_are_counted_across_chunk_boundaries_whatever_their_size(
 
 
 def test_same_archive_maps_to_same_key_every_time(tmp_path: Any) -> None:
-    write_archives(tmp_path, 1)
+    write_archives(tmp_path, 1, timestamp="2026-11-27T13:05:00.000Z")
     path = str(tmp_path / "app-000.events")
-    os.utime(path, (NOV_27, NOV_27))
     shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h")
     with shipper.prepare(path) as first, shipper.prepare(path) as second:
         assert first.key == second.key == "2026/11/27/h/app-000.events.gz"
@@ -236,9 +296,8 @@ def test_without_verify_a_damaged_archive_ships_whole_with_its_damage_counted(
 
 def test_s3_object_carries_metadata_and_reads_back_record_for_record(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
-    written = write_archives(tmp_path, 1, records=300)
+    written = write_archives(tmp_path, 1, records=300, timestamp="2026-11-27T13:05:00.000Z")
     path = str(tmp_path / "app-000.events")
-    os.utime(path, (NOV_27, NOV_27))
     shipper = Shipper(open_destination(f"s3://{bucket}/logs",
                                        endpoint_url=s3_server.endpoint_url), host="web-3")
     result = shipper.ship(path)

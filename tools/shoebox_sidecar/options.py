@@ -146,10 +146,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("compress", "str", "compression of the shipped copies; zstd needs the zstandard "
            "package", "gzip", choices=tuple(sorted(SUFFIXES))),
     Option("level", "int", "compression level (default: gzip 6, zstd 3)"),
-    Option("key_template", "str", "how object keys (or paths under a directory) are built: "
-           "strftime codes use the archive's modification time in UTC (when it was closed, so "
-           "a retry gives the same key), plus {prefix} (of the s3:// URL), {host}, {name} (the "
-           "archive's file name) and {suffix} (.gz, .zst or nothing)", DEFAULT_KEY_TEMPLATE),
+    Option("key_template", "str", "how object keys (or paths under a directory) are built, "
+           "or 'hive' for {prefix}/dt=%%Y-%%m-%%d/host={host}/{name}{suffix}, the layout for "
+           "query engines: strftime codes use the time the archive starts in UTC (its first "
+           "record's timestamp metadata, else when its file was created, so a retry gives the "
+           "same key), plus {prefix} (of the s3:// URL), {host}, {name} (the archive's file "
+           "name) and {suffix} (.gz, .zst or nothing)", DEFAULT_KEY_TEMPLATE),
     Option("host", "str", "value of {host} in keys (default: this machine's host name; in a "
            "Kubernetes pod, the pod name)"),
     Option("after_upload", "str", "what to do with an archive once its copy is confirmed: "
