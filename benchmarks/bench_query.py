@@ -113,7 +113,7 @@ def dask_query(directory: Path, workers: int) -> tuple[float, int]:
     from shoebox.dask import to_dataframe
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         # Imports on the workers are start-up, not query time.
         client.run(lambda: __import__("shoebox.dask"))
         start = time.perf_counter()

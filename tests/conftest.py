@@ -128,3 +128,15 @@ def restartable_server() -> Iterator[Any]:
     restartable = RestartableServer()
     yield restartable
     restartable.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """A client of a distributed LocalCluster of two single-threaded worker
+    processes, for the whole session (starting one takes seconds). Its HTTP
+    server takes any free port: the default one may be another cluster's."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client

@@ -5,12 +5,11 @@ fsspec/s3fs; results read back by DuckDB."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
 
 import duckdb
 import pytest
 from archive_files import archive_bytes, items, write, write_each_method
-from distributed import Client, LocalCluster
+from distributed import Client
 from test_arrow import flip_byte_in_second_record
 from test_codec import v1_record
 
@@ -19,12 +18,10 @@ from shoebox.arrow import to_table
 from shoebox.dask import list_archives, read_archives, to_dataframe
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    """A client of a LocalCluster of two single-threaded worker processes."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+@pytest.fixture
+def client(dask_client: Client) -> Client:
+    """The session's LocalCluster of two worker processes."""
+    return dask_client
 
 
 def counts(records, *keys: str) -> collections.Counter[tuple[str, ...]]:
