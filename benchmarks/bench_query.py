@@ -7,11 +7,15 @@ line). Then times, over the same records:
 
 * ``by hand``: ``json.loads`` per line into ``pyarrow.Table.from_pylist``;
 * ``to_table``: ``shoebox.arrow.to_table`` over the archives;
+* ``by hand + Parquet``: the same table written with ``pyarrow.parquet.write_table``
+  (zstd), one file;
+* ``export``: ``shoebox.export.export`` of the archives to zstd Parquet,
+  partitioned by day (what ``shoebox export`` does);
 * ``dask 1 worker`` / ``dask 2 workers``: ``shoebox.dask.to_dataframe`` over
   the archives, grouped by host and level, computed on a ``LocalCluster``
   of 1 or 2 single-threaded worker processes (cluster start-up not timed).
 
-The first two also run on 4 threads, each thread reading a quarter of the
+All but Dask also run on 4 threads, each thread reading a quarter of the
 files (the GIL serialises most of it: this shows what threads buy). Each
 configuration runs in a fresh process, ``--repeat`` rounds, interleaved (one
 run of every configuration per round, in a rotating order), and the median
@@ -46,10 +50,12 @@ from bench_cli import _records  # noqa: E402 - log-like records, shared with ben
 from shoebox import compression, encode_record  # noqa: E402
 
 #: (name, threads) of every configuration, and the one it is compared with.
-CONFIGS = [("by hand", 1), ("to_table", 1), ("by hand", 4), ("to_table", 4),
-           ("dask 1 worker", 1), ("dask 2 workers", 1)]
-BASELINES = {"to_table": "by hand", "dask 2 workers": "dask 1 worker"}
-GOALS = {"to_table": 1.5, "dask 2 workers": 1.6}
+CONFIGS = [(name, threads) for threads in (1, 4)
+           for name in ("by hand", "to_table", "by hand + Parquet", "export")]
+CONFIGS += [("dask 1 worker", 1), ("dask 2 workers", 1)]
+BASELINES = {"to_table": "by hand", "export": "by hand + Parquet",
+             "dask 2 workers": "dask 1 worker"}
+GOALS = {"to_table": 1.5, "export": 1.5, "dask 2 workers": 1.6}
 
 
 def prepare(directory: Path, records: int, files: int) -> None:
@@ -71,30 +77,57 @@ def prepare(directory: Path, records: int, files: int) -> None:
             text.write("".join(lines[index]))
 
 
-def by_hand(paths: list[Path]):
+def by_hand(paths: list[Path], out: Path) -> int:
+    """``json.loads`` per line into ``Table.from_pylist``; return the rows."""
     import pyarrow as pa
 
     rows = []
     for path in paths:
         with gzip.open(path, "rt", encoding="utf-8") as lines:
             rows.extend(json.loads(line) for line in lines)
-    return pa.Table.from_pylist(rows)
+    return pa.Table.from_pylist(rows).num_rows
 
 
-def shoebox_table(paths: list[Path]):
+def by_hand_parquet(paths: list[Path], out: Path) -> int:
+    """The same, then the table written as one zstd Parquet file per thread."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in paths:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            rows.extend(json.loads(line) for line in lines)
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, out / f"{paths[0].name}.parquet", compression="zstd")
+    return table.num_rows
+
+
+def shoebox_table(paths: list[Path], out: Path) -> int:
     from shoebox.arrow import to_table
 
-    return to_table(paths)
+    return to_table(paths).num_rows
 
 
-def threaded(read: Callable[[list[Path]], object], paths: list[Path], threads: int) -> int:
+def shoebox_export(paths: list[Path], out: Path) -> int:
+    from shoebox.export import export
+
+    return sum(result.records for result in export(paths, out))
+
+
+#: What each configuration runs, and over which files.
+READERS: dict[str, tuple[Callable[[list[Path], Path], int], str]] = {
+    "by hand": (by_hand, "lines"), "to_table": (shoebox_table, "archives"),
+    "by hand + Parquet": (by_hand_parquet, "lines"), "export": (shoebox_export, "archives"),
+}
+
+
+def threaded(read: Callable[[list[Path], Path], int], paths: list[Path], out: Path,
+             threads: int) -> int:
     """Read ``paths`` split over ``threads`` threads; return the rows read."""
-    import pyarrow as pa
-
-    tables: list[pa.Table] = [None] * threads  # type: ignore[list-item]
+    rows = [0] * threads
 
     def work(index: int) -> None:
-        tables[index] = read(paths[index::threads])
+        rows[index] = read(paths[index::threads], out)
 
     if threads == 1:
         work(0)
@@ -104,7 +137,7 @@ def threaded(read: Callable[[list[Path]], object], paths: list[Path], threads: i
             thread.start()
         for thread in pool:
             thread.join()
-    return sum(table.num_rows for table in tables)
+    return sum(rows)
 
 
 def dask_query(directory: Path, workers: int) -> tuple[float, int]:
@@ -128,17 +161,17 @@ def run_one(directory: Path, config: str, threads: int) -> dict[str, float]:
     if config.startswith("dask"):
         seconds, rows = dask_query(directory, int(config.split()[1]))
         return {"seconds": seconds, "rows": rows}
-    import pyarrow  # noqa: F401 - imports are not the query's time
+    import pyarrow.parquet  # noqa: F401 - imports are not the query's time
 
-    import shoebox.arrow  # noqa: F401
+    import shoebox.export  # noqa: F401
 
-    if config == "by hand":
-        read, paths = by_hand, sorted((directory / "lines").iterdir())
-    else:
-        read, paths = shoebox_table, sorted((directory / "archives").iterdir())
-    start = time.perf_counter()
-    rows = threaded(read, paths, threads)
-    return {"seconds": time.perf_counter() - start, "rows": rows}
+    read, inputs = READERS[config]
+    paths = sorted((directory / inputs).iterdir())
+    with tempfile.TemporaryDirectory(dir=directory) as out:
+        start = time.perf_counter()
+        rows = threaded(read, paths, Path(out), threads)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": rows}
 
 
 def main() -> None:

@@ -208,11 +208,11 @@ def _split(batch: pa.RecordBatch,
         return
     columns = [_days(batch.column(_TIMESTAMP)) if key == DAY else batch.column(key)
                for key in keys]
-    values = list(zip(*(column.to_pylist() for column in columns), strict=True))
-    first = values[0]
-    if values.count(first) == len(values):  # the common case: one partition per batch
-        yield first, batch
+    uniques = [pc.unique(column) for column in columns]
+    if all(len(unique) == 1 for unique in uniques):  # the common case: one partition
+        yield tuple(unique[0].as_py() for unique in uniques), batch
         return
+    values = list(zip(*(column.to_pylist() for column in columns), strict=True))
     groups: dict[tuple[str | None, ...], list[int]] = {}
     for row, value in enumerate(values):
         groups.setdefault(value, []).append(row)
@@ -224,7 +224,9 @@ def _days(stamps: pa.Array) -> pa.Array:
     """The UTC day (``YYYY-MM-DD``) of each ISO 8601 timestamp; null for a
     missing or unreadable one."""
     try:
-        return pc.strftime(pc.cast(stamps, pa.timestamp("us", tz="UTC")), "%Y-%m-%d")
+        moments = pc.cast(stamps, pa.timestamp("us", tz="UTC"))
+        # Through date32: several times faster than strftime.
+        return pc.cast(pc.cast(moments, pa.date32()), pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # Some lack a zone or are not timestamps at all: one by one.
         return pa.array([_day(stamp) for stamp in stamps.to_pylist()], pa.string())
