@@ -98,3 +98,16 @@ def test_the_athena_table_definition_matches_the_exported_files(archive, capsys)
         "map<string, string ('metadata')>", "map<string, string>")]) for field in schema]
     assert partitions == ", ".join(f"{part.split('=')[0]} string"
                                    for part in path.parent.relative_to("exports").parts)
+
+
+README = QUERY_MD.parent.parent / "README.md"
+
+
+def test_the_readme_query_example_counts_per_host_and_level(archive, capsys):
+    section = README.read_text().split("## Querying archives at scale", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, str(README), "exec"), {})
+    shown = capsys.readouterr().out
+    counts = collections.Counter((m["host"], m["level"]) for m, _ in archive)
+    for (host, level), count in counts.items():
+        assert re.search(rf"{host}\s*│\s*{level}\s*│\s*{count}\s", shown), shown
