@@ -107,9 +107,9 @@ class Exporter:
                                  f"(empty, or one of {', '.join(_NOT_KEYS)})")
         if len(set(self.partition_by)) != len(self.partition_by):
             raise ValueError(f"partition_by repeats a key: {list(self.partition_by)}")
-        self.columns = [*(columns or ()),
-                        *(key for key in self.partition_by if key != DAY)]
-        Layout(columns=self.columns)  # checks the keys now, not at the first archive
+        self.columns = list(columns or ())
+        # Checks every key now, as it would be promoted, not at the first archive.
+        Layout(columns=[*self.columns, *self.partition_by])
         self.on_damage = check_on_damage(on_damage)
         self.max_record_size = max_record_size
         self.endpoint_url = endpoint_url(storage_options)
@@ -133,8 +133,14 @@ class Exporter:
         return sources
 
     def layout(self, sources: Iterable[Source]) -> Layout:
-        """The columns of an export of ``sources``."""
-        return Layout((source.name for source in sources), columns=self.columns)
+        """The columns of an export of ``sources``: a partition key that no
+        column holds already (a default one, a Hive segment of the sources)
+        is promoted from the metadata."""
+        names = [source.name for source in sources]
+        layout = Layout(names, columns=self.columns)
+        missing = [key for key in self.partition_by
+                   if key != DAY and key not in layout.schema.names]
+        return Layout(names, columns=[*self.columns, *missing]) if missing else layout
 
     def export_archive(self, source: Source, layout: Layout, *,
                        tick: Callable[[int, int], object] | None = None) -> ArchiveExport:
@@ -278,6 +284,11 @@ class _Part:
 
     def __exit__(self, *exc_info: object) -> None:
         if not self._file.closed:
+            # Left unfinished (the archive failed): close the writer before
+            # its file, so that nothing is left to write into a closed file
+            # later; the archive's own error is the one to report.
+            with contextlib.suppress(Exception):
+                self.finish()
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)

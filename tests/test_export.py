@@ -127,6 +127,14 @@ def test_partitioning_by_a_metadata_key_promotes_it(tmp_path):
                                                      "tenant=t2/a.events.parquet"]
 
 
+def test_partitioning_by_a_hive_segment_of_the_sources_keeps_its_values(tmp_path):
+    write(tmp_path / "in" / "region=eu" / "a.events", [({"region": "not this"}, "{}")])
+    write(tmp_path / "in" / "region=us" / "b.events", [({}, "{}")])
+    export(tmp_path / "in", tmp_path / "out", partition_by=["region"])
+    assert sorted(files_under(tmp_path / "out")) == ["region=eu/a.events.parquet",
+                                                     "region=us/b.events.parquet"]
+
+
 def test_no_partitions_puts_every_archive_at_the_top(tmp_path):
     write(tmp_path / "in" / "a.events", items(2))
     write(tmp_path / "in" / "b.events", items(3))
