@@ -37,6 +37,7 @@ from itertools import accumulate, chain, repeat
 from typing import Any
 from urllib.parse import unquote
 
+from ._options import one_of, whole_number
 from .archive import DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
 from .errors import DamageSkipped, MissingExtra
@@ -66,13 +67,6 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _FIXED = ("metadata", "payload", "source", "offset")
 
 
-def check_on_damage(on_damage: str) -> str:
-    """Return ``on_damage`` if it is one of :data:`ON_DAMAGE`, else raise ``ValueError``."""
-    if on_damage not in ON_DAMAGE:
-        raise ValueError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, not {on_damage!r}")
-    return on_damage
-
-
 def hive_partitions(name: str) -> dict[str, str | None]:
     """The Hive-style ``name=value`` segments of the directories in path or
     URL ``name`` (the file name itself is not one), ``%XX`` escapes decoded;
@@ -99,7 +93,7 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
     archive and the offset; the records before and after are kept.
     ``max_record_size`` bounds what a length field can make the reader allocate.
     """
-    skip = check_on_damage(on_damage) == "skip"
+    skip = one_of("on_damage", on_damage, ON_DAMAGE) == "skip"
     name = archive.name
     reader = None
     try:
@@ -165,7 +159,7 @@ class Layout:
         :func:`archive_records` for ``on_damage`` and ``max_record_size``). A batch
         holds up to ``batch_size`` records and may span archives; only one
         batch's records are held as Python objects at a time."""
-        check_on_damage(on_damage)
+        one_of("on_damage", on_damage, ON_DAMAGE)
         metadatas: list[Metadata] = []
         payloads: list[str] = []
         offsets: list[int] = []
@@ -273,9 +267,8 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     reported by a :class:`~shoebox.errors.DamageSkipped` warning).
     ``batch_size``: records per batch, at most.
     """
-    check_on_damage(on_damage)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
+    one_of("on_damage", on_damage, ON_DAMAGE)
+    batch_size = whole_number("batch_size", batch_size, minimum=1)
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options))
     layout = Layout((item.name for item in sources), columns=columns)
@@ -302,7 +295,6 @@ __all__ = [
     "ON_DAMAGE",
     "Layout",
     "archive_records",
-    "check_on_damage",
     "endpoint_url",
     "hive_partitions",
     "to_batches",

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._options import one_of
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
@@ -36,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a child process
     raise MissingExtra("shoebox.dask needs dask, distributed, fsspec and pyarrow: "
                        "pip install 'shoebox-archive[dask]'") from exc
 
-from .arrow import Layout, archive_records, check_on_damage
+from .arrow import ON_DAMAGE, Layout, archive_records
 
 _GLOB_CHARS = re.compile(r"[*?[]")
 
@@ -99,7 +100,7 @@ def read_archives(urlpath: str | Iterable[str], *,
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
     ``"skip"`` (see :func:`shoebox.arrow.archive_records`).
     """
-    check_on_damage(on_damage)
+    one_of("on_damage", on_damage, ON_DAMAGE)
     archives = list_archives(urlpath, storage_options=storage_options)
     if not archives:
         return db.from_sequence([], npartitions=1)
@@ -116,7 +117,7 @@ def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None 
     (``metadata`` a map, ``offset`` an int64, the rest strings). Arguments
     as for :func:`read_archives`; ``columns`` as for ``to_table``.
     """
-    check_on_damage(on_damage)
+    one_of("on_damage", on_damage, ON_DAMAGE)
     archives = list_archives(urlpath, storage_options=storage_options)
     layout = Layout((archive.name for archive in archives), columns=columns)
     meta = _frame(layout.schema.empty_table())

@@ -34,8 +34,9 @@ from urllib.parse import quote
 
 from . import compression, s3
 from ._files import makedirs_durable
+from ._options import one_of, whole_number
 from ._timestamps import utc_datetime
-from .arrow import HIVE_NULL, Layout, check_on_damage, endpoint_url
+from .arrow import HIVE_NULL, ON_DAMAGE, Layout, endpoint_url
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .jsonl import render_record
@@ -94,9 +95,7 @@ class Exporter:
                  storage_options: Mapping[str, Any] | None = None,
                  on_damage: str = "raise",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-        self.format = format
+        self.format = one_of("format", format, tuple(FORMATS))
         if isinstance(partition_by, str):
             raise TypeError(f"partition_by must be a list of keys, not the string "
                             f"{partition_by!r}")
@@ -110,8 +109,8 @@ class Exporter:
         self.columns = list(columns or ())
         # Checks every key now, as it would be promoted, not at the first archive.
         Layout(columns=[*self.columns, *self.partition_by])
-        self.on_damage = check_on_damage(on_damage)
-        self.max_record_size = max_record_size
+        self.on_damage = one_of("on_damage", on_damage, ON_DAMAGE)
+        self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
         self.endpoint_url = endpoint_url(storage_options)
         self._output = _open_output(os.fspath(dest), self.endpoint_url)
         self.dest = self._output.url
