@@ -364,23 +364,26 @@ class ArchiveReader:
                 return metadata, payload
 
     def __iter__(self) -> Iterator[Record]:
-        # The loop of read() for current-version records wholly in the
-        # buffer, without a call per record; read() handles the rest (other
-        # versions, refills, damage, the end).
-        decode = CURRENT.decode
+        # Runs of plain current-version records wholly in the buffer come
+        # from the codec's decode_run, one resumption per record; read()
+        # handles the rest (other versions, refills, damage, the end). A
+        # read() called between two yields moves the offset, which ends
+        # the run.
+        decode_run = CURRENT.decode_run
+        max_record_size = self.max_record_size
         while True:
+            buf = self._buf
+            start = self._pos
+            for metadata, payload, end in decode_run(buf, start, max_record_size):
+                self._last_buf, self._start, self._pos = buf, start, end
+                yield metadata, payload
+                if self._pos != end:
+                    break
+                start = end
             try:
-                metadata, payload, end = decode(self._buf, self._pos, self.max_record_size)
-            except (Incomplete, CorruptRecord):
-                try:
-                    yield self.read()
-                except EndOfFile:
-                    return
-                continue
-            self._last_buf = self._buf
-            self._start = self._pos
-            self._pos = end
-            yield metadata, payload
+                yield self.read()
+            except EndOfFile:
+                return
 
     def close(self) -> None:
         """Close every file the reader holds. Closing twice is harmless."""

@@ -282,3 +282,53 @@ def test_record_offset_skips_damage_with_the_recovering_reader(tmp_path):
     with ArchiveReader(path, recover=True, chunk_size=64) as reader:
         seen = [(metadata["index"], reader.record_offset) for metadata, _payload in reader]
     assert seen == [(str(i), starts[i]) for i in (0, 2, 3, 4)]
+
+
+def _with_optional_flag(record: bytes) -> bytes:
+    """The record with a flag a reader may ignore (high byte), checksum fixed."""
+    import struct
+    import zlib
+
+    data = bytearray(record)
+    data[6:8] = struct.pack("<H", 0x0100)
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[6:-4])))
+    return bytes(data)
+
+
+def test_iterating_gives_what_reading_record_by_record_gives(tmp_path):
+    """Iteration decodes runs of plain records on a fast path; the others
+    (another version, a flag, a NUL inside a metadata string) and chunk
+    ends take read()'s path, and nothing differs: records, versions, offsets."""
+    from test_codec import v1_record
+
+    parts = [encode_record({"n": "0"}, "{}"), encode_record({"a\0b": "c"}, '{"x": 1}'),
+             _with_optional_flag(encode_record({"n": "2"}, "[]")), v1_record({"v": "1"}, "{}"),
+             encode_record({"é": "ü"}, '"ö"'), encode_record({}, ""),
+             *[encode_record({"n": str(i)}, "x" * i) for i in range(40)]]
+    path = tmp_path / "mixed.events"
+    path.write_bytes(b"".join(parts))
+    with ArchiveReader(path, chunk_size=64) as reader:
+        iterated = [(metadata, payload, reader.version, reader.offset)
+                    for metadata, payload in reader]
+    read = []
+    with ArchiveReader(path, chunk_size=64) as reader:
+        while True:
+            try:
+                metadata, payload = reader.read()
+            except EndOfFile:
+                break
+            read.append((metadata, payload, reader.version, reader.offset))
+    assert iterated == read
+    assert len(read) == len(parts)
+    assert [version for _, _, version, _ in read][:6] == [2, 2, 2, 1, 2, 2]
+
+
+def test_a_read_between_iterated_records_neither_skips_nor_repeats(tmp_path):
+    path = tmp_path / "a.events"
+    write_archive(path, records(6))
+    with ArchiveReader(path) as reader:
+        iterator = iter(reader)
+        first = next(iterator)
+        second = reader.read()
+        rest = list(iterator)
+    assert [first, second, *rest] == records(6)
