@@ -48,3 +48,12 @@ def one_of(name: str, value: object, choices: Sequence[_Choice]) -> _Choice:
         if value == choice:
             return choice
     raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def flag(name: str, value: object) -> bool:
+    """``value`` (a bool, or ``"true"``/``"false"`` from a config file) as a bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise TypeError(f"{name} must be true or false, not {value!r}")

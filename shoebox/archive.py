@@ -7,10 +7,11 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Literal, NamedTuple
 
 from . import compression
+from ._gil_write import gil_write
 from ._options import one_of, whole_number
 from .codec import (
     CURRENT,
@@ -94,6 +95,19 @@ class ArchiveWriter:
         self.size = 0
         self._on_disk = 0
         self._pending: list[bytes] = []
+        self._syscall: Callable[[int, bytes], int] = os.write
+
+    @property
+    def hold_gil(self) -> bool:
+        """Whether each ``write`` system call keeps Python's interpreter lock
+        (default False; see :mod:`shoebox._gil_write` for why and what it
+        costs). :class:`~shoebox.roll_manager.WritingRollManager` sets it
+        once threads queue on its lock."""
+        return self._syscall is not os.write
+
+    @hold_gil.setter
+    def hold_gil(self, hold: bool) -> None:
+        self._syscall = gil_write() if hold else os.write
 
     def _taken(self) -> FileExistsError:
         return FileExistsError(errno.EEXIST, "taken by shoebox.recover while being created",
@@ -140,7 +154,7 @@ class ArchiveWriter:
         try:
             # One write takes it all but for a full disk or a signal: the
             # memoryview of the rest is made only then.
-            written = os.write(fd, data)
+            written = self._syscall(fd, data)
             while written < len(data):
                 written += os.write(fd, memoryview(data)[written:])
             if self.durability == "record":

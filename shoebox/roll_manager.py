@@ -14,17 +14,19 @@ order, skipping ``.open`` files.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import glob
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import plugins
-from ._options import one_of, positive_number, whole_number
+from ._options import flag, one_of, positive_number, whole_number
 from .archive import DEFAULT_FILE_MODE, DURABILITY_MODES, ArchiveWriter, Durability
 from .budget import DiskBudget
 from .callbacks import ArchiveCallback
@@ -49,6 +51,23 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Waiter:
+    """A record queued by a thread that found the manager's lock taken, for
+    the lock's holder to write; the thread waits on ``done``."""
+
+    __slots__ = ("done", "error", "record", "records", "retry", "written")
+
+    def __init__(self, record: bytes, records: int) -> None:
+        self.record = record
+        self.records = records
+        self.written = False
+        self.error: Exception | None = None
+        #: The holder gave up before writing it (it was interrupted): queue it again.
+        self.retry = False
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 class WritingRollManager:
@@ -82,9 +101,18 @@ class WritingRollManager:
 
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
-    once. Fork-safe: a forked child never writes into its parent's archive;
-    it opens its own on its first write (name templates should carry
-    ``{pid}``, or a unique variant is chosen).
+    once. A thread that finds the lock taken does not sleep on it: it
+    queues its record, the lock's holder writes every queued record (in one
+    ``write`` call) as it lets go of the lock, and the thread returns once
+    its record is written, as if it had written it itself. Once threads have
+    met at the lock, the active archive's writes keep Python's interpreter
+    lock during the system call (see :mod:`shoebox._gil_write`: it keeps
+    threads from queuing up in the first place); ``release_gil=True``
+    keeps every write releasing it, as ``os.write`` does, for processes
+    where a write stalled in the kernel must not stall other threads
+    (docs/performance.md has the numbers). Fork-safe: a forked child never
+    writes into its parent's archive; it opens its own on its first write
+    (name templates should carry ``{pid}``, or a unique variant is chosen).
     """
 
     _records_written: int
@@ -105,7 +133,8 @@ class WritingRollManager:
                  buffer_size: int = 0,
                  max_local_mb: float | str | None = None,
                  on_budget_exceeded: Callable[[BudgetExceeded], object] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 release_gil: bool = False) -> None:
         if not render_filename(filename_template):
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
@@ -123,8 +152,11 @@ class WritingRollManager:
             "max_record_size": self.max_record_size,
             "file_mode": whole_number("file_mode", file_mode),
             "buffer_size": whole_number("buffer_size", buffer_size)}
+        self._release_gil = flag("release_gil", release_gil)
         self._lock = threading.RLock()
-        self._wakeup = threading.Condition(self._lock)
+        # Records of threads that found the lock taken (see write_encoded).
+        self._queue: collections.deque[_Waiter] = collections.deque()
+        self._wakeup = threading.Event()  # for the idle-roll thread
         self._archive: ArchiveWriter | None = None
         self._timer: threading.Thread | None = None
         self._closed = False
@@ -157,41 +189,144 @@ class WritingRollManager:
         """Append one record made by :func:`~shoebox.encode_record` (or
         ``records`` of them, concatenated, written as one); as :meth:`write`.
         Returns False when the disk budget dropped them."""
-        with self._lock:
-            if self._closed:
-                raise ArchiveClosed(f"write to a closed WritingRollManager ({self.directory})")
-            budget = self._budget
-            if budget is not None and not budget.admits(len(record), resuming=self._dropping):
-                self._drop(budget, records)
-                return False
+        lock = self._lock
+        if not lock.acquire(False):
+            return self._write_queued(record, records)
+        try:
+            return self._append(record, records)
+        finally:
+            lock.release()
+            if self._queue:
+                # Another writer queued behind this one: threads meet here.
+                # From now on the active archive's writes keep the GIL, so
+                # that they stop meeting (see shoebox._gil_write); the next
+                # archive starts without, until they meet again. (Other
+                # holders, the idle-roll thread or stats(), do not count.)
+                archive = self._archive
+                if archive is not None and not self._release_gil:
+                    archive.hold_gil = True
+                self._drain()
+
+    def _write_queued(self, record: bytes, records: int) -> bool:
+        """The lock is taken: queue the record for whoever holds the lock (or
+        takes it next) and wait until it is written.
+
+        Sleeping on the lock itself is what made threads slow (issue 10): a
+        released lock went to a sleeping thread, which then needed the
+        interpreter lock back before it could run, while the releasing
+        thread came round to the lock again and slept in turn. Every holder
+        writes what is queued after releasing the lock (:meth:`_drain`), and
+        a queued thread tries the lock once more itself, so no record waits
+        unnoticed.
+        """
+        waiter = _Waiter(record, records)
+        while True:
+            self._queue.append(waiter)
+            self._drain()
+            waiter.done.acquire()
+            if not waiter.retry:
+                break
+            waiter.retry = False
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.written
+
+    def _drain(self) -> None:
+        """Write the queued records of waiting threads, if the lock is free."""
+        queue, lock = self._queue, self._lock
+        while queue and lock.acquire(False):
             try:
-                archive = self._archive or self._open()
-                archive.write_encoded(record)
-            except Exception:
-                self._errors += 1
-                raise
-            self._records_written += records
-            if budget is not None:
-                budget.written(len(record))
-                if self._dropping:
-                    self._resume()
-            if self.roll_checker.check(archive):
+                self._write_batch([queue.popleft() for _ in range(len(queue))])
+            finally:
+                lock.release()
+
+    def _write_batch(self, batch: list[_Waiter]) -> None:
+        """Under the lock: write the records of waiting threads as one write,
+        or, if that fails, each alone (so that each gets its own outcome,
+        as if its thread had written it); then wake the threads."""
+        try:
+            if len(batch) > 1:
+                errors = self._errors
                 try:
-                    self._finish()
+                    written = self._append(b"".join([waiter.record for waiter in batch]),
+                                           sum(waiter.records for waiter in batch))
                 except Exception:
-                    # The record is written: raising would make the caller
-                    # count it lost, or write it again. The next write opens
-                    # a new archive; recover() finalizes one left .open.
-                    self._errors += 1
-                    logger.exception("rolling archive %s failed", archive.filename)
-            return True
+                    # A full disk, say: the archive kept none of it. Counted
+                    # below, per record.
+                    self._errors = errors
+                else:
+                    for waiter in batch:
+                        waiter.written = written
+                    return
+            for waiter in batch:
+                try:
+                    waiter.written = self._append(waiter.record, waiter.records)
+                except Exception as exc:
+                    waiter.error = exc
+        except BaseException:
+            # Interrupted (KeyboardInterrupt in the main thread): the threads
+            # whose records were not written queue them again, and those
+            # queued meanwhile try again too, so that none waits for a
+            # holder that is gone.
+            for waiter in batch:
+                waiter.retry = not (waiter.written or waiter.error)
+            queued = [self._queue.popleft() for _ in range(len(self._queue))]
+            for waiter in queued:
+                waiter.retry = True
+                waiter.done.release()
+            raise
+        finally:
+            for waiter in batch:
+                waiter.done.release()
+
+    def _append(self, record: bytes, records: int) -> bool:
+        """Under the lock: the write, its counters, the budget, the roll check."""
+        if self._closed:
+            raise ArchiveClosed(f"write to a closed WritingRollManager ({self.directory})")
+        budget = self._budget
+        if budget is not None and not budget.admits(len(record), resuming=self._dropping):
+            self._drop(budget, records)
+            return False
+        try:
+            archive = self._archive or self._open()
+            archive.write_encoded(record)
+        except Exception:
+            self._errors += 1
+            raise
+        self._records_written += records
+        if budget is not None:
+            budget.written(len(record))
+            if self._dropping:
+                self._resume()
+        if self.roll_checker.check(archive):
+            try:
+                self._finish()
+            except Exception:
+                # The record is written: raising would make the caller
+                # count it lost, or write it again. The next write opens
+                # a new archive; recover() finalizes one left .open.
+                self._errors += 1
+                logger.exception("rolling archive %s failed", archive.filename)
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock; after releasing it, write what threads queued
+        meanwhile (see :meth:`_write_queued`: every holder must)."""
+        self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+            if self._queue:
+                self._drain()
 
     def stats(self) -> dict[str, int]:
         """Counters since the manager was made (in a forked child: since the
         fork): ``records_written``, ``bytes_written`` (encoded bytes appended
         to archives), ``records_dropped`` (by the disk budget), ``errors``
         (writes that raised, rolls that failed) and ``archives_closed``."""
-        with self._lock:
+        with self._locked():
             return {"records_written": self._records_written,
                     # Counted per archive, not per write: the archive
                     # keeps its size anyway.
@@ -202,22 +337,22 @@ class WritingRollManager:
 
     def flush(self) -> None:
         """Write records pending in the active archive's buffer to the file."""
-        with self._lock:
+        with self._locked():
             if self._archive is not None:
                 self._archive.flush()
 
     def close(self) -> None:
         """Finalize the active archive (rename from ``.open``, callbacks) and
         stop the idle-roll thread. Closing twice is harmless."""
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             self._closed = True
-            self._wakeup.notify_all()
+            self._wakeup.set()
             timer, self._timer = self._timer, None
             _live_writers.discard(self)
         try:
-            with self._lock:
+            with self._locked():
                 if self._archive is not None:
                     self._finish()
         finally:
@@ -230,7 +365,7 @@ class WritingRollManager:
         (see :class:`~shoebox.errors.ArchiveVanished`), which can be neither
         renamed nor written usefully. The next write opens a new archive.
         Returns whether an archive was dropped."""
-        with self._lock:
+        with self._locked():
             archive = self._archive
             if archive is None or archive.filename != filename:
                 return False
@@ -244,7 +379,7 @@ class WritingRollManager:
         (its directory removed, say), else ``None``; one ``fstat``. Writes
         into such a file succeed but nobody can read them: drop it with
         :meth:`abandon_active`."""
-        with self._lock:
+        with self._locked():
             archive = self._archive
             return archive.filename if archive is not None and archive.unlinked else None
 
@@ -359,32 +494,38 @@ class WritingRollManager:
                                            name="shoebox-idle-roll")
             self._timer.start()
         else:
-            self._wakeup.notify_all()
+            self._wakeup.set()
 
     def _idle_loop(self) -> None:
         """Close the active archive once the checker's time is up, even with
         no further writes."""
-        with self._wakeup:
-            while not self._closed:
+        while True:
+            # Cleared before looking: a change made from here on (a new
+            # archive, close()) sets it again, so none goes unnoticed. Not a
+            # Condition on the manager's lock: waiting on one releases the
+            # lock without writing what threads queued (see _write_queued).
+            self._wakeup.clear()
+            with self._locked():
+                if self._closed:
+                    return
                 archive = self._archive
                 remaining = None if archive is None else self.roll_checker.remaining(archive)
-                if remaining is None:
-                    self._wakeup.wait()
-                elif remaining > 0:
-                    self._wakeup.wait(remaining)
-                elif self.roll_checker.check(archive):  # type: ignore[arg-type]
-                    try:
-                        self._finish()
-                    except Exception:
-                        logger.exception("closing idle archive %s failed",
-                                         archive.filename)  # type: ignore[union-attr]
-                else:  # the checker's clock disagrees by a hair; look again soon
-                    self._wakeup.wait(0.01)
+                if remaining is not None and remaining <= 0:
+                    if self.roll_checker.check(archive):  # type: ignore[arg-type]
+                        try:
+                            self._finish()
+                        except Exception:
+                            logger.exception("closing idle archive %s failed",
+                                             archive.filename)  # type: ignore[union-attr]
+                        continue
+                    remaining = 0.01  # the checker's clock disagrees by a hair; look again soon
+            self._wakeup.wait(remaining)
 
     def _reset_after_fork(self) -> None:
         """In a forked child: drop the parent's archive and threads."""
         self._lock = threading.RLock()
-        self._wakeup = threading.Condition(self._lock)
+        self._queue = collections.deque()  # the parent's waiting threads are not here
+        self._wakeup = threading.Event()
         self._timer = None
         archive, self._archive = self._archive, None
         if archive is not None:

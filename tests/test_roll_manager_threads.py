@@ -1,0 +1,222 @@
+"""WritingRollManager under threads: a thread that finds the lock taken
+queues its record for the lock's holder to write, and returns once it is
+written, or with its own error (issue 10)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from _logging_support import wait_until
+
+from shoebox import (
+    ArchiveCallback,
+    ArchiveClosed,
+    ArchiveWriter,
+    NeverRollChecker,
+    ReadingRollManager,
+    WritingRollManager,
+    encode_record,
+)
+from shoebox._gil_write import gil_write
+from shoebox.codec import MARKER_BYTES
+
+
+class Blocking(ArchiveCallback):
+    """Holds the manager's lock (callbacks run under it) until released."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__()
+        self.when = when
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _block(self, method: str) -> None:
+        if method == self.when and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(10)
+
+    def on_open(self, filename: str) -> None:
+        self._block("on_open")
+
+    def on_close(self, filename: str) -> None:
+        self._block("on_close")
+
+
+class Threads:
+    """Runs calls on threads, keeping what each returned or raised."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, Any] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self, call: Callable[[], Any]) -> None:
+        index = len(self._threads)
+
+        def run() -> None:
+            try:
+                self.results[index] = call()
+            except BaseException as exc:  # kept for the test to look at
+                self.results[index] = exc
+
+        thread = threading.Thread(target=run)
+        self._threads.append(thread)
+        thread.start()
+
+    def join(self) -> dict[int, Any]:
+        for thread in self._threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        return self.results
+
+
+def queued(manager: WritingRollManager) -> int:
+    # The queue is the mechanism under test: the test waits until the
+    # threads are in it, so that the holder, not they, must write.
+    return len(manager._queue)
+
+
+def read(directory: Any) -> list[tuple[dict[str, str], str]]:
+    return list(ReadingRollManager("*.events", directory=directory))
+
+
+def write_behind_a_holder(directory: Any, *names: str, archive_class: type[ArchiveWriter]
+                          = ArchiveWriter, **options: Any) -> tuple[dict[int, Any],
+                                                                    WritingRollManager]:
+    """Record "0" is written by a thread that then holds the lock (in
+    on_open) until the threads writing ``names`` have queued behind it;
+    returns what each write returned or raised, by position, and the
+    manager (closed)."""
+    blocking = Blocking("on_open")
+    manager = WritingRollManager("a.events", NeverRollChecker(), directory=directory,
+                                 archive_class=archive_class, archive_callback=blocking,
+                                 **options)
+    threads = Threads()
+    threads.start(lambda: manager.write({"n": "0"}, "{}"))
+    assert blocking.entered.wait(10)
+    for name in names:
+        threads.start(lambda name=name: manager.write({"n": name}, "{}"))
+    wait_until(lambda: queued(manager) == len(names), what="the threads queued")
+    # They wait for their records to be written, as if they wrote them.
+    assert threads.results == {}
+    blocking.release.set()
+    results = threads.join()
+    manager.close()
+    return results, manager
+
+
+def test_threads_finding_the_lock_taken_are_written_by_its_holder(tmp_path):
+    results, _ = write_behind_a_holder(tmp_path, "1", "2")
+    assert results == {0: True, 1: True, 2: True}
+    assert sorted(metadata["n"] for metadata, _ in read(tmp_path)) == ["0", "1", "2"]
+
+
+def test_records_queued_while_the_manager_closes_are_refused(tmp_path):
+    blocking = Blocking("on_close")
+    manager = WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
+                                 archive_callback=blocking)
+    manager.write({"n": "0"}, "{}")
+    threads = Threads()
+    threads.start(manager.close)  # blocks in on_close, holding the lock
+    assert blocking.entered.wait(10)
+    threads.start(lambda: manager.write({"n": "late"}, "{}"))
+    wait_until(lambda: queued(manager) == 1, what="a thread queued")
+    blocking.release.set()
+    results = threads.join()
+    assert results[0] is None
+    assert isinstance(results[1], ArchiveClosed)
+    assert [metadata["n"] for metadata, _ in read(tmp_path)] == ["0"]
+
+
+class RoomForOne(ArchiveWriter):
+    """A disk with room for any one record, never for two together, and
+    none for the record marked "full": a write that does not fit fails
+    with ENOSPC and leaves nothing, as a full disk does."""
+
+    single = 0
+
+    def write_encoded(self, record: bytes) -> None:
+        if len(record) > RoomForOne.single or b"full" in record:
+            raise OSError(errno.ENOSPC, "No space left on device", self.filename)
+        super().write_encoded(record)
+
+
+def test_a_batch_that_fails_is_written_record_by_record_each_with_its_outcome(tmp_path):
+    RoomForOne.single = len(encode_record({"n": "1"}, "{}"))
+    results, manager = write_behind_a_holder(tmp_path, "1", "full", "3",
+                                             archive_class=RoomForOne)
+    assert results[0] is results[1] is results[3] is True
+    assert isinstance(results[2], OSError) and results[2].errno == errno.ENOSPC
+    assert sorted(metadata["n"] for metadata, _ in read(tmp_path)) == ["0", "1", "3"]
+    # The failed batch counts no error; the record that failed alone, one.
+    assert manager.stats()["errors"] == 1
+
+
+class InterruptedOnce(ArchiveWriter):
+    """The first write of more than one record is interrupted (Ctrl-C
+    arriving in the thread that writes for the others)."""
+
+    interrupted = False
+
+    def write_encoded(self, record: bytes) -> None:
+        if not InterruptedOnce.interrupted and record.count(MARKER_BYTES) > 1:
+            InterruptedOnce.interrupted = True
+            raise KeyboardInterrupt
+        super().write_encoded(record)
+
+
+def test_an_interrupted_holder_leaves_no_thread_waiting(tmp_path):
+    results, _ = write_behind_a_holder(tmp_path, "1", "2", archive_class=InterruptedOnce)
+    assert InterruptedOnce.interrupted
+    # The holder's own record was written before it was interrupted
+    # writing the others'; they wrote theirs again themselves.
+    assert isinstance(results[0], KeyboardInterrupt)
+    assert results[1] is results[2] is True
+    assert sorted(metadata["n"] for metadata, _ in read(tmp_path)) == ["0", "1", "2"]
+
+
+class Watching(ArchiveWriter):
+    """Records, per write, whether the write keeps the GIL."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def write_encoded(self, record: bytes) -> None:
+        Watching.seen.append(self.hold_gil)
+        super().write_encoded(record)
+
+
+@pytest.mark.parametrize("release_gil", [False, True])
+def test_once_threads_meet_writes_keep_the_gil_unless_release_gil(tmp_path, release_gil):
+    Watching.seen = []
+    write_behind_a_holder(tmp_path, "1", archive_class=Watching, release_gil=release_gil)
+    assert Watching.seen == [False, not release_gil]
+    assert len(read(tmp_path)) == 2
+
+
+def test_release_gil_must_be_true_or_false(tmp_path):
+    with pytest.raises(TypeError, match="release_gil"):
+        WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
+                           release_gil="sometimes")
+
+
+def test_a_write_keeping_the_gil_writes_and_raises_like_os_write(tmp_path):
+    write = gil_write()
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        assert write(fd, b"abc") == 3
+        assert write(fd, bytearray(b"de")) == 2
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abcde"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as raised:
+            write(fd, b"x")
+    finally:
+        os.close(fd)
+    assert raised.value.errno == errno.EBADF
