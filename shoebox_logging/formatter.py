@@ -1,28 +1,41 @@
 """The handler's default payload formatter: python-json-logger's
 ``JsonFormatter`` with shoebox's field names, and no value that can make it
-fail."""
+fail; with orjson installed (``shoebox-archive[fast]``) it writes through orjson,
+the same text."""
 
 from __future__ import annotations
 
 import json.encoder
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
+
+from shoebox._options import one_of
+from shoebox.errors import MissingExtra
 
 from ._text import as_text, utc_timestamp
 
 # LogRecord attributes that are not extras (python-json-logger's list, which
 # follows the Python version), plus what formatting itself adds.
 _NOT_EXTRAS = frozenset([*RESERVED_ATTRS, "message", "asctime", "taskName"])
+Encoder = Literal["auto", "json", "orjson"]
+#: The formatter's ``encoder`` choices: orjson where installed (``"auto"``),
+#: always the standard library's ``json``, or orjson (required).
+ENCODERS: tuple[Encoder, ...] = ("auto", "json", "orjson")
+# What both encoders turn a value JSON cannot hold into: python-json-logger's
+# conversions (the method uses nothing of its instance).
+_DEFAULT = JsonEncoder().default
 
 
 def _strict_encoder() -> Callable[[object], str]:
-    """JSON text for a value, with python-json-logger's conversions, refusing
-    NaN and infinities (``ValueError``), and raising ``RecursionError`` for
-    a circular structure.
+    """Compact JSON text for a value (no spaces, UTF-8 rather than ``\\u``
+    escapes: orjson's style, so that both encoders write the same bytes),
+    with python-json-logger's conversions, refusing NaN and infinities
+    (``ValueError``), and raising ``RecursionError`` for a circular
+    structure.
 
     Reuses one C encoder (``json.encoder.c_make_encoder``) where the
     interpreter has it: ``JSONEncoder.encode`` builds a new one per call,
@@ -30,18 +43,19 @@ def _strict_encoder() -> Callable[[object], str]:
     markers, since one markers dict shared by threads would report false
     cycles; a cycle ends in ``RecursionError`` instead.
     """
-    encoder = JsonEncoder(allow_nan=False, check_circular=False)
+    encoder = JsonEncoder(allow_nan=False, check_circular=False, ensure_ascii=False,
+                          separators=(",", ":"))
     make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
     try:
-        make_chunks = make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii,
-                                   None, ": ", ", ", False, False, False)
+        make_chunks = make_encoder(None, _DEFAULT, json.encoder.encode_basestring,
+                                   None, ":", ",", False, False, False)
     except TypeError:  # no C accelerator here, or one with another signature
         return encoder.encode
     return lambda value: "".join(make_chunks(value, 0))
 
 
 class ShoeboxJsonFormatter(JsonFormatter):
-    """Formats a record as one JSON object.
+    """Formats a record as one JSON object, compact (no spaces) and in UTF-8.
 
     Fields: ``message``, ``timestamp`` (ISO 8601, UTC, milliseconds),
     ``level``, ``logger``, ``module``, ``function``, ``line``,
@@ -56,21 +70,41 @@ class ShoeboxJsonFormatter(JsonFormatter):
     else becomes ``str(value)``; so do NaN and infinities (not valid JSON),
     circular structures and dicts with keys JSON refuses. Formatting never
     fails because of a value.
+
+    ``encoder``: ``"auto"`` (default) writes through orjson where it is
+    installed (``pip install 'shoebox-archive[fast]'``) and the standard library's
+    ``json`` elsewhere; ``"json"`` always uses ``json``; ``"orjson"``
+    requires orjson (:class:`~shoebox.errors.MissingExtra` without it).
+    Both write the same bytes for every record: orjson is used only for
+    what it writes exactly as ``json`` does (see
+    :mod:`shoebox_logging._orjson`), the rest takes the ``json`` path.
     """
 
-    def __init__(self, *, static_fields: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, static_fields: dict[str, Any] | None = None,
+                 encoder: Encoder = "auto") -> None:
         super().__init__(static_fields=static_fields)
+        self.encoder = one_of("encoder", encoder, ENCODERS)
         self._encode = _strict_encoder()
+        self._fast: Callable[[dict[str, Any]], str | None] | None = None
+        if encoder != "json":
+            try:
+                from . import _orjson
+            except ImportError as exc:
+                if encoder == "orjson":
+                    raise MissingExtra("ShoeboxJsonFormatter(encoder='orjson') needs orjson: "
+                                       "pip install 'shoebox-archive[fast]'") from exc
+            else:
+                self._fast = _orjson.make_encoder(_DEFAULT)
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as JSON text (see the class documentation).
 
         Does what ``JsonFormatter.format`` does for these fixed fields in
-        one pass, since it runs for every record on the application's
-        thread: the fields are built as one dict instead of through
-        ``add_fields`` (format-string parsing, renames, a ``datetime`` per
-        record). ``process_log_record`` and ``jsonify_log_record`` are
-        still called, so subclasses can change the data or the encoding.
+        one pass, since it runs for every record: the fields are built as
+        one dict instead of through ``add_fields`` (format-string parsing,
+        renames, a ``datetime`` per record). ``process_log_record`` and
+        ``jsonify_log_record`` are still called, so subclasses can change
+        the data or the encoding.
         """
         message = record.msg
         if isinstance(message, dict):
@@ -106,6 +140,11 @@ class ShoeboxJsonFormatter(JsonFormatter):
         return self.serialize_log_record(self.process_log_record(log_data))
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        fast = self._fast
+        if fast is not None:
+            text = fast(log_data)
+            if text is not None:
+                return text
         try:
             return self._encode(log_data)
         except (TypeError, ValueError, RecursionError):
@@ -120,3 +159,4 @@ class ShoeboxJsonFormatter(JsonFormatter):
         except (TypeError, ValueError, RecursionError):
             return as_text(value)
         return value
+
