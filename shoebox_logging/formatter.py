@@ -21,6 +21,11 @@ from ._text import as_text, utc_timestamp
 # LogRecord attributes that are not extras (python-json-logger's list, which
 # follows the Python version), plus what formatting itself adds.
 _NOT_EXTRAS = frozenset([*RESERVED_ATTRS, "message", "asctime", "taskName"])
+# Values that cannot change after the log call: a record holding only these
+# (once its message, arguments and traceback are fixed) can be formatted
+# later, elsewhere.
+_UNCHANGING = frozenset([str, int, float, bool, type(None)])
+
 Encoder = Literal["auto", "json", "orjson"]
 #: The formatter's ``encoder`` choices: orjson where installed (``"auto"``),
 #: always the standard library's ``json``, or orjson (required).
@@ -138,6 +143,48 @@ class ShoeboxJsonFormatter(JsonFormatter):
         if record.stack_info and "stack_info" not in log_data:
             log_data["stack_info"] = self.formatStack(record.stack_info)
         return self.serialize_log_record(self.process_log_record(log_data))
+
+    def capture(self, record: logging.LogRecord) -> dict[str, Any] | None:
+        """The attributes of ``record`` from which :meth:`format` gives, later
+        and on another thread, the text it would give now (see
+        :meth:`restore`); ``None`` when the record holds values that could
+        change meanwhile (an extra that is a list, say), which must be
+        formatted now.
+
+        What depends on the moment is fixed in the copy: the message with
+        its arguments merged, the traceback as text (the stack already is
+        text), a dict logged as the message copied; every other attribute,
+        logging's own and the extras, must be a string, a number, a boolean
+        or ``None``, which cannot change. The record itself is left as it
+        is, for other handlers.
+        """
+        attributes = record.__dict__.copy()
+        message = record.msg
+        if isinstance(message, dict):
+            if not _UNCHANGING.issuperset(map(type, message.values())):
+                return None
+            attributes["msg"] = None  # put back, copied, once the rest is checked
+        else:
+            attributes["msg"] = record.getMessage()
+        attributes["args"] = None
+        if record.exc_info:
+            attributes["exc_text"] = self.formatException(record.exc_info)
+        attributes["exc_info"] = None
+        # One pass in C over every attribute, logging's own (all of these
+        # types but msg, args, exc_info, handled above) and the extras.
+        if not _UNCHANGING.issuperset(map(type, attributes.values())):
+            return None
+        if isinstance(message, dict):
+            attributes["msg"] = dict(message)
+        return attributes
+
+    @staticmethod
+    def restore(attributes: dict[str, Any],
+                record_class: type[logging.LogRecord] = logging.LogRecord) -> logging.LogRecord:
+        """A record of ``record_class`` holding what :meth:`capture` took."""
+        record = record_class.__new__(record_class)
+        record.__dict__ = attributes
+        return record
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         fast = self._fast

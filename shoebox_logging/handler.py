@@ -123,6 +123,13 @@ class ShoeboxHandler(logging.Handler):
       shipped, the first drop of each episode is reported through
       :meth:`handleError`, and writing resumes once shipped archives are
       deleted (see :class:`~shoebox.roll_manager.WritingRollManager`).
+    - ``release_gil``: in blocking mode, once threads meet at the archive,
+      each record's ``write`` system call keeps Python's interpreter lock
+      (a microsecond; it keeps threads from queuing up behind each other,
+      see docs/performance.md), so a write the kernel stalls (a saturated
+      disk, a network file system) stalls every thread of the process.
+      ``True`` releases it in every write, as ``os.write`` does, at the
+      cost measured there.
     - ``clock``: seconds, for the time-based roll, for the check (at most
       once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
       written was not deleted, and for the disk budget's looks at the
@@ -155,6 +162,7 @@ class ShoeboxHandler(logging.Handler):
                  when_full: WhenFull = "block",
                  level: int | str = logging.NOTSET,
                  max_local_mb: float | str | None = None,
+                 release_gil: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
@@ -162,7 +170,8 @@ class ShoeboxHandler(logging.Handler):
         self.max_record_size = _options.record_size(max_record_mb)
         size = _options.queue_size(queue_size)
         when_full = one_of("when_full", when_full, WHEN_FULL_MODES)  # also without a queue
-        self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full)
+        self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full,
+                                     encode=self._encode_captured)
                         if size else None)
         self._manager = WritingRollManager(
             filename_template,
@@ -170,7 +179,7 @@ class ShoeboxHandler(logging.Handler):
             directory,
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size, max_local_mb=max_local_mb,
-            on_budget_exceeded=self._budget_exceeded, clock=clock)
+            on_budget_exceeded=self._budget_exceeded, clock=clock, release_gil=release_gil)
         # As logging.FileHandler opens its file: a directory that cannot be
         # used fails the configuration, instead of every record being
         # dropped after it (issue 13). No archive is created here, so a
@@ -243,20 +252,45 @@ class ShoeboxHandler(logging.Handler):
         return result
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Build metadata and payload, encode them, and write (or queue) the record."""
+        """Build metadata and payload, encode them, and write the record; in
+        non-blocking mode, queue it, formatted on the writer thread where
+        the default formatter can take what it needs now (see
+        :meth:`ShoeboxJsonFormatter.capture`)."""
         try:
-            encoded = self._encode(self._metadata(record), self._payload(record))
             writer = self._writer
-            if writer is None:
-                self._write(encoded, record, 1)
+            if writer is not None:
+                formatter = self.formatter
+                # Only the default formatter itself: a subclass's hooks might
+                # look at the thread they run on.
+                captured = (formatter.capture(record)
+                            if type(formatter) is ShoeboxJsonFormatter else None)
+                writer.put(self._encode(self._metadata(record), self._payload(record))
+                           if captured is None else captured, record)
             else:
-                writer.put(encoded, record)
+                self._write(self._encode(self._metadata(record), self._payload(record)),
+                            record, 1)
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
             raise
         except Exception:
-            with self._failure_lock:
-                self._unwritable += 1
-            self.handleError(record)
+            self._unwritable_record(record)
+
+    def _encode_captured(self, captured: dict[str, Any],
+                         record: logging.LogRecord) -> bytes | None:
+        """On the writer thread: a record from what was captured at the log
+        call, formatted and encoded; ``None`` (reported) if that failed."""
+        copy = ShoeboxJsonFormatter.restore(captured, type(record))
+        try:
+            return self._encode(self._metadata(copy), self._payload(copy))
+        except Exception:  # RecursionError too: it must not end the writer thread
+            self._unwritable_record(copy)
+            return None
+
+    def _unwritable_record(self, record: logging.LogRecord) -> None:
+        """Count and report a record lost before writing (a formatter that
+        raised, a record too large)."""
+        with self._failure_lock:
+            self._unwritable += 1
+        self.handleError(record)
 
     def flush(self) -> None:
         """Wait until every record handled so far is written to its archive.
@@ -320,7 +354,9 @@ class ShoeboxHandler(logging.Handler):
             attributes = record.__dict__
             for name in self.metadata_fields:
                 if name in attributes:
-                    metadata[name] = as_text(attributes[name])
+                    value = attributes[name]
+                    # Most are strings already: no call for them.
+                    metadata[name] = value if type(value) is str else as_text(value)
         return metadata
 
     def _payload(self, record: logging.LogRecord) -> str:

@@ -7,7 +7,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from shoebox._options import one_of, whole_number
 
@@ -18,14 +18,19 @@ WHEN_FULL_MODES: tuple[WhenFull, ...] = ("block", "drop")
 #: Writes encoded records (one or several, concatenated); gets the first
 #: record, for error reports, and how many there are. Must not raise.
 WriteFunction = Callable[[bytes, logging.LogRecord, int], None]
+#: Formats and encodes, on the writer thread, a record put unencoded (what
+#: ShoeboxJsonFormatter.capture took at the log call, and the record);
+#: ``None`` if it failed (and was reported). Must not raise.
+EncodeFunction = Callable[[dict[str, Any], logging.LogRecord], "bytes | None"]
 
 #: Most records written with one ``write`` call: a batch is one write and
 #: one roll check, so an archive can pass its roll size by up to a batch.
 BATCH_RECORDS = 256
 
-# Queue items: a record to write, an event to set once everything before it
-# is written (flush), or None to stop the thread.
-_Item = tuple[bytes, logging.LogRecord] | threading.Event | None
+# Queue items: a record to write (encoded, or a copy to encode) with the
+# record for error reports, an event to set once everything before it is
+# written (flush), or None to stop the thread.
+_Item = tuple[bytes | dict[str, Any], logging.LogRecord] | threading.Event | None
 
 
 def _on_shoebox_thread() -> bool:
@@ -39,6 +44,10 @@ def _on_shoebox_thread() -> bool:
 class WriterThread:
     """Hands records to one daemon thread that writes them in the order they
     were put, as many as are waiting in one ``write`` call.
+
+    A record is put encoded, or as what the default formatter captured of
+    it (see :meth:`~shoebox_logging.ShoeboxJsonFormatter.capture`), which
+    ``encode`` turns into an encoded record on the writer thread.
 
     The thread starts with the first record. When about ``queue_size``
     records are waiting (threads racing can pass it by a few), :meth:`put`
@@ -60,8 +69,9 @@ class WriterThread:
     """
 
     def __init__(self, write: WriteFunction, *, queue_size: int,
-                 when_full: WhenFull = "block") -> None:
+                 when_full: WhenFull = "block", encode: EncodeFunction | None = None) -> None:
         self._write = write
+        self._encode = encode
         self.queue_size = whole_number("queue_size", queue_size, minimum=1)
         self.when_full = one_of("when_full", when_full, WHEN_FULL_MODES)
         self._closed = False
@@ -78,10 +88,15 @@ class WriterThread:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def put(self, encoded: bytes, record: logging.LogRecord) -> None:
-        """Queue one encoded record (``record`` is for error reports)."""
+    def put(self, encoded: bytes | dict[str, Any], record: logging.LogRecord) -> None:
+        """Queue one record: encoded, or what
+        :meth:`~shoebox_logging.ShoeboxJsonFormatter.capture` took of it, for
+        the writer thread to format and encode; ``record`` is for error
+        reports."""
         if self._closed:
-            self._write(encoded, record, 1)
+            data = self._encoded(encoded, record)
+            if data is not None:
+                self._write(data, record, 1)
             return
         if self._thread is None:
             self._start()
@@ -163,9 +178,12 @@ class WriterThread:
         while items:
             item = items.popleft()
             if isinstance(item, tuple):
+                data = self._encoded(*item)
+                if data is None:
+                    continue
                 if first is None:
                     first = item[1]
-                batch.append(item[0])
+                batch.append(data)
                 if len(batch) < BATCH_RECORDS:
                     continue
             if first is not None:
@@ -181,6 +199,12 @@ class WriterThread:
             self._write(b"".join(batch), first, len(batch))
             self._make_room()
         return running
+
+    def _encoded(self, item: bytes | dict[str, Any], record: logging.LogRecord) -> bytes | None:
+        if isinstance(item, bytes):
+            return item
+        assert self._encode is not None, "a record put unencoded needs encode="
+        return self._encode(item, record)
 
     def _make_room(self) -> None:
         if self._waiting_for_room:

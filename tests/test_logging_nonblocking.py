@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import queue
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
 
-from shoebox import ArchiveReader, RollChecker
+from shoebox import ArchiveReader, ReadingRollManager, RollChecker
 from shoebox.roll_checker import SizedArchive
-from shoebox_logging import ShoeboxHandler
+from shoebox_logging import ShoeboxHandler, ShoeboxJsonFormatter
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -68,6 +70,71 @@ def test_records_are_built_when_logged_not_when_written(tmp_path: Path) -> None:
     (_, _), (metadata, payload) = read_records(tmp_path)
     assert metadata["cart"] == "['apple']"
     assert payload["message"] == "cart is ['apple']" and payload["cart"] == ["apple"]
+
+
+def test_records_formatted_on_the_writer_thread_are_the_bytes_blocking_mode_writes(
+        tmp_path: Path) -> None:
+    """The default formatter runs on the writer thread, on copies taken at
+    the call: what changes afterwards (the arguments, the record itself)
+    does not reach the archive; the bytes are those blocking mode writes."""
+    checker = GateRollChecker()
+    queued = ShoeboxHandler(directory=tmp_path / "queued", queue_size=10,
+                            roll_checker=checker, metadata_fields=["user", "n"])
+    blocking = ShoeboxHandler(directory=tmp_path / "blocking", metadata_fields=["user", "n"])
+    logger = logging.getLogger("test.deferred")
+    logger.setLevel(logging.INFO)
+    queued.handle(logger.makeRecord("test.deferred", logging.INFO, __file__, 1,
+                                    "held by the writer", (), None))
+    assert checker.entered.wait(10)
+    cart = ["apple"]
+    message = {"event": "checkout", "total": 9.5}
+    try:
+        raise KeyError("gone")
+    except KeyError:
+        failure = sys.exc_info()
+    records = [
+        logger.makeRecord("test.deferred", logging.INFO, __file__, 2, "cart is %s", (cart,),
+                          None, extra={"user": "ann", "n": 1}),
+        logger.makeRecord("test.deferred", logging.ERROR, __file__, 3, "failed", (), failure,
+                          extra={"user": "bob", "n": 2}, sinfo="Stack (most recent call last):"),
+        logger.makeRecord("test.deferred", logging.INFO, __file__, 4, message, (), None),
+    ]
+    for record in records:
+        queued.handle(record)
+        blocking.handle(record)
+    # After the calls, before the writer thread formats them.
+    cart.append("pear")
+    message["total"] = 0
+    records[0].msg = "changed"
+    records[1].exc_info = None
+    records[2].levelname = "CHANGED"
+    checker.gate.set()
+    queued.close()
+    blocking.close()
+    written = read_raw(tmp_path / "queued")[1:]
+    assert written == read_raw(tmp_path / "blocking")  # metadata and payload bytes
+    payloads = [json.loads(payload) for _, payload in written]
+    assert payloads[0]["message"] == "cart is ['apple']"
+    assert "KeyError: 'gone'" in payloads[1]["exc_info"]
+    assert payloads[2]["total"] == 9.5 and written[2][0]["level"] == "INFO"
+
+
+def read_raw(directory: Path) -> list[tuple[dict[str, str], str]]:
+    with ReadingRollManager("*.events", directory=directory) as reader:
+        return list(reader)
+
+
+def test_capture_copies_what_can_change_and_refuses_what_it_cannot_copy() -> None:
+    formatter = ShoeboxJsonFormatter()
+    args = (["x"],)
+    record = logging.makeLogRecord({"msg": "got %s", "args": args, "user": "ann", "n": 1.5})
+    captured = formatter.capture(record)
+    assert captured is not None
+    assert (captured["msg"], captured["args"], captured["user"]) == ("got ['x']", None, "ann")
+    assert (record.msg, record.args) == ("got %s", args)  # left for other handlers
+    assert formatter.format(ShoeboxJsonFormatter.restore(captured)) == formatter.format(record)
+    assert formatter.capture(logging.makeLogRecord({"msg": "m", "tags": ["a"]})) is None
+    assert formatter.capture(logging.makeLogRecord({"msg": {"tags": ["a"]}})) is None
 
 
 def test_a_full_queue_drops_and_counts_in_drop_mode(tmp_path: Path) -> None:
