@@ -1,13 +1,34 @@
-"""Write and read N records through shoebox's roll managers, and the same
-records as JSON Lines (the obvious alternative), single thread and 4 threads.
+"""Write and read records through shoebox's roll managers, and the same
+records as JSON Lines (the obvious alternative), from 1 and 4 threads.
 
     python benchmarks/bench_core.py [--records N] [--payload-bytes B] [--repeat R]
+                                    [--baseline DIR]
 
-Each record: 3 metadata pairs and a ~300-byte JSON payload. JSON Lines
-path: ``json.dumps({"metadata": …, "payload": …})`` per line into a plain
-buffered file, ``json.loads`` per line back. With 4 threads, the writers
-share one WritingRollManager (shoebox) or one file behind a lock (JSON
-Lines); the readers each read their own quarter of the files.
+Each record: 3 metadata pairs and a ~300-byte JSON payload. The pairs
+compared, like for like:
+
+- *write-through*: ``WritingRollManager`` (16 MiB size rolls; each record
+  reaches the operating system before ``write()`` returns) against a JSON
+  Lines file flushed after every line;
+- *buffered*: ``WritingRollManager(buffer_size=65536)`` against a plain
+  buffered JSON Lines file;
+- *read*: ``ReadingRollManager`` against ``json.loads`` per line;
+- *encode*: ``encode_record`` against ``json.dumps`` of the same record
+  (one thread).
+
+JSON Lines lines are ``json.dumps({"metadata": …, "payload": …})``. With 4
+threads, writers share one ``WritingRollManager`` (or one file behind a
+lock); readers each read their own quarter of the files. ``ratio`` is
+JSON Lines' time over shoebox's (higher: shoebox is faster), from wall
+time; ``ratio of CPU time`` from the processes' CPU time, which a machine
+shared with other jobs disturbs less. Writes end with
+closing (shoebox: ``durability="never"``, so neither side calls ``fsync``,
+whose time on a shared disk would drown the difference). Every measurement
+runs in a fresh process; the runs of all configurations are interleaved
+(so a machine whose speed drifts affects all alike), each after an
+untimed warm-up pass, and the median of ``--repeat`` counts.
+``--baseline DIR`` also runs shoebox's side from another source tree (an
+older checkout) in the same rounds.
 """
 
 from __future__ import annotations
@@ -16,13 +37,24 @@ import argparse
 import glob
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from shoebox import NeverRollChecker, ReadingRollManager, SizeRollChecker, WritingRollManager
-from shoebox.reading import ArchiveStream
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = (1, 4)
+# (label, shoebox operation, JSON Lines operation)
+PAIRS = [("write-through", "sb_through", "jl_flushed"),
+         ("buffered 64 KiB", "sb_buffered", "jl_buffered"),
+         ("read", "sb_read", "jl_read"),
+         ("encode one record", "sb_encode", "jl_encode")]
+SINGLE_THREAD_ONLY = {"sb_encode", "jl_encode"}
+WARM_UP = 5000
 
 
 def make_records(n: int, payload_bytes: int) -> list[tuple[dict[str, str], str]]:
@@ -52,10 +84,12 @@ def timed(threads: int, work: Callable[[int], None]) -> float:
     return time.perf_counter() - start
 
 
-def shoebox_write(directory: str, records, threads: int, buffer_size: int = 0) -> float:
-    writer = WritingRollManager("bench_%Y%m%d_%H%M%S_%f.events",
-                                SizeRollChecker(roll_size_mb=16), directory=directory,
-                                buffer_size=buffer_size)
+def sb_write(directory: str, records, threads: int, buffer_size: int) -> float:
+    from shoebox import SizeRollChecker, WritingRollManager
+
+    writer = WritingRollManager("bench_%Y%m%d_%H%M%S_%f.events", SizeRollChecker(roll_size_mb=16),
+                                directory=directory, buffer_size=buffer_size,
+                                durability="never")
     share = len(records) // threads
 
     def work(t: int) -> None:
@@ -69,103 +103,7 @@ def shoebox_write(directory: str, records, threads: int, buffer_size: int = 0) -
     return seconds + time.perf_counter() - start
 
 
-def shoebox_read(directory: str, threads: int) -> tuple[float, int]:
-    files = sorted(glob.glob(os.path.join(directory, "*.events")))
-    counts = [0] * threads
-
-    def work(t: int) -> None:
-        reader = ArchiveStream(files[t::threads])
-        n = 0
-        for _metadata, _payload in reader:
-            n += 1
-        counts[t] = n
-
-    return timed(threads, work), sum(counts)
-
-
-def jsonl_read(directory: str, threads: int) -> tuple[float, int]:
-    paths = sorted(glob.glob(os.path.join(directory, "*.jsonl")))
-    counts = [0] * threads
-
-    def work(t: int) -> None:
-        loads = json.loads
-        n = 0
-        for path in paths[t::threads]:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    record = loads(line)
-                    _metadata, _payload = record["metadata"], record["payload"]
-                    n += 1
-        counts[t] = n
-
-    return timed(threads, work), sum(counts)
-
-
-def split_jsonl(directory: str, parts: int) -> None:
-    """Spread the JSON Lines file over ``parts`` files for parallel readers."""
-    path = os.path.join(directory, "bench.jsonl")
-    with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
-    os.unlink(path)
-    size = len(lines) // parts + 1
-    for p in range(parts):
-        with open(os.path.join(directory, f"part_{p}.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(lines[p * size:(p + 1) * size])
-
-
-def du(directory: str, pattern: str) -> int:
-    return sum(os.path.getsize(p) for p in glob.glob(os.path.join(directory, pattern)))
-
-
-def measure_once(records, threads: int) -> dict[str, float]:
-    """Seconds for each operation, all in one set of fresh directories."""
-    with tempfile.TemporaryDirectory() as sb, tempfile.TemporaryDirectory() as jl, \
-            tempfile.TemporaryDirectory() as through:
-        times = {"through": shoebox_write(through, records, threads),
-                 "buffered": shoebox_write(sb, records, threads, buffer_size=64 * 1024),
-                 "jl_write": jsonl_write(jl, records, threads)}
-        split_jsonl(jl, 4)
-        # Several files for shoebox too, so 4 readers have work each.
-        resplit_shoebox(sb, 4)
-        times["read"], sb_n = shoebox_read(sb, threads)
-        times["jl_read"], jl_n = jsonl_read(jl, threads)
-        assert sb_n == jl_n == len(records) // threads * threads, (sb_n, jl_n)
-        times["sb_mb"] = du(sb, "*.events") / 1e6
-        times["jl_mb"] = du(jl, "*.jsonl") / 1e6
-    return times
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--payload-bytes", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of every operation, interleaved; the best is shown (3)")
-    args = parser.parse_args()
-    records = make_records(args.records, args.payload_bytes)
-    rows = []
-    for threads in (1, 4):
-        # Interleaved repeats, best of each: a machine whose speed drifts
-        # (other jobs, CPU steal) then affects both sides alike.
-        runs = [measure_once(records, threads) for _ in range(args.repeat)]
-        best = {key: min(run[key] for run in runs) for key in runs[0]}
-        n = len(records) // threads * threads
-        sb_mb, jl_mb = best["sb_mb"], best["jl_mb"]
-        for op, sb_key, jl_key in [("write, each record to the OS", "through", "jl_write"),
-                                   ("write, 64 KiB buffer", "buffered", "jl_write"),
-                                   ("read", "read", "jl_read")]:
-            rows.append((threads, op, n / best[sb_key], sb_mb / best[sb_key],
-                         n / best[jl_key], jl_mb / best[jl_key]))
-    print(f"{args.records} records, 3 metadata pairs, ~{args.payload_bytes}-byte JSON payload, "
-          f"best of {args.repeat}")
-    print("| threads | operation | shoebox rec/s | MB/s | JSON Lines rec/s | MB/s | ratio |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    for threads, op, sb_rate, sb_mbs, jl_rate, jl_mbs in rows:
-        print(f"| {threads} | {op} | {sb_rate:,.0f} | {sb_mbs:.1f} | "
-              f"{jl_rate:,.0f} | {jl_mbs:.1f} | {sb_rate / jl_rate:.2f}x |")
-
-
-def jsonl_write(directory: str, records, threads: int) -> float:
+def jl_write(directory: str, records, threads: int, flush: bool) -> float:
     """JSON Lines writers sharing one file behind a lock."""
     share = len(records) // threads
     lock = threading.Lock()
@@ -177,6 +115,8 @@ def jsonl_write(directory: str, records, threads: int) -> float:
             line = dumps({"metadata": metadata, "payload": payload}) + "\n"
             with lock:
                 out.write(line)
+                if flush:
+                    out.flush()
 
     seconds = timed(threads, work)
     start = time.perf_counter()
@@ -184,18 +124,143 @@ def jsonl_write(directory: str, records, threads: int) -> float:
     return seconds + time.perf_counter() - start
 
 
-def resplit_shoebox(directory: str, parts: int) -> None:
-    """Rewrite shoebox's archives as ``parts`` files (not timed), so that 4
-    readers have one file each, like the JSON Lines parts."""
-    records = list(ReadingRollManager("*.events", directory=directory))
-    for path in glob.glob(os.path.join(directory, "*.events")):
-        os.unlink(path)
-    size = len(records) // parts + 1
+def sb_read(directory: str, threads: int) -> float:
+    from shoebox import ReadingRollManager
+
+    parts = len(glob.glob(os.path.join(directory, "part_*.events")))
+
+    def work(t: int) -> None:
+        mine = "".join(str(p) for p in range(t, parts, threads))
+        for _metadata, _payload in ReadingRollManager(f"part_[{mine}].events",
+                                                      directory=directory):
+            pass
+
+    return timed(threads, work)
+
+
+def jl_read(directory: str, threads: int) -> float:
+    paths = sorted(glob.glob(os.path.join(directory, "*.jsonl")))
+
+    def work(t: int) -> None:
+        loads = json.loads
+        for path in paths[t::threads]:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    record = loads(line)
+                    _metadata, _payload = record["metadata"], record["payload"]
+
+    return timed(threads, work)
+
+
+def encode_loop(records, encode: Callable[[dict[str, str], str], object]) -> float:
+    start = time.perf_counter()
+    for metadata, payload in records:
+        encode(metadata, payload)
+    return time.perf_counter() - start
+
+
+def run_one(op: str, threads: int, records, data: str) -> float:
+    """Seconds for one operation over all records, in this process."""
+    if op in ("sb_read", "jl_read"):
+        return sb_read(os.path.join(data, "events"), threads) if op == "sb_read" \
+            else jl_read(os.path.join(data, "jsonl"), threads)
+    if op == "sb_encode":
+        from shoebox import encode_record
+        return encode_loop(records, encode_record)
+    if op == "jl_encode":
+        return encode_loop(records, lambda metadata, payload: json.dumps(
+            {"metadata": metadata, "payload": payload}))
+    with tempfile.TemporaryDirectory() as directory:
+        if op == "sb_through":
+            return sb_write(directory, records, threads, 0)
+        if op == "sb_buffered":
+            return sb_write(directory, records, threads, 64 * 1024)
+        return jl_write(directory, records, threads, flush=op == "jl_flushed")
+
+
+def prepare(data: str, records, parts: int) -> None:
+    """The files the readers read: ``parts`` archives and ``parts`` JSON Lines files."""
+    from shoebox import NeverRollChecker, WritingRollManager
+
+    size = len(records) // parts
+    os.makedirs(os.path.join(data, "jsonl"))
     for p in range(parts):
+        chunk = records[p * size:(p + 1) * size]
         with WritingRollManager(f"part_{p}.events", NeverRollChecker(),
-                                directory=directory) as writer:
-            for metadata, payload in records[p * size:(p + 1) * size]:
+                                directory=os.path.join(data, "events")) as writer:
+            for metadata, payload in chunk:
                 writer.write(metadata, payload)
+        with open(os.path.join(data, "jsonl", f"part_{p}.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"metadata": m, "payload": p_}) + "\n" for m, p_ in chunk)
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--payload-bytes", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="runs of every configuration, interleaved; the median counts (5)")
+    parser.add_argument("--baseline", type=Path,
+                        help="also run shoebox's side from this source tree")
+    parser.add_argument("--run", nargs=3, metavar=("OP", "THREADS", "DATA"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    # A multiple of 4, so that 4 threads share the records evenly.
+    args.records -= args.records % max(THREADS)
+    records = make_records(args.records, args.payload_bytes)
+    if args.run:
+        op, threads, data = args.run
+        # Untimed, once, on a few records (reads: on all the files): a fresh
+        # process's first pass pays for growing its heap and specializing
+        # the interpreter's code, which a long-running process has paid.
+        run_one(op, 1, records[:WARM_UP], data)
+        cpu = time.process_time()
+        wall = run_one(op, int(threads), records, data)
+        print(json.dumps({"wall": wall, "cpu": time.process_time() - cpu}))
+        return
+
+    trees = {"": ROOT} | ({" (baseline)": args.baseline.resolve()} if args.baseline else {})
+    configs = [(op, threads, tag) for _, sb, jl in PAIRS for op in (sb, jl)
+               for threads in THREADS for tag in trees
+               if not (op in SINGLE_THREAD_ONLY and threads > 1)
+               and not (tag and op.startswith("jl_"))]
+    seconds: dict[tuple[str, int, str], list[dict[str, float]]] = {
+        config: [] for config in configs}
+    with tempfile.TemporaryDirectory() as data:
+        prepare(data, records, max(THREADS))
+        for _ in range(args.repeat):
+            for op, threads, tag in configs:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--records", str(args.records),
+                     "--payload-bytes", str(args.payload_bytes),
+                     "--run", op, str(threads), data],
+                    env=_env(trees[tag]), check=True, capture_output=True, text=True).stdout
+                seconds[(op, threads, tag)].append(json.loads(out))
+    median = {config: {measure: statistics.median(run[measure] for run in runs)
+                       for measure in ("wall", "cpu")}
+              for config, runs in seconds.items()}
+    print(f"{args.records:,} records (3 metadata pairs, ~{args.payload_bytes}-byte JSON "
+          f"payload), median of {args.repeat} interleaved runs, each in a fresh process; "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
+    print("| operation | threads | shoebox rec/s | JSON Lines rec/s | ratio "
+          "| ratio of CPU time |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, sb, jl in PAIRS:
+        for threads in THREADS:
+            if sb in SINGLE_THREAD_ONLY and threads > 1:
+                continue
+            theirs = median[(jl, threads, "")]
+            for tag in trees:
+                ours = median[(sb, threads, tag)]
+                print(f"| {label}{tag} | {threads} | {args.records / ours['wall']:,.0f} "
+                      f"| {args.records / theirs['wall']:,.0f} "
+                      f"| {theirs['wall'] / ours['wall']:.2f}x "
+                      f"| {theirs['cpu'] / ours['cpu']:.2f}x |")
 
 
 if __name__ == "__main__":
