@@ -43,7 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = (1, 4)
 WARM_UP = 500
-SHOEBOX = ["shoebox", "shoebox (json)", "shoebox non-blocking", "shoebox non-blocking (json)"]
+SHOEBOX = ["shoebox", "shoebox (json)", "shoebox hold_gil", "shoebox non-blocking",
+           "shoebox non-blocking (json)"]
 PROTOTYPE = "writer process (prototype)"
 CONFIGS = ["floor", "rotating+json", "QueueHandler+QueueListener", "loguru enqueue", *SHOEBOX,
            PROTOTYPE]
@@ -93,7 +94,8 @@ def _shoebox_handler(config: str) -> Callable[[str], logging.Handler]:
         from shoebox_logging import ShoeboxHandler
 
         handler = ShoeboxHandler(directory=directory, metadata_fields=["request_id", "tenant"],
-                                 queue_size=10_000 if "non-blocking" in config else 0)
+                                 queue_size=10_000 if "non-blocking" in config else 0,
+                                 hold_gil="hold_gil" in config)
         if "(json)" in config:
             from shoebox_logging import ShoeboxJsonFormatter
 
@@ -198,6 +200,8 @@ def main() -> None:
                         help="runs per configuration, interleaved; the median counts (5)")
     parser.add_argument("--baseline", type=Path,
                         help="also run the shoebox rows from this source tree")
+    parser.add_argument("--only", nargs="+", metavar="CONFIG", choices=CONFIGS,
+                        help="run only these configurations (floor and rotating+json always run)")
     parser.add_argument("--run", nargs=2, metavar=("CONFIG", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -205,6 +209,8 @@ def main() -> None:
         return
 
     configs = list(CONFIGS)
+    if args.only:
+        configs = [c for c in configs if c in ("floor", "rotating+json", *args.only)]
     try:
         import loguru  # noqa: F401
     except ImportError:

@@ -104,13 +104,14 @@ class WritingRollManager:
     once. A thread that finds the lock taken does not sleep on it: it
     queues its record, the lock's holder writes every queued record (in one
     ``write`` call) as it lets go of the lock, and the thread returns once
-    its record is written, as if it had written it itself. Once threads have
-    met at the lock, the active archive's writes keep Python's interpreter
-    lock during the system call (see :mod:`shoebox._gil_write`: it keeps
-    threads from queuing up in the first place); ``release_gil=True``
-    keeps every write releasing it, as ``os.write`` does, for processes
-    where a write stalled in the kernel must not stall other threads
-    (docs/performance.md has the numbers). Fork-safe: a forked child never
+    its record is written, as if it had written it itself. With
+    ``hold_gil=True`` (off by default), once threads have met at the lock,
+    the active archive's writes keep Python's interpreter lock during the
+    system call (see :mod:`shoebox._gil_write`): threads then stop queuing
+    up behind each other, faster with several threads, but a write stalled
+    in the kernel (a saturated disk, a network file system) stalls every
+    thread of the process, not only those writing (docs/performance.md has
+    the numbers). Fork-safe: a forked child never
     writes into its parent's archive; it opens its own on its first write
     (name templates should carry ``{pid}``, or a unique variant is chosen).
     """
@@ -134,7 +135,7 @@ class WritingRollManager:
                  max_local_mb: float | str | None = None,
                  on_budget_exceeded: Callable[[BudgetExceeded], object] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 release_gil: bool = False) -> None:
+                 hold_gil: bool = False) -> None:
         if not render_filename(filename_template):
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
@@ -152,7 +153,7 @@ class WritingRollManager:
             "max_record_size": self.max_record_size,
             "file_mode": whole_number("file_mode", file_mode),
             "buffer_size": whole_number("buffer_size", buffer_size)}
-        self._release_gil = flag("release_gil", release_gil)
+        self._hold_gil = flag("hold_gil", hold_gil)
         self._lock = threading.RLock()
         # Records of threads that found the lock taken (see write_encoded).
         self._queue: collections.deque[_Waiter] = collections.deque()
@@ -198,12 +199,13 @@ class WritingRollManager:
             lock.release()
             if self._queue:
                 # Another writer queued behind this one: threads meet here.
-                # From now on the active archive's writes keep the GIL, so
-                # that they stop meeting (see shoebox._gil_write); the next
-                # archive starts without, until they meet again. (Other
+                # With hold_gil, from now on the active archive's writes
+                # keep the GIL, so that they stop meeting (see
+                # shoebox._gil_write); the next archive starts without,
+                # until they meet again. (Other
                 # holders, the idle-roll thread or stats(), do not count.)
                 archive = self._archive
-                if archive is not None and not self._release_gil:
+                if archive is not None and self._hold_gil:
                     archive.hold_gil = True
                 self._drain()
 

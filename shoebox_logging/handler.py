@@ -123,13 +123,13 @@ class ShoeboxHandler(logging.Handler):
       shipped, the first drop of each episode is reported through
       :meth:`handleError`, and writing resumes once shipped archives are
       deleted (see :class:`~shoebox.roll_manager.WritingRollManager`).
-    - ``release_gil``: in blocking mode, once threads meet at the archive,
-      each record's ``write`` system call keeps Python's interpreter lock
-      (a microsecond; it keeps threads from queuing up behind each other,
-      see docs/performance.md), so a write the kernel stalls (a saturated
-      disk, a network file system) stalls every thread of the process.
-      ``True`` releases it in every write, as ``os.write`` does, at the
-      cost measured there.
+    - ``hold_gil`` (default ``False``): in blocking mode, once threads meet
+      at the archive, each record's ``write`` system call keeps Python's
+      interpreter lock (a microsecond; it keeps threads from queuing up
+      behind each other: faster with many threads, see
+      docs/performance.md), at a price: a write the kernel stalls (a
+      saturated disk, a network file system) then stalls every thread of
+      the process, not only those logging.
     - ``clock``: seconds, for the time-based roll, for the check (at most
       once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
       written was not deleted, and for the disk budget's looks at the
@@ -162,7 +162,7 @@ class ShoeboxHandler(logging.Handler):
                  when_full: WhenFull = "block",
                  level: int | str = logging.NOTSET,
                  max_local_mb: float | str | None = None,
-                 release_gil: bool = False,
+                 hold_gil: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
@@ -179,7 +179,7 @@ class ShoeboxHandler(logging.Handler):
             directory,
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size, max_local_mb=max_local_mb,
-            on_budget_exceeded=self._budget_exceeded, clock=clock, release_gil=release_gil)
+            on_budget_exceeded=self._budget_exceeded, clock=clock, hold_gil=hold_gil)
         # As logging.FileHandler opens its file: a directory that cannot be
         # used fails the configuration, instead of every record being
         # dropped after it (issue 13). No archive is created here, so a

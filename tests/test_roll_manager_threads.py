@@ -189,18 +189,18 @@ class Watching(ArchiveWriter):
         super().write_encoded(record)
 
 
-@pytest.mark.parametrize("release_gil", [False, True])
-def test_once_threads_meet_writes_keep_the_gil_unless_release_gil(tmp_path, release_gil):
+@pytest.mark.parametrize("hold_gil", [False, True])
+def test_once_threads_meet_writes_keep_the_gil_only_with_hold_gil(tmp_path, hold_gil):
     Watching.seen = []
-    write_behind_a_holder(tmp_path, "1", archive_class=Watching, release_gil=release_gil)
-    assert Watching.seen == [False, not release_gil]
+    write_behind_a_holder(tmp_path, "1", archive_class=Watching, hold_gil=hold_gil)
+    assert Watching.seen == [False, hold_gil]
     assert len(read(tmp_path)) == 2
 
 
-def test_release_gil_must_be_true_or_false(tmp_path):
-    with pytest.raises(TypeError, match="release_gil"):
+def test_hold_gil_must_be_true_or_false(tmp_path):
+    with pytest.raises(TypeError, match="hold_gil"):
         WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
-                           release_gil="sometimes")
+                           hold_gil="sometimes")
 
 
 def test_a_write_keeping_the_gil_writes_and_raises_like_os_write(tmp_path):
