@@ -77,6 +77,9 @@ def test_metrics_and_health_follow_an_outage_and_the_recovery(
         port = sidecar.wait_events("metrics_listening", 1)[0]["port"]
         base = f"http://127.0.0.1:{port}"
         shipped = sidecar.wait_events("shipped", 3)
+        # "shipped" is logged when the copy is confirmed, before the delete.
+        wait_until(lambda: value(scrape(base), "shoebox_sidecar_backlog_archives") == 0,
+                   timeout=30, what="the shipped archives deleted")
         samples = scrape(base)
         assert value(samples, "shoebox_sidecar_archives_shipped_total") == 3
         assert value(samples, "shoebox_sidecar_records_shipped_total") == 150
@@ -109,6 +112,8 @@ def test_metrics_and_health_follow_an_outage_and_the_recovery(
 
         server.start()
         sidecar.wait_events("shipped", 2)
+        wait_until(lambda: value(scrape(base), "shoebox_sidecar_backlog_archives") == 0,
+                   timeout=30, what="the shipped archives deleted")
         samples = scrape(base)
         assert value(samples, "shoebox_sidecar_archives_shipped_total") == 5
         assert value(samples, "shoebox_sidecar_backlog_archives") == 0
