@@ -152,9 +152,12 @@ def test_follow_with_a_limit_stops_by_itself(tmp_path, capsys, limit):
 
 def test_cat_follow_prints_a_live_writers_records_across_rolls_until_ctrl_c(tmp_path):
     write(tmp_path / "old.events", items(2, host="before"))
+    # A shell starts background jobs with SIGINT ignored, and Python keeps
+    # an inherited SIG_IGN: give the child Ctrl-C's default, as a terminal would.
     follow = subprocess.Popen([*SHOEBOX, "cat", "--follow", "--metadata-only", str(tmp_path)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=subprocess_env())
+                              env=subprocess_env(),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue[str] = queue.Queue()
     assert follow.stdout is not None
     reader = threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout])
