@@ -22,7 +22,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
@@ -36,6 +36,8 @@ from .errors import PermanentUploadError, TransientUploadError, UploadError
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
 #: Size of each part of a multipart upload.
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+#: S3's smallest part (all but the last part of a multipart upload).
+MIN_MULTIPART_CHUNKSIZE = 5 * 1024 * 1024
 
 #: S3's canned ACLs, for :class:`S3Destination`'s ``acl``.
 CANNED_ACLS = ("authenticated-read", "aws-exec-read", "bucket-owner-full-control",
@@ -128,6 +130,14 @@ class Destination:
         """
         raise NotImplementedError
 
+    def abort_incomplete(self, keys: Collection[str]) -> list[str]:
+        """Abort the unfinished copies (multipart uploads a killed process left)
+        of the objects under ``keys``, and only those; return a description
+        of each one aborted. A directory has none of its own: a killed copy
+        is a staged temporary file, which
+        :meth:`~shoebox.shipping.Shipper.remove_stale_temporaries` removes."""
+        return []
+
 
 class DirectoryDestination(Destination):
     """A local directory (a mounted volume, NFS): the compressed copy is synced
@@ -208,10 +218,14 @@ class S3Destination(Destination):
     """An S3 bucket (or MinIO, Ceph… through ``endpoint_url``), with boto3's
     default credential chain and region.
 
-    Uploads go through boto3's transfer manager: in parts from
-    ``multipart_threshold`` bytes on, each part checksummed (SHA-256) and
-    verified by the server; smaller objects carry the SHA-256 of the whole
-    compressed file, which the server verifies. Every object gets
+    Uploads go through boto3's transfer manager: in parts of
+    ``multipart_chunksize`` bytes (at least :data:`MIN_MULTIPART_CHUNKSIZE`)
+    from ``multipart_threshold`` bytes on, each part checksummed (SHA-256)
+    and verified by the server; smaller objects carry the SHA-256 of the
+    whole compressed file, which the server verifies. Each request waits at
+    most ``connect_timeout`` seconds to connect and ``read_timeout`` for
+    each read of the answer: a stalled request fails, transiently, to be
+    retried. Every object gets
     :meth:`Prepared.metadata`. ``server_side_encryption`` (``"AES256"``,
     ``"aws:kms"``), ``kms_key_id``, ``storage_class`` and ``acl`` (one of
     :data:`CANNED_ACLS`) are passed through; ``tags`` become the object's
@@ -230,9 +244,16 @@ class S3Destination(Destination):
                  tags: Mapping[str, str] | None = None,
                  multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
                  multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4,
+                 connect_timeout: float = s3.DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout: float = s3.DEFAULT_READ_TIMEOUT) -> None:
         if acl is not None and acl not in CANNED_ACLS:
             raise ValueError(f"acl must be one of {', '.join(CANNED_ACLS)}, not {acl!r}")
+        if multipart_chunksize < MIN_MULTIPART_CHUNKSIZE:
+            raise ValueError(f"multipart_chunksize must be at least {MIN_MULTIPART_CHUNKSIZE} "
+                             f"bytes (5 MiB, S3's smallest part), not {multipart_chunksize}")
+        self._config = s3.client_config(connect_timeout=connect_timeout,
+                                        read_timeout=read_timeout)
         tagging = _tagging(tags or {})
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -240,7 +261,7 @@ class S3Destination(Destination):
         self._endpoint_url = endpoint_url
         self._own_client = client is None
         self._client = client if client is not None else s3.client(
-            endpoint_url, config=s3.client_config())
+            endpoint_url, config=self._config)
         self._client_pid = os.getpid()
         self.multipart_threshold = multipart_threshold
         from boto3.s3.transfer import TransferConfig
@@ -263,7 +284,7 @@ class S3Destination(Destination):
         boto3 client is not fork-safe, its pooled connections would be
         shared with the parent."""
         if self._own_client and self._client_pid != os.getpid():
-            self._client = s3.client(self._endpoint_url, config=s3.client_config())
+            self._client = s3.client(self._endpoint_url, config=self._config)
             self._client_pid = os.getpid()
         return self._client
 
@@ -304,6 +325,41 @@ class S3Destination(Destination):
         self._confirm(prepared, multipart)
         return False
 
+    def abort_incomplete(self, keys: Collection[str]) -> list[str]:
+        """Abort the multipart uploads in progress under ``keys`` (among those
+        whose key starts with the prefix): a sidecar killed between parts
+        left them, and S3 bills their parts until they are aborted. Uploads
+        of other keys, someone else's, are never touched. Listing needs the
+        ``s3:ListBucketMultipartUploads`` permission, aborting
+        ``s3:AbortMultipartUpload``; raises :class:`UploadError` when either
+        fails."""
+        wanted = set(keys)
+        aborted: list[str] = []
+        if not wanted:
+            return aborted
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            uploads = [upload for page in paginator.paginate(Bucket=self.bucket,
+                                                             Prefix=self.prefix)
+                       for upload in page.get("Uploads", ())]
+        except self._boto_errors as exc:
+            raise self._error(exc, None, "listing incomplete multipart uploads failed") from exc
+        for upload in uploads:
+            key, upload_id = upload["Key"], upload["UploadId"]
+            if key not in wanted:
+                continue
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                   UploadId=upload_id)
+            except self._boto_errors as exc:
+                if s3.error_code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
+                    continue
+                raise self._error(exc, key, f"aborting multipart upload {upload_id} "
+                                            "failed") from exc
+            aborted.append(f"{self.locate(key)} (upload {upload_id}, started "
+                           f"{upload.get('Initiated', 'at an unknown time')})")
+        return aborted
+
     def _head(self, key: str) -> dict[str, Any] | None:
         try:
             return cast(dict[str, Any], self.client.head_object(
@@ -336,8 +392,12 @@ class S3Destination(Destination):
         """Turn a boto3/botocore error into a transient or permanent one."""
         where = f"s3://{self.bucket}" if key is None else self.locate(key)
         reason = s3.reason(exc, self.bucket, about_bucket=key is None)
-        kind = TransientUploadError if s3.is_transient(exc) else PermanentUploadError
-        return kind(f"{where}: {what}: {reason}", destination=self.url, key=key)
+        message = f"{where}: {what}: {reason}"
+        if not s3.is_transient(exc):
+            return PermanentUploadError(message, destination=self.url, key=key)
+        return TransientUploadError(message, destination=self.url, key=key,
+                                    throttled=s3.is_throttling(exc),
+                                    retry_after=s3.retry_after(exc))
 
 
 def open_destination(dest: str, *, endpoint_url: str | None = None,
@@ -395,6 +455,7 @@ __all__ = [
     "DEFAULT_MULTIPART_CHUNKSIZE",
     "DEFAULT_MULTIPART_THRESHOLD",
     "MAX_TAGS",
+    "MIN_MULTIPART_CHUNKSIZE",
     "Destination",
     "DirectoryDestination",
     "Prepared",

@@ -158,9 +158,22 @@ class UploadError(ShoeboxError, OSError):
 class TransientUploadError(UploadError):
     """An upload failed for a reason that may pass (connection refused, a
     timeout, a 5xx answer, throttling, a copy that did not confirm): retry
-    with backoff, keep the archive."""
+    with backoff, keep the archive.
+
+    :attr:`throttled` says the server asked to slow down (S3's
+    ``503 SlowDown``, a 429): a sign of load, not of failure.
+    :attr:`retry_after` is how many seconds its ``Retry-After`` header asked
+    for, when it sent one.
+    """
 
     transient = True
+
+    def __init__(self, message: str, *, destination: str | None = None,
+                 key: str | None = None, throttled: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, destination=destination, key=key)
+        self.throttled = throttled
+        self.retry_after = retry_after
 
 
 class PermanentUploadError(UploadError):

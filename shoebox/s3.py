@@ -20,6 +20,17 @@ TRANSIENT_CODES = frozenset({
 })
 
 
+#: Error codes that mean "slow down": the server is loaded, not failing.
+THROTTLING_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
+    "RequestLimitExceeded", "RequestThrottled",
+})
+
+#: Seconds a shipping client waits to connect, and for each read of an answer.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+
 def is_s3_url(text: str) -> bool:
     """Whether ``text`` is an ``s3://`` URL."""
     return text.startswith("s3://")
@@ -93,9 +104,15 @@ def is_s3_error(error: BaseException) -> bool:
         error, (exceptions.BotoCoreError, exceptions.ClientError))
 
 
-def client_config(*, connect_timeout: float = 10, read_timeout: float = 60) -> Any:
-    """botocore settings for a shipping client: bounded timeouts (seconds), and
-    few retries inside botocore, since callers retry with their own backoff."""
+def client_config(*, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                  read_timeout: float = DEFAULT_READ_TIMEOUT) -> Any:
+    """botocore settings for a shipping client: bounded timeouts (seconds; a
+    stalled connection or answer fails after them, and is retried), and one
+    quick retry inside botocore, since callers retry with their own backoff.
+    Raises ``ValueError`` for a timeout that is not more than 0."""
+    for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+        if not value > 0:  # botocore takes 0 as "no timeout": a stall would last forever
+            raise ValueError(f"{name} must be more than 0 seconds, not {value}")
     from botocore.config import Config
 
     return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
@@ -135,6 +152,24 @@ def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> st
     if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
         return f"access denied to bucket {bucket!r} ({code or status})"
     return str(boto_cause(exc))
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """Whether a boto3/botocore error is the server asking to slow down
+    (``503 SlowDown``, ``429``, a throttling code)."""
+    return error_code(exc) in THROTTLING_CODES or http_status(exc) == 429
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds the ``Retry-After`` header of the answer behind a boto3
+    error asks for, if it sent one in seconds (not an HTTP date)."""
+    response = getattr(boto_cause(exc), "response", None) or {}
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        seconds = float(headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def is_transient(exc: BaseException) -> bool:

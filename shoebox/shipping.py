@@ -42,7 +42,7 @@ import stat
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -78,6 +78,8 @@ TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
 #: A staged copy younger than this (seconds) is never taken for a stale
 #: one: it may have been created a moment before its maker locked it.
 STALE_TEMPORARY_AGE = 10.0
+# How much of an archive key_of() reads at a time, looking for its first record.
+_KEY_CHUNK = 64 * 1024
 
 _PLACEHOLDERS = ("prefix", "host", "name", "suffix")
 
@@ -194,6 +196,29 @@ class Shipper:
             name=os.path.basename(path), started=started, host=self.host,
             prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
 
+    def key_of(self, path: str) -> str:
+        """The key the archive at ``path`` ships under, as :meth:`prepare`
+        finds it (reading the first record only). Raises ``OSError``."""
+        first = _FirstTimestamp(self.max_record_size)
+        with open(path, "rb") as source:
+            while not first.done and (chunk := source.read(_KEY_CHUNK)):
+                first.feed(chunk)
+            return self.key_for(path, _started(first, source.fileno()))
+
+    def abort_incomplete(self, paths: Iterable[str]) -> list[str]:
+        """Abort the unfinished copies of the archives at ``paths`` that an
+        earlier, killed run left at the destination (see
+        :meth:`~shoebox.destinations.Destination.abort_incomplete`): only
+        those under the keys these archives ship to, so never another
+        process's. Archives gone meanwhile are skipped. Returns a
+        description of each copy aborted; raises
+        :class:`~shoebox.errors.UploadError`."""
+        keys = set()
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                keys.add(self.key_of(path))
+        return self.destination.abort_incomplete(keys)
+
     @contextlib.contextmanager
     def prepare(self, path: str) -> Iterator[Prepared]:
         """Read, hash and compress the archive at ``path`` into a temporary
@@ -286,9 +311,8 @@ class Shipper:
                                max_record_size=self.max_record_size) as reader:
                 records = sum(1 for _record in reader)
                 damaged = reader.damaged
-        started = first.value if first.value is not None else _created(source.fileno(), status)
         return Prepared(
-            source=path, path=temporary, key=self.key_for(path, started),
+            source=path, path=temporary, key=self.key_for(path, _started(first, source.fileno())),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
@@ -368,6 +392,11 @@ class _FirstTimestamp:
         self._done = False
         self.value: float | None = None
 
+    @property
+    def done(self) -> bool:
+        """Whether the first record has been seen (or found damaged)."""
+        return self._done
+
     def feed(self, chunk: bytes) -> None:
         if self._done or not chunk:
             return
@@ -388,6 +417,12 @@ class _FirstTimestamp:
         stamp = metadata.get("timestamp")
         moment = None if stamp is None else utc_datetime(stamp)
         self.value = None if moment is None else moment.timestamp()
+
+
+def _started(first: _FirstTimestamp, fd: int) -> float:
+    """When an archive started, for its key: its first record's timestamp,
+    else when its file (open as ``fd``) was created."""
+    return first.value if first.value is not None else _created(fd, os.fstat(fd))
 
 
 def _created(fd: int, status: os.stat_result) -> float:
