@@ -73,13 +73,14 @@ class SidecarProcess:
     """``python -m shoebox_sidecar ARGS`` as a real process; its JSON log lines
     are collected by a thread and can be waited for."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         environment = subprocess_env()
         environment.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoebox_sidecar", *args], env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            text=True, preexec_fn=preexec_fn)
         self.lines: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="sidecar-log-reader")

@@ -176,7 +176,9 @@ def _build(args: argparse.Namespace) -> Sidecar:
         "tags": _tags(args.tag) if args.tag else None}
     if args.dest.startswith("s3://"):
         s3_options.update(multipart_threshold=int(args.multipart_threshold_mb * _MB),
-                          multipart_chunksize=int(args.multipart_chunk_mb * _MB))
+                          multipart_chunksize=int(args.multipart_chunk_mb * _MB),
+                          connect_timeout=args.connect_timeout,
+                          read_timeout=args.read_timeout)
     destination = open_destination(args.dest, endpoint_url=args.endpoint_url or None,
                                    **s3_options)
     shipper = Shipper(destination, key_template=args.key_template, compression=args.compress,

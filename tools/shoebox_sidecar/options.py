@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from shoebox.compression import SUFFIXES
 from shoebox.destinations import CANNED_ACLS
+from shoebox.s3 import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 from shoebox.shipping import DEFAULT_KEY_TEMPLATE
 
 from .sidecar import DEFAULT_ONCE_TIMEOUT, DEFAULT_STALE_AFTER
@@ -197,8 +198,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("tag", "list", "S3 object tag KEY=VALUE for every upload; repeat for more (up to "
            "10); in the environment, comma-separated"),
     Option("multipart_threshold_mb", "float", "upload in parts from this size on (MiB)", 64.0),
-    Option("multipart_chunk_mb", "float", "size of each part of a multipart upload (MiB)",
-           16.0),
+    Option("multipart_chunk_mb", "float", "size of each part of a multipart upload (MiB; at "
+           "least 5, S3's smallest part)", 16.0),
+    Option("connect_timeout", "float", "S3: seconds to wait for a connection to the endpoint; "
+           "a connection that takes longer fails and is retried", DEFAULT_CONNECT_TIMEOUT),
+    Option("read_timeout", "float", "S3: seconds to wait for each read of an answer; a "
+           "request the server stalls on fails after it and is retried",
+           DEFAULT_READ_TIMEOUT),
     Option("metrics_port", "int", "serve /metrics (Prometheus) and /healthz on this TCP port "
            "(0: any free port, logged); needs shoebox-archive[metrics]"),
     Option("metrics_address", "str", "address the metrics server listens on", "127.0.0.1"),

@@ -3,6 +3,7 @@ compress, upload, confirm) with retries, then deletes, keeps or moves it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -38,6 +39,9 @@ DEFAULT_STALE_AFTER = 60.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
+# Errors staging a compressed copy that say the staging directory is full
+# (or the process may write no bigger file): they pass once space returns.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class SidecarObserver:
@@ -91,6 +95,22 @@ class Sidecar:
     confirmed. A permanent failure is logged and the archive stays. Every
     outcome is one JSON log line, and is told to ``observer`` (a
     :class:`SidecarObserver`).
+
+    Throttling (the destination's ``503 SlowDown``) slows the whole sidecar
+    down: every worker holds its next request until a pause ends, which
+    lasts as long as the answer's ``Retry-After`` asked (up to the
+    backoff's maximum), and at least the backoff's wait, growing while
+    throttled answers follow one another. Throttled attempts do not count
+    against ``max_attempts``: the server is busy, not failing. A full
+    staging directory (no space, a quota, a file-size limit) keeps the
+    archive and is retried with ``backoff`` (counting against
+    ``max_attempts``); it is logged once when it starts (``staging_full``)
+    and once when shipping resumes (``staging_resumed``), whatever the
+    number of attempts in between.
+
+    At start, multipart uploads a killed run left unfinished for the
+    archives waiting here are aborted (:meth:`Shipper.abort_incomplete`),
+    before those archives are shipped again.
 
     With ``recover_stale``, each scan (at start, then every
     ``scan_interval`` seconds) first finalizes the ``.open`` archives of
@@ -155,6 +175,12 @@ class Sidecar:
         # Archives shipped but still here (after_upload "keep"), by identity,
         # so that scans do not ship them again.
         self._kept: set[tuple[str, int, int]] = set()
+        # Throttling: no worker starts a request before _paused_until (a
+        # clock() value); _throttled counts throttled answers in a row.
+        self._paused_until = 0.0
+        self._throttled = 0
+        # When (clock()) the staging directory was found full, if it still is.
+        self._staging_full_since: float | None = None
         self._pool: WorkerPool | None = None
         self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
 
@@ -166,6 +192,7 @@ class Sidecar:
         deadline = self._made + self.once_timeout if self.once_timeout else None
         try:
             self._recover()
+            self._abort_incomplete()
             found = self.watcher.scan()
             logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
                         self.shipper.destination.url,
@@ -187,6 +214,7 @@ class Sidecar:
         try:
             self.watcher.start()
             self._recover()
+            self._abort_incomplete()
             found = self.watcher.scan()
             logger.info("watching %s for %s, shipping to %s", self.watch_dir,
                         self.watcher.pattern, self.shipper.destination.url,
@@ -225,8 +253,29 @@ class Sidecar:
             # work, which a stopping sidecar does not start.
             return None
         started = time.monotonic()  # a measurement, in real seconds
+        attempt = 0
+        while True:
+            try:
+                return self._ship(path, started)
+            except OSError as exc:
+                if exc.errno not in _NO_SPACE or isinstance(exc, UploadError):
+                    self._failed(path, exc)
+                    return None
+                attempt += 1
+                if self.max_attempts and attempt >= self.max_attempts:
+                    self._failed(path, exc)
+                    return None
+                self._staging_full(path, exc)
+                if self._stopping.wait(self.backoff.delay(attempt - 1)):
+                    self._left(path, None)
+                    return None
+
+    def _ship(self, path: str, started: float) -> ShipResult | None:
+        """One try at :meth:`process`'s job; raises ``OSError`` when staging
+        the compressed copy (or reading the archive) fails."""
         try:
             with self.shipper.prepare(path) as prepared:
+                self._staging_ok()
                 if prepared.damaged:
                     logger.warning(
                         "%s has %d damaged ranges; shipping it as it is", path,
@@ -243,9 +292,11 @@ class Sidecar:
         except CorruptRecord as exc:
             self._quarantine(path, exc)
             return None
-        except (UploadError, OSError) as exc:
+        except UploadError as exc:
             self._failed(path, exc)
             return None
+        except OSError:
+            raise
         except Exception as exc:
             # Unforeseen (a name S3 cannot take, a bug): still this archive's
             # failure, so that --once exits 1 and the line names the archive.
@@ -259,25 +310,91 @@ class Sidecar:
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
         attempt = 0
         while True:
+            if not self._wait_unpaused():
+                self._left(prepared.source, prepared.key)
+                return None
             try:
                 attempt_started = time.monotonic()
                 result = self.shipper.deliver(prepared, started)
+                self._unthrottled()
                 self.observer.shipped(result, time.monotonic() - attempt_started)
                 return result
             except TransientUploadError as exc:
-                attempt += 1
-                if self.max_attempts and attempt >= self.max_attempts:
-                    raise  # counted as the archive's failure
+                if exc.throttled:
+                    delay = self._pause(exc)
+                else:
+                    attempt += 1
+                    if self.max_attempts and attempt >= self.max_attempts:
+                        raise  # counted as the archive's failure
+                    delay = self.backoff.delay(attempt - 1)
                 self.observer.failed(prepared.source, exc)
-                delay = self.backoff.delay(attempt - 1)
                 logger.warning("%s: %s; retrying in %.1f s", prepared.source, exc, delay,
                                extra=self._fields(prepared.source, exc, event="retrying",
-                                                  attempt=attempt, delay=round(delay, 3)))
+                                                  attempt=attempt, delay=round(delay, 3),
+                                                  throttled=exc.throttled))
                 if self._stopping.wait(delay):
-                    logger.info("%s left for the next run (stopping)", prepared.source,
-                                extra={"event": "left", "archive": prepared.source,
-                                       "key": prepared.key})
+                    self._left(prepared.source, prepared.key)
                     return None
+
+    def _left(self, path: str, key: str | None) -> None:
+        logger.info("%s left for the next run (stopping)", path,
+                    extra={"event": "left", "archive": path, "key": key})
+
+    def _pause(self, error: TransientUploadError) -> float:
+        """Pause every worker after a throttled answer; return how long this
+        one waits. Answers to requests made before the pause (several
+        workers throttled at once) extend it, not its growth."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._paused_until:
+                self._throttled += 1
+            delay = self.backoff.delay(self._throttled - 1)
+            if error.retry_after is not None:
+                delay = max(delay, min(error.retry_after, self.backoff.maximum))
+            self._paused_until = max(self._paused_until, now + delay)
+            return self._paused_until - now
+
+    def _unthrottled(self) -> None:
+        with self._lock:
+            self._throttled = 0
+
+    def _wait_unpaused(self) -> bool:
+        """Wait while throttling pauses the workers; False if stopping."""
+        while True:
+            with self._lock:
+                remaining = self._paused_until - self._clock()
+            if remaining <= 0:
+                return not self._stopping.is_set()
+            if self._stopping.wait(remaining):
+                return False
+
+    def _staging_full(self, path: str, error: OSError) -> None:
+        """An attempt to stage ``path`` found no space: logged once an episode."""
+        self.observer.failed(path, error)
+        with self._lock:
+            first = self._staging_full_since is None
+            if first:
+                self._staging_full_since = self._clock()
+        if first:
+            logger.error("staging a compressed copy of %s failed: %s; archives stay and are "
+                         "retried until there is space (logged once until then)", path, error,
+                         extra=self._fields(path, error, event="staging_full",
+                                            tmp_dir=self._scratch_dir()))
+        else:
+            logger.debug("%s: staging still full: %s", path, error,
+                         extra=self._fields(path, error, event="staging_still_full"))
+
+    def _staging_ok(self) -> None:
+        with self._lock:
+            since, self._staging_full_since = self._staging_full_since, None
+        if since is not None:
+            seconds = self._clock() - since
+            logger.info("staging space is back after %.1f s; shipping resumes", seconds,
+                        extra={"event": "staging_resumed", "seconds": round(seconds, 3),
+                               "tmp_dir": self._scratch_dir()})
+
+    def _scratch_dir(self) -> str:
+        return self.shipper.tmp_dir or self.shipper.destination.scratch_dir()
 
     def _shipped(self, path: str, result: ShipResult) -> None:
         with self._lock:
@@ -381,6 +498,21 @@ class Sidecar:
                             min_idle=self.stale_after).finalized:
             logger.info("finalized stale archive %s", path,
                         extra={"event": "recovered", "archive": path})
+
+    def _abort_incomplete(self) -> None:
+        """Abort the unfinished multipart uploads of the archives waiting here
+        (an earlier run was killed between parts); a failure is logged, and
+        shipping goes on."""
+        try:
+            aborted = self.shipper.abort_incomplete(self.watcher.paths())
+        except (UploadError, OSError) as exc:
+            logger.warning("aborting incomplete uploads left by an earlier run failed: %s "
+                           "(an AbortIncompleteMultipartUpload lifecycle rule removes them)",
+                           exc, extra={"event": "abort_failed", "error": str(exc)})
+            return
+        for upload in aborted:
+            logger.info("aborted incomplete multipart upload %s, left by an earlier run",
+                        upload, extra={"event": "aborted_upload", "upload": upload})
 
     def _give_up(self) -> None:
         left = self.summary().not_shipped
