@@ -321,9 +321,24 @@ class S3Destination(Destination):
             self.client.upload_file(prepared.path, self.bucket, key, ExtraArgs=extra,
                                     Config=self._transfer_config)
         except self._boto_errors as exc:
-            raise self._error(exc, key, f"uploading {prepared.source} failed") from exc
+            error = self._error(exc, key, f"uploading {prepared.source} failed")
+            # The answer to the request that completed the upload may be what
+            # was lost (a connection reset after the server acted), and
+            # botocore's retry of it then fails (NoSuchUpload): the object
+            # may be there, whole. The confirmation below judges it.
+            if not self._landed(prepared):
+                raise error from exc
         self._confirm(prepared, multipart)
         return False
+
+    def _landed(self, prepared: Prepared) -> bool:
+        """Whether the key holds this archive after a failed upload (judged by
+        its sha256 metadata; :meth:`_confirm` checks the rest)."""
+        try:
+            head = self._head(prepared.key)
+        except UploadError:
+            return False
+        return head is not None and head.get("Metadata", {}).get("sha256") == prepared.sha256
 
     def abort_incomplete(self, keys: Collection[str]) -> list[str]:
         """Abort the multipart uploads in progress under ``keys`` (among those

@@ -116,7 +116,7 @@ def client_config(*, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     from botocore.config import Config
 
     return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
-                  retries={"mode": "standard", "max_attempts": 2})
+                  retries={"mode": "standard", "total_max_attempts": 2})
 
 
 def boto_cause(exc: BaseException) -> BaseException:

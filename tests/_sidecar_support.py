@@ -48,6 +48,21 @@ def write_archives(directory: str | os.PathLike[str], count: int, records: int =
     return written
 
 
+def write_noise_archive(directory: str | os.PathLike[str], name: str,
+                        size: int) -> list[Record]:
+    """One closed archive ``name`` of about ``size`` bytes of random payloads
+    (its compressed copy is as large: a multipart upload from 5 MiB on, a
+    full staging directory soon); returns its records."""
+    manager = WritingRollManager(name, NeverRollChecker(), directory=os.fspath(directory))
+    records = []
+    for index in range(size // 20_000 + 1):
+        record = ({"id": f"{name}-{index}"}, json.dumps({"noise": os.urandom(10_000).hex()}))
+        manager.write(*record)
+        records.append(record)
+    manager.close()
+    return records
+
+
 def read_compressed(data: bytes) -> list[Record]:
     """The records of a (possibly compressed) archive's bytes, strictly checked."""
     raw = io.BytesIO(data)

@@ -6,17 +6,21 @@ resumes when the limit is lifted (``prlimit`` on the running process)."""
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
 from pathlib import Path
 
 import pytest
-from _sidecar_support import Record, SidecarProcess, archives_in, bucket_objects, read_compressed
+from _sidecar_support import (
+    Record,
+    SidecarProcess,
+    archives_in,
+    bucket_objects,
+    read_compressed,
+    write_noise_archive,
+)
 from conftest import S3Server
-
-from shoebox import NeverRollChecker, WritingRollManager
 
 # Staged copies of the archives below are ~50 KiB (random payloads barely
 # compress); a 16 KiB limit stops every one.
@@ -29,20 +33,9 @@ def _limited() -> None:
 
 
 def _incompressible(directory: Path, count: int) -> dict[str, list[Record]]:
-    """``count`` closed archives of random payloads (their compressed copies
-    are as large as they are); their records by file name."""
-    written = {}
-    for number in range(count):
-        name = f"noise-{number:03d}.events"
-        manager = WritingRollManager(name, NeverRollChecker(), directory=str(directory))
-        records = []
-        for index in range(50):
-            record = ({"id": f"{name}-{index}"}, json.dumps({"noise": os.urandom(1000).hex()}))
-            manager.write(*record)
-            records.append(record)
-        manager.close()
-        written[name] = records
-    return written
+    """``count`` archives whose compressed copies are ~50 KiB; records by name."""
+    names = [f"noise-{number:03d}.events" for number in range(count)]
+    return {name: write_noise_archive(directory, name, 50 * 1024) for name in names}
 
 
 def _sidecar(watch: Path, staging: Path, s3_server: S3Server, bucket: str,
