@@ -264,3 +264,42 @@ def test_a_stalled_request_times_out_after_read_timeout(
     stalls = [seen.time for seen in proxy.seen if seen.fault == "stall"]
     assert len(stalls) == 2 and stalls[1] - stalls[0] >= 1.9
     _check_bucket(s3_server, bucket, written)
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An endpoint whose connections never complete: a listening socket with
+    a full accept queue (the kernel then drops new connection requests)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    host, port = listener.getsockname()
+    filler = socket.create_connection((host, port))  # fills the queue
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_a_connection_that_never_completes_times_out_after_connect_timeout(
+        tmp_path: Path, black_hole: str) -> None:
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    written = write_archives(watch, 1)
+    started = time.monotonic()
+    sidecar = SidecarProcess(
+        str(watch), "--dest", "s3://nowhere/logs", "--endpoint-url", black_hole, "--once",
+        "--connect-timeout", "0.5", "--max-attempts", "1", "--tmp-dir", str(tmp_path / "t"))
+    try:
+        assert sidecar.wait(60) == 1
+    finally:
+        sidecar.close()
+    # The start-up check and one attempt, each of two requests of 0.5 s
+    # (the default, 10 s, would take 40 s).
+    assert time.monotonic() - started < 15
+    failed = next(line for line in sidecar.lines if line.get("event") == "failed")
+    assert "connect timeout" in failed["error"].lower() and failed["transient"]
+    assert archives_in(watch) == sorted(written)
