@@ -176,10 +176,11 @@ class Sidecar:
         # so that scans do not ship them again.
         self._kept: set[tuple[str, int, int]] = set()
         # Throttling: no worker starts a request before _paused_until (a
-        # clock() value); _throttled counts throttled answers in a row.
+        # time.monotonic() value: a real wait, as backoff waits are);
+        # _throttled counts throttled answers in a row.
         self._paused_until = 0.0
         self._throttled = 0
-        # When (clock()) the staging directory was found full, if it still is.
+        # When (time.monotonic()) the staging directory was found full, if it still is.
         self._staging_full_since: float | None = None
         self._pool: WorkerPool | None = None
         self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
@@ -212,9 +213,10 @@ class Sidecar:
         """Watch and ship until :meth:`stop`; return 0."""
         self._pool = WorkerPool(self.process, self.workers)
         try:
+            # Before any worker can start an upload that it would abort.
+            self._abort_incomplete()
             self.watcher.start()
             self._recover()
-            self._abort_incomplete()
             found = self.watcher.scan()
             logger.info("watching %s for %s, shipping to %s", self.watch_dir,
                         self.watcher.pattern, self.shipper.destination.url,
@@ -344,7 +346,7 @@ class Sidecar:
         """Pause every worker after a throttled answer; return how long this
         one waits. Answers to requests made before the pause (several
         workers throttled at once) extend it, not its growth."""
-        now = self._clock()
+        now = time.monotonic()
         with self._lock:
             if now >= self._paused_until:
                 self._throttled += 1
@@ -362,7 +364,7 @@ class Sidecar:
         """Wait while throttling pauses the workers; False if stopping."""
         while True:
             with self._lock:
-                remaining = self._paused_until - self._clock()
+                remaining = self._paused_until - time.monotonic()
             if remaining <= 0:
                 return not self._stopping.is_set()
             if self._stopping.wait(remaining):
@@ -374,7 +376,7 @@ class Sidecar:
         with self._lock:
             first = self._staging_full_since is None
             if first:
-                self._staging_full_since = self._clock()
+                self._staging_full_since = time.monotonic()
         if first:
             logger.error("staging a compressed copy of %s failed: %s; archives stay and are "
                          "retried until there is space (logged once until then)", path, error,
@@ -388,7 +390,7 @@ class Sidecar:
         with self._lock:
             since, self._staging_full_since = self._staging_full_since, None
         if since is not None:
-            seconds = self._clock() - since
+            seconds = time.monotonic() - since
             logger.info("staging space is back after %.1f s; shipping resumes", seconds,
                         extra={"event": "staging_resumed", "seconds": round(seconds, 3),
                                "tmp_dir": self._scratch_dir()})
