@@ -325,8 +325,10 @@ class S3Destination(Destination):
             # The answer to the request that completed the upload may be what
             # was lost (a connection reset after the server acted), and
             # botocore's retry of it then fails (NoSuchUpload): the object
-            # may be there, whole. The confirmation below judges it.
-            if not self._landed(prepared):
+            # may be there, whole. The confirmation below judges it. Not
+            # after throttling: the server asked for fewer requests.
+            if (isinstance(error, TransientUploadError) and error.throttled) or \
+                    not self._landed(prepared):
                 raise error from exc
         self._confirm(prepared, multipart)
         return False

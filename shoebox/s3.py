@@ -20,10 +20,11 @@ TRANSIENT_CODES = frozenset({
 })
 
 
-#: Error codes that mean "slow down": the server is loaded, not failing.
+#: Error codes that mean "slow down": the server is loaded, not failing
+#: (``SlowDownRead``/``SlowDownWrite``: MinIO's).
 THROTTLING_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
-    "RequestLimitExceeded", "RequestThrottled",
+    "SlowDown", "SlowDownRead", "SlowDownWrite", "Throttling", "ThrottlingException",
+    "TooManyRequests", "RequestLimitExceeded", "RequestThrottled",
 })
 
 #: Seconds a shipping client waits to connect, and for each read of an answer.
@@ -155,9 +156,10 @@ def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> st
 
 
 def is_throttling(exc: BaseException) -> bool:
-    """Whether a boto3/botocore error is the server asking to slow down
-    (``503 SlowDown``, ``429``, a throttling code)."""
-    return error_code(exc) in THROTTLING_CODES or http_status(exc) == 429
+    """Whether a boto3/botocore error is the server asking to slow down: a
+    throttling code, or any ``503`` or ``429`` answer (an answer to a HEAD
+    has no body, so no code: S3's ``SlowDown`` to a HEAD is a bare 503)."""
+    return error_code(exc) in THROTTLING_CODES or http_status(exc) in (429, 503)
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -179,7 +181,7 @@ def is_transient(exc: BaseException) -> bool:
     from botocore.exceptions import HTTPClientError
 
     cause = boto_cause(exc)
-    if isinstance(cause, (BotoConnectionError, HTTPClientError)):
+    if isinstance(cause, (BotoConnectionError, HTTPClientError)) or is_throttling(cause):
         return True
     status = http_status(cause)
     return error_code(cause) in TRANSIENT_CODES or (status is not None and status >= 500)

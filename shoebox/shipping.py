@@ -209,15 +209,29 @@ class Shipper:
         """Abort the unfinished copies of the archives at ``paths`` that an
         earlier, killed run left at the destination (see
         :meth:`~shoebox.destinations.Destination.abort_incomplete`): only
-        those under the keys these archives ship to, so never another
-        process's. Archives gone meanwhile are skipped. Returns a
+        those under the keys these archives ship to, and only of archives
+        no live process is shipping now (:meth:`prepare` holds a shared
+        lock on the archive until its ``with`` block ends; those archives
+        are locked here, exclusively, until the aborts are done). Archives
+        gone, being shipped or unreadable are skipped. Returns a
         description of each copy aborted; raises
         :class:`~shoebox.errors.UploadError`."""
-        keys = set()
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                keys.add(self.key_of(path))
-        return self.destination.abort_incomplete(keys)
+        held: list[int] = []
+        try:
+            keys = set()
+            for path in paths:
+                try:
+                    lock = lock_unheld(path)
+                    if lock is None:
+                        continue
+                    held.append(lock)
+                    keys.add(self.key_of(path))
+                except OSError:
+                    continue  # unreadable: it cannot be shipped either
+            return self.destination.abort_incomplete(keys)
+        finally:
+            for lock in held:
+                os.close(lock)
 
     @contextlib.contextmanager
     def prepare(self, path: str) -> Iterator[Prepared]:
@@ -226,24 +240,34 @@ class Shipper:
 
         Raises ``FileNotFoundError`` if the archive is gone and, with
         ``verify``, :class:`~shoebox.errors.CorruptRecord` for damage.
+
+        The archive is held with a shared ``flock`` until the block ends
+        (deliver inside it): :meth:`abort_incomplete` in another process
+        then knows its upload is live.
         """
-        scratch = self.tmp_dir or self.destination.scratch_dir()
-        os.makedirs(scratch, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=scratch, prefix=TEMPORARY_PREFIX,
-                                         suffix=TEMPORARY_SUFFIX)
-        # Locked while it exists, so that remove_stale_temporaries() in
-        # another process sharing the directory leaves it alone; the lock
-        # lives as long as one descriptor of it is open.
-        lock = os.dup(fd)
+        shipping = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
-                prepared = self._compress(path, source, target, temporary)
-            yield prepared
+            fcntl.flock(shipping, fcntl.LOCK_SH)
+            scratch = self.tmp_dir or self.destination.scratch_dir()
+            os.makedirs(scratch, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=scratch, prefix=TEMPORARY_PREFIX,
+                                             suffix=TEMPORARY_SUFFIX)
+            # Locked while it exists, so that remove_stale_temporaries() in
+            # another process sharing the directory leaves it alone; the
+            # lock lives as long as one descriptor of it is open.
+            lock = os.dup(fd)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with os.fdopen(os.dup(shipping), "rb") as source, \
+                        os.fdopen(fd, "wb") as target:
+                    prepared = self._compress(path, source, target, temporary)
+                yield prepared
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                os.close(lock)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            os.close(lock)
+            os.close(shipping)
 
     def remove_stale_temporaries(self, now: float | None = None) -> list[str]:
         """Remove the compressed copies that processes killed while shipping

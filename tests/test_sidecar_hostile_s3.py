@@ -37,12 +37,14 @@ def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
 
 def _sidecar(watch: Path, proxy: FaultProxy, bucket: str, *more: str) -> SidecarProcess:
     """The sidecar shipping ``watch`` to ``bucket`` through ``proxy``, with
-    short backoffs and timeouts."""
+    short backoffs, and timeouts short enough for stalls to end soon but
+    long enough for a loaded machine's 5 MiB part (``more`` may override:
+    the last flag wins)."""
     return SidecarProcess(
         str(watch), "--dest", f"s3://{bucket}/logs", "--endpoint-url", proxy.endpoint_url,
         "--key-template", "{prefix}/{name}{suffix}", "--tmp-dir", str(watch.parent / "staging"),
         "--initial-backoff", "0.05", "--max-backoff", "0.3", "--connect-timeout", "2",
-        "--read-timeout", "1", "--scan-interval", "3600", *more)
+        "--read-timeout", "5", "--scan-interval", "3600", *more)
 
 
 def _check_bucket(s3_server: S3Server, bucket: str, written: dict[str, list[Record]],
@@ -57,15 +59,17 @@ def _check_bucket(s3_server: S3Server, bucket: str, written: dict[str, list[Reco
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-# (operation, fault, extra rule fields): each alone, three times in a row
-# (botocore's own quick retry absorbs one).
+# (operation, fault, extra rule fields): each alone, three times in a row:
+# the sidecar's first attempt (a request and botocore's own quick retry)
+# fails, and so does the first request of its second attempt.
 _SINGLE_PART_FAULTS = [
     ("PutObject", "slowdown", {}),
     ("PutObject", "error", {}),
     ("PutObject", "reset_request", {}),
     ("PutObject", "reset_response", {}),
     ("PutObject", "stall", {"seconds": 0}),  # never answered: only timeouts end it
-    ("PutObject", "delay", {"seconds": 1.5}),
+    ("PutObject", "delay", {"seconds": 0.5}),
+    ("HeadObject", "slowdown", {}),  # a bare 503: a HEAD's answer has no body
     ("HeadObject", "error", {}),
     ("HeadObject", "reset_response", {}),
     ("HeadObject", "stall", {"seconds": 0}),
@@ -92,7 +96,9 @@ def test_once_ships_everything_exactly_once_through_each_fault(
     watch.mkdir()
     written = write_archives(watch, 3)
     proxy.add_rule(Rule(operation, fault, times=3, **fields))
-    sidecar = _sidecar(watch, proxy, bucket, "--once")
+    # Stalls end at the read timeout: a short one keeps the test short.
+    sidecar = _sidecar(watch, proxy, bucket, "--once",
+                       *(["--read-timeout", "1"] if fault == "stall" else []))
     try:
         assert sidecar.wait(60) == 0
     finally:
@@ -114,7 +120,8 @@ def test_multipart_uploads_survive_each_fault(
     expected = rule.pop("expected", 3)
     proxy.add_rule(Rule(operation, fault, times=3, **rule))
     sidecar = _sidecar(watch, proxy, bucket, "--once", "--compress", "none",
-                       "--multipart-threshold-mb", "5", "--multipart-chunk-mb", "5")
+                       "--multipart-threshold-mb", "5", "--multipart-chunk-mb", "5",
+                       *(["--read-timeout", "2"] if fault == "stall" else []))
     try:
         assert sidecar.wait(90) == 0
     finally:
@@ -201,18 +208,20 @@ def test_an_archive_stays_until_its_copy_is_confirmed(
     _check_bucket(s3_server, bucket, written)
 
 
+@pytest.mark.parametrize("operation", ["PutObject", "HeadObject"])
 def test_throttled_attempts_do_not_count_against_max_attempts(
-        tmp_path: Path, s3_server: S3Server, bucket: str, proxy: FaultProxy) -> None:
+        tmp_path: Path, s3_server: S3Server, bucket: str, proxy: FaultProxy,
+        operation: str) -> None:
     watch = tmp_path / "watch"
     watch.mkdir()
     written = write_archives(watch, 2)
-    proxy.add_rule(Rule("PutObject", "slowdown", times=8))
+    proxy.add_rule(Rule(operation, "slowdown", times=8))
     sidecar = _sidecar(watch, proxy, bucket, "--once", "--max-attempts", "2")
     try:
         assert sidecar.wait(60) == 0
     finally:
         sidecar.close()
-    assert proxy.count("PutObject", "slowdown") == 8
+    assert proxy.count(operation, "slowdown") == 8
     retries = [line for line in sidecar.lines if line.get("event") == "retrying"]
     assert retries and all(line["throttled"] for line in retries)
     _check_bucket(s3_server, bucket, written)
@@ -259,7 +268,7 @@ def test_a_stalled_request_times_out_after_read_timeout(
     finally:
         sidecar.close()
     elapsed = time.monotonic() - started
-    # Two stalled attempts (botocore's own retry, then the sidecar's) of 2 s each.
+    # Two stalled requests of 2 s each: the first and botocore's own retry of it.
     assert 4.0 <= elapsed < 30
     stalls = [seen.time for seen in proxy.seen if seen.fault == "stall"]
     assert len(stalls) == 2 and stalls[1] - stalls[0] >= 1.9

@@ -13,10 +13,14 @@ from _sidecar_support import (
     archives_in,
     bucket_objects,
     read_compressed,
+    write_archives,
     write_noise_archive,
 )
 from conftest import S3Server
 from s3_faults import FaultProxy, Rule
+
+from shoebox.destinations import S3Destination
+from shoebox.shipping import Shipper
 
 _MB = 1024 * 1024
 
@@ -46,12 +50,14 @@ def test_a_restart_aborts_its_own_incomplete_upload_and_ships_again(
     with FaultProxy(s3_server.endpoint_url, rules) as proxy:
         sidecar = SidecarProcess(str(watch), *options, "--endpoint-url", proxy.endpoint_url)
         try:
+            # Killed once the first part is stored (its answer is on its way:
+            # the proxy records the status before sending it) and another
+            # one hangs.
             deadline = time.monotonic() + 30
-            while not (proxy.count("UploadPart", "delay") == 1
+            while not ([seen.status for seen in proxy.seen if seen.fault == "delay"] == [200]
                        and proxy.count("UploadPart", "stall") >= 1):
                 assert time.monotonic() < deadline, proxy.seen
                 time.sleep(0.05)
-            time.sleep(0.3)  # the first part's answer reaches the sidecar
             sidecar.proc.kill()
         finally:
             sidecar.close()
@@ -115,3 +121,26 @@ def test_watch_mode_aborts_at_start_too_and_a_sigterm_mid_upload_keeps_the_archi
     assert archives_in(watch) == []
     objects = bucket_objects(s3_server.client(), bucket)
     assert read_compressed(objects["logs/big.events"]) == records
+
+
+def test_an_archive_another_process_is_shipping_keeps_its_upload(
+        tmp_path: Path, s3_server: S3Server, bucket: str) -> None:
+    """While a live shipper (here, this test, inside ``prepare``) holds an
+    archive, a starting sidecar's abort leaves that archive's upload alone;
+    once it lets go, the upload is aborted."""
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    write_archives(watch, 1)
+    path = str(watch / "app-000.events")
+    shipper = Shipper(S3Destination(bucket, "logs", endpoint_url=s3_server.endpoint_url),
+                      key_template="{prefix}/{name}{suffix}", tmp_dir=tmp_path / "staging")
+    client = s3_server.client()
+    key = shipper.key_of(path)
+    assert key == "logs/app-000.events.gz"
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    with shipper.prepare(path):
+        assert shipper.abort_incomplete([path]) == []
+        assert _uploads(s3_server, bucket) == [(key, upload)]
+    aborted = shipper.abort_incomplete([path, str(watch / "gone.events")])
+    assert len(aborted) == 1 and upload in aborted[0]
+    assert _uploads(s3_server, bucket) == []

@@ -59,6 +59,22 @@ def test_bad_tags_are_configuration_errors(tmp_path: Any, capsys: Any, args: lis
     assert message in lines[0]["message"]
 
 
+@pytest.mark.parametrize(("dest", "args", "message"), [
+    ("s3://b/p", ["--read-timeout", "0"], "--read-timeout must be more than 0 seconds, not 0"),
+    ("s3://b/p", ["--connect-timeout", "-1"], "--connect-timeout must be more than 0"),
+    ("dir", ["--read-timeout", "0"], "--read-timeout must be more than 0"),
+    ("s3://b/p", ["--multipart-chunk-mb", "4"],
+     "--multipart-chunk-mb must be at least 5 (S3's smallest part), not 4"),
+])
+def test_timeouts_and_part_sizes_s3_cannot_take_are_configuration_errors(
+        tmp_path: Any, capsys: Any, dest: str, args: list[str], message: str) -> None:
+    target = str(tmp_path / dest) if dest == "dir" else dest
+    assert main([str(tmp_path), "--dest", target, "--once", *args]) == EXIT_USAGE
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["config_error"]
+    assert message in lines[0]["message"]
+
+
 def test_an_unknown_canned_acl_is_refused(tmp_path: Any, capsys: Any) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path), "--dest", "s3://b/p", "--acl", "everyone"])

@@ -170,6 +170,14 @@ def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
 
 def _build(args: argparse.Namespace) -> Sidecar:
     """Turn parsed options into a :class:`Sidecar`; raises ``ValueError``."""
+    for option, right, expected in (
+            ("connect_timeout", args.connect_timeout > 0, "more than 0 seconds"),
+            ("read_timeout", args.read_timeout > 0, "more than 0 seconds"),
+            ("multipart_chunk_mb", args.multipart_chunk_mb >= 5,
+             "at least 5 (S3's smallest part)")):
+        if not right:
+            raise ValueError(f"{BY_NAME[option].flag} must be {expected}, "
+                             f"not {getattr(args, option):g}")
     s3_options: dict[str, Any] = {
         "server_side_encryption": args.sse, "kms_key_id": args.sse_kms_key_id,
         "storage_class": args.storage_class, "acl": args.acl,

@@ -97,7 +97,7 @@ class Sidecar:
     :class:`SidecarObserver`).
 
     Throttling (the destination's ``503 SlowDown``) slows the whole sidecar
-    down: every worker holds its next request until a pause ends, which
+    down: every worker holds its next attempt until a pause ends, which
     lasts as long as the answer's ``Retry-After`` asked (up to the
     backoff's maximum), and at least the backoff's wait, growing while
     throttled answers follow one another. Throttled attempts do not count
@@ -260,7 +260,7 @@ class Sidecar:
             try:
                 return self._ship(path, started)
             except OSError as exc:
-                if exc.errno not in _NO_SPACE or isinstance(exc, UploadError):
+                if exc.errno not in _NO_SPACE:
                     self._failed(path, exc)
                     return None
                 attempt += 1
@@ -361,12 +361,15 @@ class Sidecar:
             self._throttled = 0
 
     def _wait_unpaused(self) -> bool:
-        """Wait while throttling pauses the workers; False if stopping."""
+        """Wait while throttling pauses the workers; False if stopping came
+        meanwhile (the pause is abandoned, as a backoff wait is; without a
+        pause, an archive already prepared goes on, as uploads in progress
+        do)."""
         while True:
             with self._lock:
                 remaining = self._paused_until - time.monotonic()
             if remaining <= 0:
-                return not self._stopping.is_set()
+                return True
             if self._stopping.wait(remaining):
                 return False
 
