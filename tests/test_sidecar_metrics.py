@@ -192,6 +192,39 @@ def test_counters_count_confirmed_copies_failures_and_quarantined_archives(
     assert "shoebox_sidecar_quarantined_total 1.0" in text
 
 
+def test_throttled_attempts_are_counted_and_local_errors_are_not_transient(
+        tmp_path: Any, s3_server: Any, bucket: str) -> None:
+    """Through the fault proxy: two attempts throttled (each a request and
+    botocore's quick retry of it), then a staging directory that cannot be
+    made (a file where it should be: ENOTDIR, not retried), scraped over
+    HTTP."""
+    from s3_faults import FaultProxy, Rule
+
+    from shoebox.destinations import S3Destination
+    from shoebox_sidecar.backoff import Backoff
+
+    watch = tmp_path / "watch"
+    write_archives(watch, 1)
+    with FaultProxy(s3_server.endpoint_url, [Rule("PutObject", "slowdown", times=4)]) as proxy:
+        metrics = SidecarMetrics()
+        destination = S3Destination(bucket, "m", endpoint_url=proxy.endpoint_url)
+        sidecar = Sidecar(str(watch), Shipper(destination, tmp_dir=tmp_path / "staging"),
+                          backoff=Backoff(0.05, 0.1), observer=metrics)
+        metrics.watch(sidecar)
+        assert sidecar.run_once() == 0
+    (tmp_path / "blocked").write_bytes(b"")
+    write_archives(watch, 1, prefix="later")
+    stuck = Sidecar(str(watch), Shipper(destination, tmp_dir=tmp_path / "blocked" / "t"),
+                    observer=metrics)
+    assert stuck.run_once() == 1
+    with MetricsServer(metrics, port=0) as server:
+        samples = scrape(f"http://127.0.0.1:{server.port}")
+    assert value(samples, "shoebox_sidecar_throttled_total") == 2
+    assert value(samples, "shoebox_sidecar_upload_failures_total", transient="true") == 2
+    assert value(samples, "shoebox_sidecar_upload_failures_total", transient="false") == 1
+    assert value(samples, "shoebox_sidecar_archives_shipped_total") == 1
+
+
 def test_metrics_need_the_metrics_extra(tmp_path: Any, capsys: Any, monkeypatch: Any) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "shoebox_sidecar.metrics")

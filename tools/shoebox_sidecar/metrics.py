@@ -22,7 +22,7 @@ from shoebox.errors import MissingExtra, UploadError
 from shoebox.shipping import ShipResult
 
 from .logs import logger
-from .sidecar import Backlog, Sidecar, SidecarObserver
+from .sidecar import NO_SPACE_ERRNOS, Backlog, Sidecar, SidecarObserver
 
 try:
     import prometheus_client
@@ -83,7 +83,11 @@ class SidecarMetrics(SidecarObserver):
             "shoebox_sidecar_bytes_read", "Bytes of the archives shipped (uncompressed)")
         self.upload_failures = counter(
             "shoebox_sidecar_upload_failures", "Failed attempts to ship an archive, retried "
-            "ones included; transient: whether trying again may work", ["transient"])
+            "ones included; transient: whether trying again may work (it is retried)",
+            ["transient"])
+        self.throttled = counter(
+            "shoebox_sidecar_throttled", "Failed attempts the destination throttled (503 "
+            "SlowDown, 429), also counted in upload_failures: each one pauses every worker")
         self.quarantined_archives = counter(
             "shoebox_sidecar_quarantined", "Damaged archives moved to the quarantine directory")
         self.last_success = prometheus_client.Gauge(
@@ -113,8 +117,13 @@ class SidecarMetrics(SidecarObserver):
         self.last_success.set(self._clock())
 
     def failed(self, path: str, error: BaseException) -> None:
-        transient = isinstance(error, UploadError) and error.transient
+        if isinstance(error, UploadError):
+            transient = error.transient
+        else:  # a full staging directory is retried; other local errors wait
+            transient = isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS
         self.upload_failures.labels(transient="true" if transient else "false").inc()
+        if getattr(error, "throttled", False):
+            self.throttled.inc()
 
     def quarantined(self, path: str) -> None:
         self.quarantined_archives.inc()

@@ -39,9 +39,10 @@ DEFAULT_STALE_AFTER = 60.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
-# Errors staging a compressed copy that say the staging directory is full
-# (or the process may write no bigger file): they pass once space returns.
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Errors staging a compressed copy that say the staging directory is full
+#: (or the process may write no bigger file): retried, they pass once space
+#: returns.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class SidecarObserver:
@@ -54,7 +55,9 @@ class SidecarObserver:
         """A copy was confirmed; ``upload_seconds`` the successful delivery took."""
 
     def failed(self, path: str, error: BaseException) -> None:
-        """An attempt to ship ``path`` failed (retried later or not)."""
+        """An attempt to ship ``path`` failed (retried later or not; a
+        throttled one is a :class:`TransientUploadError` whose
+        ``throttled`` is true)."""
 
     def quarantined(self, path: str) -> None:
         """``path`` is damaged and was moved to the quarantine directory."""
@@ -260,7 +263,7 @@ class Sidecar:
             try:
                 return self._ship(path, started)
             except OSError as exc:
-                if exc.errno not in _NO_SPACE:
+                if exc.errno not in NO_SPACE_ERRNOS:
                     self._failed(path, exc)
                     return None
                 attempt += 1
