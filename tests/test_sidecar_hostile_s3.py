@@ -150,7 +150,8 @@ def test_once_ships_everything_exactly_once_through_mixed_faults(
     watch.mkdir()
     written = write_archives(watch, 12)
     with FaultProxy(s3_server.endpoint_url, _MIXED, seed=12) as proxy:
-        sidecar = _sidecar(watch, proxy, bucket, "--once", "--workers", "3")
+        sidecar = _sidecar(watch, proxy, bucket, "--once", "--workers", "3",
+                           "--read-timeout", "2")
         try:
             assert sidecar.wait(120) == 0
         finally:
@@ -166,7 +167,7 @@ def test_watch_mode_ships_everything_exactly_once_through_mixed_faults(
     watch = tmp_path / "watch"
     watch.mkdir()
     with FaultProxy(s3_server.endpoint_url, _MIXED, seed=7) as proxy:
-        sidecar = _sidecar(watch, proxy, bucket)
+        sidecar = _sidecar(watch, proxy, bucket, "--read-timeout", "2")
         try:
             sidecar.wait_events("started", 1)
             written = write_archives(watch, 6, prefix="first")
