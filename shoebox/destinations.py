@@ -18,6 +18,7 @@ A new destination is a subclass implementing :meth:`Destination.check`,
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import os
@@ -331,7 +332,19 @@ class S3Destination(Destination):
                     not self._landed(prepared):
                 raise error from exc
         self._confirm(prepared, multipart)
+        if multipart:
+            self._abort_orphans(key)
         return False
+
+    def _abort_orphans(self, key: str) -> None:
+        """After a confirmed multipart upload, abort the uploads still open
+        under its very key: orphans of this delivery, created by the server
+        when the answer carrying their id was lost (botocore then retried
+        CreateMultipartUpload), billed until aborted. Best effort: the copy
+        is confirmed, so a failure here only leaves what an
+        AbortIncompleteMultipartUpload lifecycle rule cleans."""
+        with contextlib.suppress(UploadError):
+            self.abort_incomplete([key])
 
     def _landed(self, prepared: Prepared) -> bool:
         """Whether the key holds this archive after a failed upload (judged by

@@ -76,6 +76,9 @@ _SINGLE_PART_FAULTS = [
 ]
 _MULTIPART_FAULTS = [
     ("CreateMultipartUpload", "slowdown", {}),
+    # The server created the upload, its id never arrived: an orphan, which
+    # the sidecar aborts once the archive's copy is confirmed.
+    ("CreateMultipartUpload", "reset_response", {}),
     ("UploadPart", "error", {}),
     ("UploadPart", "reset_request", {}),
     ("UploadPart", "stall", {"seconds": 0}),
