@@ -196,6 +196,12 @@ class Shipper:
             name=os.path.basename(path), started=started, host=self.host,
             prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
 
+    @property
+    def scratch_dir(self) -> str:
+        """Where :meth:`prepare` stages compressed copies: ``tmp_dir``, else
+        the destination's choice."""
+        return self.tmp_dir or self.destination.scratch_dir()
+
     def key_of(self, path: str) -> str:
         """The key the archive at ``path`` ships under, as :meth:`prepare`
         finds it (reading the first record only). Raises ``OSError``."""
@@ -248,7 +254,7 @@ class Shipper:
         shipping = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(shipping, fcntl.LOCK_SH)
-            scratch = self.tmp_dir or self.destination.scratch_dir()
+            scratch = self.scratch_dir
             os.makedirs(scratch, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=scratch, prefix=TEMPORARY_PREFIX,
                                              suffix=TEMPORARY_SUFFIX)

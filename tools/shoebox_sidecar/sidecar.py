@@ -301,7 +301,7 @@ class Sidecar:
             self._failed(path, exc)
             return None
         except OSError:
-            raise
+            raise  # process() tells a full staging directory (retried) from the rest
         except Exception as exc:
             # Unforeseen (a name S3 cannot take, a bug): still this archive's
             # failure, so that --once exits 1 and the line names the archive.
@@ -387,7 +387,7 @@ class Sidecar:
             logger.error("staging a compressed copy of %s failed: %s; archives stay and are "
                          "retried until there is space (logged once until then)", path, error,
                          extra=self._fields(path, error, event="staging_full",
-                                            tmp_dir=self._scratch_dir()))
+                                            tmp_dir=self.shipper.scratch_dir))
         else:
             logger.debug("%s: staging still full: %s", path, error,
                          extra=self._fields(path, error, event="staging_still_full"))
@@ -399,10 +399,7 @@ class Sidecar:
             seconds = time.monotonic() - since
             logger.info("staging space is back after %.1f s; shipping resumes", seconds,
                         extra={"event": "staging_resumed", "seconds": round(seconds, 3),
-                               "tmp_dir": self._scratch_dir()})
-
-    def _scratch_dir(self) -> str:
-        return self.shipper.tmp_dir or self.shipper.destination.scratch_dir()
+                               "tmp_dir": self.shipper.scratch_dir})
 
     def _shipped(self, path: str, result: ShipResult) -> None:
         with self._lock:
