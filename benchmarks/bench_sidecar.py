@@ -28,7 +28,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
+sys.path[:0] = [ROOT]
 
 from shoebox import SizeRollChecker, WritingRollManager  # noqa: E402
 
@@ -105,7 +105,7 @@ def sidecar(paths: list[str], watch: str, endpoint: str, bucket: str, prefix: st
     os.makedirs(watch)
     for path in paths:
         os.link(path, os.path.join(watch, os.path.basename(path)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tools")]))
+    env = dict(os.environ, PYTHONPATH=ROOT)
     command = [sys.executable, "-m", "shoebox_sidecar", watch, "--dest",
                f"s3://{bucket}/{prefix}", "--endpoint-url", endpoint, "--once",
                "--workers", str(workers), "--compress", compress, "--log-level", "WARNING"]

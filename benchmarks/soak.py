@@ -72,7 +72,6 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 TESTS = os.path.join(ROOT, "tests")
-TOOLS = os.path.join(ROOT, "tools")
 BUCKET = "soak"
 PREFIX = "soak"
 MIB = 1024 * 1024
@@ -324,7 +323,7 @@ def environment() -> dict[str, str]:
     """The children's environment: this checkout first on the path, fake AWS
     credentials and no AWS config (moto takes any; nothing reaches AWS)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [ROOT, TOOLS, os.environ.get("PYTHONPATH", "")]))
+        [ROOT, os.environ.get("PYTHONPATH", "")]))
     env.update({"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak",
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull})

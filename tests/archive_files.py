@@ -71,7 +71,7 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a child Python (``python -m shoebox``, ``-m
     shoebox_sidecar``) to import this checkout."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), str(ROOT / "tools"), os.environ.get("PYTHONPATH", "")]))
+        [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
 #: The command line that runs the ``shoebox`` command from this checkout.
