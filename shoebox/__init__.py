@@ -52,6 +52,7 @@ from .errors import (
     UnusableDirectory,
     UploadError,
 )
+from .reading import ReadingRollManager
 from .recovery import Recovery, recover
 from .repairing import Repair, repair
 from .roll_checker import (
@@ -62,7 +63,7 @@ from .roll_checker import (
     TimeRollChecker,
     size_or_time,
 )
-from .roll_manager import ReadingRollManager, WritingRollManager
+from .roll_manager import WritingRollManager
 
 if TYPE_CHECKING:
     from .shipping import CompressCallback, S3UploadCallback

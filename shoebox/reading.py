@@ -1,16 +1,21 @@
 """Reading many archives one after another: :class:`ArchiveStream`, the one
-multi-archive reader behind :func:`shoebox.open_archive` and
-:class:`~shoebox.roll_manager.ReadingRollManager`."""
+multi-archive reader behind :func:`shoebox.open_archive`, and
+:class:`ReadingRollManager`, which reads the archives in a directory that
+match a wildcard."""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Protocol
 
+from . import plugins
 from .archive import ArchiveReader, DamagedRange
+from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Record
 from .errors import ArchiveClosed, NoMoreFiles
+from .naming import is_open
 
 
 class Openable(Protocol):
@@ -114,4 +119,41 @@ class ArchiveStream:
                         self._on_close(name)
 
 
-__all__ = ["Archive", "ArchiveStream", "Openable"]
+__all__ = ["Archive", "ArchiveStream", "Openable", "ReadingRollManager"]
+
+
+class ReadingRollManager(ArchiveStream):
+    """Reads every archive in ``directory`` matching the wildcard
+    ``filename_template``, in name order, skipping ``.open`` files.
+    Archives stored gzip- or zstd-compressed are read too, detected by
+    content (see :class:`~shoebox.archive.ArchiveReader`).
+
+    :meth:`read` returns ``(metadata, payload)`` and raises
+    :class:`NoMoreFiles` after the last record of the last file; iterating
+    yields the same pairs. ``archive_callback`` gets ``on_open`` and
+    ``on_close`` for each file. With ``recover=True`` damaged ranges are
+    skipped and listed in :attr:`damaged`. :meth:`close` stops reading
+    (see :class:`~shoebox.reading.ArchiveStream`).
+    """
+
+    def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".", *,
+                 archive_callback: ArchiveCallback | str | None = None,
+                 recover: bool = False,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
+        pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
+        self.archive_callback: ArchiveCallback = (
+            plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
+            if archive_callback is not None else ArchiveCallback())
+        super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)),
+                         recover=recover, max_record_size=max_record_size,
+                         on_open=self.archive_callback.on_open,
+                         on_close=self.archive_callback.on_close)
+
+    @property
+    def files_to_read(self) -> list[Archive]:
+        """Files not opened yet, in order (the original shoebox's name for
+        :attr:`~shoebox.reading.ArchiveStream.pending`)."""
+        return self.pending
+
+    def __enter__(self) -> ReadingRollManager:
+        return self

@@ -1,6 +1,5 @@
-"""Roll managers: which archive file is active, the roll sequence, and
-reading back across many files (names and the ``.open`` suffix:
-:mod:`shoebox.naming`).
+"""The writing roll manager: which archive file is active and the roll
+sequence (names and the ``.open`` suffix: :mod:`shoebox.naming`).
 
 :class:`WritingRollManager` owns one active archive per process. The
 active archive is written as ``<final name>.open``; closing it flushes,
@@ -8,15 +7,14 @@ fsyncs and atomically renames it to its final name (then fsyncs the
 directory) before any callback runs, so whoever lists the directory for
 final names only ever sees complete archives.
 
-:class:`ReadingRollManager` reads every archive matching a wildcard, in name
-order, skipping ``.open`` files.
+Reading back across many files is :class:`shoebox.reading.ReadingRollManager`
+(still importable from here).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import glob
 import logging
 import os
 import threading
@@ -32,8 +30,7 @@ from .budget import DiskBudget
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
 from .errors import ArchiveClosed, BudgetExceeded, NoMoreFiles
-from .naming import OPEN_SUFFIX, candidates, finalize, is_open, name_pattern, render_filename
-from .reading import Archive, ArchiveStream
+from .naming import OPEN_SUFFIX, candidates, finalize, name_pattern, render_filename
 from .roll_checker import RollChecker
 
 logger = logging.getLogger("shoebox.roll_manager")
@@ -535,47 +532,18 @@ class WritingRollManager:
         self._reset_counters()
 
 
-class ReadingRollManager(ArchiveStream):
-    """Reads every archive in ``directory`` matching the wildcard
-    ``filename_template``, in name order, skipping ``.open`` files.
-    Archives stored gzip- or zstd-compressed are read too, detected by
-    content (see :class:`~shoebox.archive.ArchiveReader`).
-
-    :meth:`read` returns ``(metadata, payload)`` and raises
-    :class:`NoMoreFiles` after the last record of the last file; iterating
-    yields the same pairs. ``archive_callback`` gets ``on_open`` and
-    ``on_close`` for each file. With ``recover=True`` damaged ranges are
-    skipped and listed in :attr:`damaged`. :meth:`close` stops reading
-    (see :class:`~shoebox.reading.ArchiveStream`).
-    """
-
-    def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".", *,
-                 archive_callback: ArchiveCallback | str | None = None,
-                 recover: bool = False,
-                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
-        pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
-        self.archive_callback: ArchiveCallback = (
-            plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
-            if archive_callback is not None else ArchiveCallback())
-        super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)),
-                         recover=recover, max_record_size=max_record_size,
-                         on_open=self.archive_callback.on_open,
-                         on_close=self.archive_callback.on_close)
-
-    @property
-    def files_to_read(self) -> list[Archive]:
-        """Files not opened yet, in order (the original shoebox's name for
-        :attr:`~shoebox.reading.ArchiveStream.pending`)."""
-        return self.pending
-
-    def __enter__(self) -> ReadingRollManager:
-        return self
+def __getattr__(name: str) -> Any:
+    # ReadingRollManager lives with the readers (shoebox.reading); its old
+    # import path keeps working without making the writer load the readers.
+    if name == "ReadingRollManager":
+        from .reading import ReadingRollManager
+        return ReadingRollManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "OPEN_SUFFIX",
     "NoMoreFiles",
-    "ReadingRollManager",
     "WritingRollManager",
     "finalize",
     "render_filename",
