@@ -45,7 +45,8 @@ class CallbackList(ArchiveCallback):
     """Calls several callbacks in order, each ``on_close`` getting the path the
     previous one returned.
 
-    Build it from ``callbacks`` (instances or dotted names) or, as the
+    Build it from ``callbacks`` (instances, dotted names or ``{"()": dotted
+    name, **options}`` mappings, see :mod:`shoebox.plugins`) or, as the
     original shoebox did, from ``callback_list``: a comma-separated string of
     dotted names. Each callback named by a dotted name is built with those
     of the keyword arguments given here that it takes; one that none of
@@ -55,9 +56,9 @@ class CallbackList(ArchiveCallback):
     does not stop the ones after it; they get the path from before it.
     """
 
-    def __init__(self, *, callbacks: Iterable[ArchiveCallback | str] = (),
+    def __init__(self, *, callbacks: Iterable[ArchiveCallback | plugins.Spec] = (),
                  callback_list: str = "", **shared: Any) -> None:
-        specs: list[ArchiveCallback | str] = list(callbacks)
+        specs: list[ArchiveCallback | plugins.Spec] = list(callbacks)
         specs.extend(name.strip() for name in callback_list.split(",") if name.strip())
         self.callbacks: list[ArchiveCallback] = []
         unused = set(shared)
@@ -66,7 +67,7 @@ class CallbackList(ArchiveCallback):
             if isinstance(spec, str):
                 options = _accepted(plugins.load(spec), shared)
                 unused -= set(options)
-            self.callbacks.append(plugins.create_as(ArchiveCallback, "callback", spec,
+            self.callbacks.append(plugins.create_as(ArchiveCallback, "callbacks", spec,
                                                     **options))
         if unused:
             raise TypeError(f"CallbackList: no callback takes the option(s) "

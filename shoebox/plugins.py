@@ -1,18 +1,27 @@
 """Loading plugins (roll checkers, callbacks) by dotted name.
 
-A spec is ``"package.module:Name"`` or ``"package.module.Name"``; attribute
-paths after the colon may be dotted too (``"pkg.mod:Outer.Inner"``).
+A dotted name is ``"package.module:Name"`` or ``"package.module.Name"``;
+attribute paths after the colon may be dotted too (``"pkg.mod:Outer.Inner"``).
+Every constructor that takes a plugin takes it in one of three forms: an
+instance already built, a dotted name (called with no arguments), or, in
+:mod:`logging.config`'s idiom, a mapping ``{"()": dotted name, **keyword
+arguments}``.
 """
 
 from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .errors import PluginNotFound
 
 _T = TypeVar("_T")
+
+#: How configuration names a plugin not built yet: a dotted name, or a
+#: mapping ``{"()": dotted name, **keyword arguments}``.
+Spec = str | Mapping[str, Any]
 
 # Objects that moved to another module, by (old module, name): their old
 # dotted names keep working, with a DeprecationWarning that says where they
@@ -52,23 +61,41 @@ def load(spec: str) -> Any:
 
 
 def create(spec: Any, **kwargs: Any) -> Any:
-    """Build a plugin: a string spec is loaded and called with ``kwargs``;
-    anything else is taken as an instance already built and returned as is."""
+    """Build a plugin: a string spec is loaded and called with ``kwargs``; a
+    mapping ``{"()": dotted name, **options}`` is loaded and called with its
+    options and ``kwargs``; anything else is taken as an instance already
+    built and returned as is.
+
+    Raises :class:`~shoebox.errors.PluginNotFound` for a name that does not
+    load, ``ValueError`` for a mapping without ``"()"``, and whatever the
+    factory raises for options it refuses (``TypeError`` for an unknown one).
+    """
+    return _create("plugin", spec, kwargs)
+
+
+def create_as(kind: type[_T], option: str, spec: Any, **kwargs: Any) -> _T:
+    """:func:`create`, then check that the result is a ``kind``; ``option``
+    names the option the spec was given as, for the errors."""
+    plugin = _create(option, spec, kwargs)
+    if not isinstance(plugin, kind):
+        raise TypeError(f"{option} {spec!r} gives {plugin!r}, not a {kind.__name__}")
+    return plugin
+
+
+def _create(option: str, spec: Any, kwargs: dict[str, Any]) -> Any:
+    if isinstance(spec, Mapping):
+        if "()" not in spec:
+            raise ValueError(f"{option}: a plugin given as a mapping needs a '()' key "
+                             f"naming its factory: {dict(spec)!r}")
+        options = {key: value for key, value in spec.items() if key != "()"}
+        spec = str(spec["()"])
+        kwargs = {**options, **kwargs}
     if isinstance(spec, str):
         factory = load(spec)
         if not callable(factory):
             raise PluginNotFound(f"plugin {spec!r} names {factory!r}, which is not callable")
         return factory(**kwargs)
     return spec
-
-
-def create_as(kind: type[_T], option: str, spec: Any, **kwargs: Any) -> _T:
-    """:func:`create`, then check that the result is a ``kind``; ``option``
-    names the option the spec was given as, for the ``TypeError``."""
-    plugin = create(spec, **kwargs)
-    if not isinstance(plugin, kind):
-        raise TypeError(f"{option} {spec!r} gives {plugin!r}, not a {kind.__name__}")
-    return plugin
 
 
 def _import(spec: str, module_name: str) -> Any:

@@ -137,7 +137,7 @@ class ReadingRollManager(ArchiveStream):
     """
 
     def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".", *,
-                 archive_callback: ArchiveCallback | str | None = None,
+                 archive_callback: ArchiveCallback | plugins.Spec | None = None,
                  recover: bool = False,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
         pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)

@@ -90,7 +90,7 @@ class AnyOfRollChecker(RollChecker):
     arguments.
     """
 
-    def __init__(self, *, checkers: Iterable[RollChecker | str]) -> None:
+    def __init__(self, *, checkers: Iterable[RollChecker | plugins.Spec]) -> None:
         self.checkers = [plugins.create_as(RollChecker, "checkers", spec) for spec in checkers]
         if not self.checkers:
             raise ValueError("AnyOfRollChecker needs at least one checker")

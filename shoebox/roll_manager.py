@@ -121,10 +121,10 @@ class WritingRollManager:
     _episode_dropped: int
     _dropping: bool
 
-    def __init__(self, filename_template: str, roll_checker: RollChecker | str,
+    def __init__(self, filename_template: str, roll_checker: RollChecker | plugins.Spec,
                  directory: str | os.PathLike[str] = ".",
                  archive_class: type[ArchiveWriter] = ArchiveWriter,
-                 archive_callback: ArchiveCallback | str | None = None, *,
+                 archive_callback: ArchiveCallback | plugins.Spec | None = None, *,
                  durability: Durability = "close",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
                  file_mode: int = DEFAULT_FILE_MODE,

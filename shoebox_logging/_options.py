@@ -22,18 +22,6 @@ DEFAULT_ROLL_MINUTES = 15
 STANDARD_METADATA = ("level", "logger", "timestamp", "host", "pid")
 
 
-def plugin(kind: type[Any], option: str, spec: Any) -> Any:
-    """A ``kind`` from an instance, a dotted name, or (the dictConfig idiom) a
-    mapping ``{"()": dotted name, **keyword arguments}``."""
-    if isinstance(spec, Mapping):
-        if "()" not in spec:
-            raise ValueError(f"{option}: a plugin given as a mapping needs a '()' key "
-                             f"naming its factory: {dict(spec)!r}")
-        options = {key: value for key, value in spec.items() if key != "()"}
-        return plugins.create_as(kind, option, str(spec["()"]), **options)
-    return plugins.create_as(kind, option, spec)
-
-
 def roll_checker(spec: Any, roll_size_mb: float | str | None,
                  roll_minutes: float | str | None, clock: Callable[[], float]) -> RollChecker:
     """The checker from ``roll_checker``, or from the size and time options
@@ -45,7 +33,7 @@ def roll_checker(spec: Any, roll_size_mb: float | str | None,
             clock=clock)
     if roll_size_mb is not None or roll_minutes is not None:
         raise ValueError("give roll_checker, or roll_size_mb and roll_minutes, not both")
-    checker: RollChecker = plugin(RollChecker, "roll_checker", spec)
+    checker: RollChecker = plugins.create_as(RollChecker, "roll_checker", spec)
     return checker
 
 
@@ -58,8 +46,7 @@ def callbacks(specs: Any) -> ArchiveCallback | None:
     if isinstance(specs, (str, Mapping, ArchiveCallback)) or not isinstance(specs, Iterable):
         raise TypeError(f"callbacks must be a list of callbacks (instances, dotted names or "
                         f"{{'()': name, ...}} mappings), not {specs!r}")
-    return CallbackList(callbacks=[plugin(ArchiveCallback, "callbacks", spec)
-                                   for spec in specs])
+    return CallbackList(callbacks=specs)
 
 
 def field_names(fields: str | Iterable[str]) -> tuple[str, ...]:

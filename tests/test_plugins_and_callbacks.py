@@ -16,13 +16,16 @@ import pytest
 from archive_files import subprocess_env
 
 from shoebox import (
+    AnyOfRollChecker,
     ArchiveCallback,
     CallbackList,
     ChangeExtensionCallback,
     DeleteFileCallback,
     MoveFileCallback,
     PluginNotFound,
+    ReadingRollManager,
     SizeRollChecker,
+    WritingRollManager,
     plugins,
 )
 
@@ -56,6 +59,41 @@ def test_create_builds_from_keyword_arguments_or_passes_instances_through():
     checker = plugins.create("shoebox.roll_checker:SizeRollChecker", roll_size_mb="3")
     assert checker.roll_size_mb == 3
     assert plugins.create(checker) is checker
+
+
+def test_create_builds_a_mapping_with_its_options_and_refuses_one_without_a_factory():
+    checker = plugins.create({"()": "shoebox.SizeRollChecker", "roll_size_mb": "3"})
+    assert isinstance(checker, SizeRollChecker) and checker.roll_size_mb == 3
+    with pytest.raises(ValueError, match="roll_checker: a plugin given as a mapping needs"):
+        plugins.create_as(SizeRollChecker, "roll_checker", {"roll_size_mb": 3})
+    with pytest.raises(TypeError, match="roll_size_mbb"):
+        plugins.create({"()": "shoebox.SizeRollChecker", "roll_size_mbb": 3})
+
+
+def test_writing_and_reading_roll_managers_take_plugins_as_mappings(tmp_path):
+    done = tmp_path / "done"
+    writer = WritingRollManager(
+        "a_%f.events", {"()": "shoebox.SizeRollChecker", "roll_size_mb": 0.0001},
+        str(tmp_path), archive_callback={"()": "shoebox.MoveFileCallback",
+                                         "destination_folder": str(done)})
+    with writer:
+        for number in range(50):
+            writer.write({"n": str(number)}, "{}")
+    assert len(os.listdir(done)) > 1
+    reader = ReadingRollManager("*.events", done, archive_callback={
+        "()": "shoebox.ChangeExtensionCallback", "new_extension": ".read"})
+    assert [int(metadata["n"]) for metadata, _ in reader] == list(range(50))
+    assert all(name.endswith(".events.read") for name in os.listdir(done))
+
+
+def test_callback_lists_and_any_of_checkers_take_plugins_as_mappings(tmp_path):
+    callbacks = CallbackList(callbacks=[
+        {"()": "shoebox.ChangeExtensionCallback", "new_extension": ".one"},
+        {"()": "shoebox.MoveFileCallback", "destination_folder": str(tmp_path / "moved")}])
+    assert callbacks.on_close(make_archive(tmp_path)) == str(tmp_path / "moved/a.events.one")
+    assert (tmp_path / "moved/a.events.one").read_bytes() == b"data"
+    checker = AnyOfRollChecker(checkers=[{"()": "shoebox.SizeRollChecker", "roll_size_mb": 1}])
+    assert isinstance(checker.checkers[0], SizeRollChecker)
 
 
 def make_archive(tmp_path, name="a.events"):
