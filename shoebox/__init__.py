@@ -37,6 +37,7 @@ from .errors import (
     CorruptRecord,
     DamageSkipped,
     EndOfFile,
+    InvalidOption,
     InvalidRecord,
     MissingExtra,
     NoMoreFiles,
@@ -66,13 +67,14 @@ from .roll_checker import (
 from .roll_manager import WritingRollManager
 
 if TYPE_CHECKING:
+    from .s3 import S3Options
     from .shipping import CompressCallback, S3UploadCallback
     from .sources import open_archive
 
 # Names whose modules load only when first asked for (PEP 562): writing an
 # archive must not load the shipping pipeline or the S3 code (issue 11).
 _LAZY = {"CompressCallback": "shipping", "S3UploadCallback": "shipping",
-         "open_archive": "sources"}
+         "S3Options": "s3", "open_archive": "sources"}
 
 __version__ = "0.1.0"
 
@@ -97,6 +99,7 @@ __all__ = [
     "DamagedRange",
     "DeleteFileCallback",
     "EndOfFile",
+    "InvalidOption",
     "InvalidRecord",
     "MissingExtra",
     "MoveFileCallback",
@@ -110,6 +113,7 @@ __all__ = [
     "Recovery",
     "Repair",
     "RollChecker",
+    "S3Options",
     "S3UploadCallback",
     "ShoeboxError",
     "ShoeboxWarning",

@@ -26,26 +26,12 @@ import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import s3
 from ._files import fsync_directory, makedirs_durable, move_no_replace
 from .archive import DamagedRange
 from .errors import PermanentUploadError, TransientUploadError, UploadError
-
-#: Objects at least this large are uploaded in parts (boto3's transfer manager).
-DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
-#: Size of each part of a multipart upload.
-DEFAULT_MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
-#: S3's smallest part (all but the last part of a multipart upload).
-MIN_MULTIPART_CHUNKSIZE = 5 * 1024 * 1024
-
-#: S3's canned ACLs, for :class:`S3Destination`'s ``acl``.
-CANNED_ACLS = ("authenticated-read", "aws-exec-read", "bucket-owner-full-control",
-               "bucket-owner-read", "log-delivery-write", "private", "public-read",
-               "public-read-write")
-#: S3's limits on object tags.
-MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 10, 128, 256
 
 _CHUNK = 1 << 20
 _CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd",
@@ -216,67 +202,45 @@ class DirectoryDestination(Destination):
 
 
 class S3Destination(Destination):
-    """An S3 bucket (or MinIO, Ceph… through ``endpoint_url``), with boto3's
-    default credential chain and region.
+    """An S3 bucket (or MinIO, Ceph… through the options' ``endpoint_url``),
+    with boto3's default credential chain and region, talked to as
+    ``options`` (an :class:`~shoebox.s3.S3Options`, or a mapping of its
+    fields) says.
 
-    Uploads go through boto3's transfer manager: in parts of
-    ``multipart_chunksize`` bytes (at least :data:`MIN_MULTIPART_CHUNKSIZE`)
-    from ``multipart_threshold`` bytes on, each part checksummed (SHA-256)
-    and verified by the server; smaller objects carry the SHA-256 of the
-    whole compressed file, which the server verifies. Each request waits at
-    most ``connect_timeout`` seconds to connect and ``read_timeout`` for
-    each read of the answer: a stalled request fails, transiently, to be
-    retried. Every object gets
-    :meth:`Prepared.metadata`. ``server_side_encryption`` (``"AES256"``,
-    ``"aws:kms"``), ``kms_key_id``, ``storage_class`` and ``acl`` (one of
-    :data:`CANNED_ACLS`) are passed through; ``tags`` become the object's
-    tags (at most :data:`MAX_TAGS`). After the upload a HEAD confirms size, metadata and checksum.
+    Uploads go through boto3's transfer manager: in parts from the options'
+    multipart threshold on, each part checksummed (SHA-256) and verified by
+    the server; smaller objects carry the SHA-256 of the whole compressed
+    file, which the server verifies. Each request waits at most the options'
+    timeouts: a stalled request fails, transiently, to be retried. Every
+    object gets :meth:`Prepared.metadata`, and the options' encryption,
+    storage class, ACL and tags. After the upload a HEAD confirms size,
+    metadata and checksum.
 
     Before uploading, a HEAD looks for the key: an object holding the same
     archive (same SHA-256) means an earlier attempt got there, and nothing is
     uploaded; any other object is never overwritten
-    (:class:`PermanentUploadError`).
+    (:class:`PermanentUploadError`). Raises
+    :class:`~shoebox.errors.MissingExtra` without boto3.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
-                 endpoint_url: str | None = None,
-                 server_side_encryption: str | None = None, kms_key_id: str | None = None,
-                 storage_class: str | None = None, acl: str | None = None,
-                 tags: Mapping[str, str] | None = None,
-                 multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
-                 multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
-                 max_concurrency: int = 4,
-                 connect_timeout: float = s3.DEFAULT_CONNECT_TIMEOUT,
-                 read_timeout: float = s3.DEFAULT_READ_TIMEOUT) -> None:
-        if acl is not None and acl not in CANNED_ACLS:
-            raise ValueError(f"acl must be one of {', '.join(CANNED_ACLS)}, not {acl!r}")
-        if multipart_chunksize < MIN_MULTIPART_CHUNKSIZE:
-            raise ValueError(f"multipart_chunksize must be at least {MIN_MULTIPART_CHUNKSIZE} "
-                             f"bytes (5 MiB, S3's smallest part), not {multipart_chunksize}")
-        self._config = s3.client_config(connect_timeout=connect_timeout,
-                                        read_timeout=read_timeout)
-        tagging = _tagging(tags or {})
+                 options: s3.S3Options | Mapping[str, Any] | None = None) -> None:
+        self.options = s3.S3Options.of(options)
+        self._config = s3.client_config(self.options)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}"
-        self._endpoint_url = endpoint_url
         self._own_client = client is None
         self._client = client if client is not None else s3.client(
-            endpoint_url, config=self._config)
+            self.options.endpoint_url, config=self._config)
         self._client_pid = os.getpid()
-        self.multipart_threshold = multipart_threshold
-        from boto3.s3.transfer import TransferConfig
-
-        self._transfer_config = TransferConfig(multipart_threshold=multipart_threshold,
-                                               multipart_chunksize=multipart_chunksize,
-                                               max_concurrency=max_concurrency)
+        self.multipart_threshold = self.options.multipart_threshold
+        self._transfer_config = s3.transfer_config(self.options)
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._boto_errors = (Boto3Error, BotoCoreError, ClientError)
-        self._extra_args = {name: value for name, value in (
-            ("ServerSideEncryption", server_side_encryption), ("SSEKMSKeyId", kms_key_id),
-            ("StorageClass", storage_class), ("ACL", acl), ("Tagging", tagging)) if value}
+        self._extra_args = self.options.upload_arguments()
 
     @property
     def client(self) -> Any:
@@ -285,7 +249,7 @@ class S3Destination(Destination):
         boto3 client is not fork-safe, its pooled connections would be
         shared with the parent."""
         if self._own_client and self._client_pid != os.getpid():
-            self._client = s3.client(self._endpoint_url, config=self._config)
+            self._client = s3.client(self.options.endpoint_url, config=self._config)
             self._client_pid = os.getpid()
         return self._client
 
@@ -430,20 +394,22 @@ class S3Destination(Destination):
                                     retry_after=s3.retry_after(exc))
 
 
-def open_destination(dest: str, *, endpoint_url: str | None = None,
-                     **s3_options: Any) -> Destination:
-    """The destination a ``--dest`` string names: ``s3://bucket/prefix`` (with
-    ``endpoint_url`` and the other :class:`S3Destination` options), a
-    ``file://`` URL or a directory path. Options whose value is ``None`` are
-    left out. Raises ``ValueError`` for other URLs, and for S3 options given
-    with a directory."""
-    options = {name: value for name, value in s3_options.items() if value is not None}
+def open_destination(dest: str,
+                     s3_options: s3.S3Options | Mapping[str, Any] | None = None) -> Destination:
+    """The destination a ``--dest`` string names: ``s3://bucket/prefix`` (an
+    :class:`S3Destination` taking ``s3_options``), a ``file://`` URL or a
+    directory path. Raises ``ValueError`` for other URLs, and for S3 options
+    that would change a copy (endpoint, encryption, storage class, ACL,
+    tags) given with a directory; the others (timeouts, part sizes) do not
+    concern a directory."""
+    options = s3.S3Options.of(s3_options)
     if s3.is_s3_url(dest):
         bucket, prefix = s3.parse_s3_url(dest)
-        return S3Destination(bucket, prefix, endpoint_url=endpoint_url, **options)
-    if endpoint_url is not None or options:
+        return S3Destination(bucket, prefix, options=options)
+    refused = [name for name in options.changed() if name not in options.TRANSPORT]
+    if refused:
         raise ValueError(f"destination {dest!r} is a directory; "
-                         f"{', '.join(sorted(options)) or 'endpoint_url'} only apply to s3://")
+                         f"{', '.join(refused)} only apply to s3://")
     parts = urlsplit(dest)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -453,20 +419,6 @@ def open_destination(dest: str, *, endpoint_url: str | None = None,
         raise ValueError(f"destination {dest!r}: only s3://, file:// and directory paths "
                          "are supported")
     return DirectoryDestination(dest)
-
-
-def _tagging(tags: Mapping[str, str]) -> str:
-    """Object tags as S3's ``Tagging`` argument spells them (a URL query);
-    raises ``ValueError`` for tags S3 would refuse."""
-    if len(tags) > MAX_TAGS:
-        raise ValueError(f"S3 allows at most {MAX_TAGS} tags per object, not {len(tags)}")
-    for key, value in tags.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"tags must map strings to strings, not {key!r}: {value!r}")
-        if not 0 < len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
-            raise ValueError(f"tag {key!r}: S3 takes keys of 1 to {MAX_TAG_KEY} characters "
-                             f"and values of up to {MAX_TAG_VALUE}")
-    return urlencode(dict(tags))
 
 
 def _file_sha256(path: str, sync: bool = False) -> bytes:
@@ -481,11 +433,6 @@ def _file_sha256(path: str, sync: bool = False) -> bytes:
 
 
 __all__ = [
-    "CANNED_ACLS",
-    "DEFAULT_MULTIPART_CHUNKSIZE",
-    "DEFAULT_MULTIPART_THRESHOLD",
-    "MAX_TAGS",
-    "MIN_MULTIPART_CHUNKSIZE",
     "Destination",
     "DirectoryDestination",
     "Prepared",

@@ -118,6 +118,21 @@ class MissingExtra(ShoeboxError, ImportError):
     message names the extra (``pip install 'shoebox-archive[s3]'``)."""
 
 
+class InvalidOption(ShoeboxError, ValueError):
+    """An option's value cannot be taken. ``option`` names it as the code
+    that checked it knows it; ``problem`` says what is wrong (``"must be
+    more than 0, not -1"``), so a caller that spells the option otherwise
+    (a command-line flag) can say the same with its own name."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option} {problem}")
+        self.option = option
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.option, self.problem))
+
+
 class UnusableDirectory(ShoeboxError, OSError):
     """Archives cannot be written in a directory: it cannot be created, is
     not a directory, or this process may not create files in it.

@@ -7,10 +7,13 @@ needed (install the ``shoebox-archive[s3]`` extra)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import IO, Any, ClassVar
+from urllib.parse import urlencode
 
-from .errors import MissingExtra
+from ._options import positive_number, whole_number
+from .errors import InvalidOption, MissingExtra
 
 #: Error codes S3 (and MinIO, Ceph) answer with for conditions that pass.
 TRANSIENT_CODES = frozenset({
@@ -27,9 +30,145 @@ THROTTLING_CODES = frozenset({
     "TooManyRequests", "RequestLimitExceeded", "RequestThrottled",
 })
 
-#: Seconds a shipping client waits to connect, and for each read of an answer.
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
+#: S3's canned ACLs, for :attr:`S3Options.acl`.
+CANNED_ACLS = ("authenticated-read", "aws-exec-read", "bucket-owner-full-control",
+               "bucket-owner-read", "log-delivery-write", "private", "public-read",
+               "public-read-write")
+#: S3's server-side encryption modes, for :attr:`S3Options.sse`.
+SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
+#: S3's limits on object tags.
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 10, 128, 256
+#: S3's smallest part (all but the last part of a multipart upload), in MiB.
+MIN_MULTIPART_CHUNK_MB = 5
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How shoebox talks to an S3 bucket, as one value: built and checked
+    once, then taken whole by :class:`~shoebox.destinations.S3Destination`,
+    :class:`~shoebox.shipping.S3UploadCallback` and the sidecar (whose flags
+    of the same names default to these fields' defaults). Building it needs
+    no boto3.
+
+    - ``endpoint_url``: MinIO, Ceph or a local test server (default: boto3's
+      configuration, ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``);
+    - ``connect_timeout``, ``read_timeout``: seconds to wait to connect and
+      for each read of an answer (more than 0: a stalled request fails, to be
+      retried);
+    - ``sse`` (one of :data:`SSE_MODES`), ``sse_kms_key_id``,
+      ``storage_class``, ``acl`` (one of :data:`CANNED_ACLS`): passed to
+      every upload; ``tags``: the uploaded objects' tags (a mapping, at most
+      :data:`MAX_TAGS`);
+    - ``multipart_threshold_mb``: upload in parts from this size on;
+      ``multipart_chunk_mb``: each part's size (at least
+      :data:`MIN_MULTIPART_CHUNK_MB`); ``max_concurrency``: parts in flight.
+
+    Numbers may be given as strings (configuration files do). A bad value
+    raises :class:`~shoebox.errors.InvalidOption` (a ``ValueError``)
+    naming the field; an unknown field, ``TypeError``.
+    """
+
+    #: The fields that say how to talk to S3, not what a copy is: a
+    #: directory destination ignores them.
+    TRANSPORT: ClassVar[tuple[str, ...]] = (
+        "connect_timeout", "read_timeout", "multipart_threshold_mb", "multipart_chunk_mb",
+        "max_concurrency")
+
+    endpoint_url: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    acl: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    multipart_threshold_mb: float = 64.0
+    multipart_chunk_mb: float = 16.0
+    max_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        def take(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for name in ("connect_timeout", "read_timeout", "multipart_threshold_mb",
+                     "multipart_chunk_mb"):
+            # botocore takes a timeout of 0 as "none": a stall would last forever.
+            value = getattr(self, name)
+            unit = " seconds" if name.endswith("timeout") else ""
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and not value > 0:
+                raise InvalidOption(name, f"must be more than 0{unit}, not {value:g}")
+            take(name, positive_number(name, value))
+        if self.multipart_chunk_mb < MIN_MULTIPART_CHUNK_MB:
+            raise InvalidOption("multipart_chunk_mb", f"must be at least "
+                                f"{MIN_MULTIPART_CHUNK_MB} (S3's smallest part), "
+                                f"not {self.multipart_chunk_mb:g}")
+        take("max_concurrency", whole_number("max_concurrency", self.max_concurrency,
+                                             minimum=1))
+        for name in ("endpoint_url", "sse", "sse_kms_key_id", "storage_class", "acl"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+            take(name, value or None)
+        for name, choices in (("sse", SSE_MODES), ("acl", CANNED_ACLS)):
+            if getattr(self, name) not in (None, *choices):
+                raise InvalidOption(name, f"must be one of {', '.join(choices)}, "
+                                          f"not {getattr(self, name)!r}")
+        take("tags", _checked_tags(self.tags))
+
+    @classmethod
+    def of(cls, value: S3Options | Mapping[str, Any] | None) -> S3Options:
+        """``value`` as options: itself, the defaults for ``None``, or built
+        from a mapping of fields (what ``dictConfig`` gives)."""
+        if value is None:
+            return cls()
+        if isinstance(value, S3Options):
+            return value
+        if isinstance(value, Mapping):
+            return cls(**value)
+        raise TypeError(f"S3 options must be S3Options or a mapping, not "
+                        f"{type(value).__name__}")
+
+    def changed(self) -> list[str]:
+        """The names of the fields that differ from their defaults."""
+        default = S3Options()
+        return [item.name for item in fields(self)
+                if getattr(self, item.name) != getattr(default, item.name)]
+
+    @property
+    def multipart_threshold(self) -> int:
+        """:attr:`multipart_threshold_mb` in bytes."""
+        return int(self.multipart_threshold_mb * _MB)
+
+    @property
+    def multipart_chunksize(self) -> int:
+        """:attr:`multipart_chunk_mb` in bytes."""
+        return int(self.multipart_chunk_mb * _MB)
+
+    def upload_arguments(self) -> dict[str, str]:
+        """What every upload passes to S3 (``ExtraArgs``), without the unset."""
+        tagging = urlencode(dict(self.tags)) if self.tags else None
+        return {name: value for name, value in (
+            ("ServerSideEncryption", self.sse), ("SSEKMSKeyId", self.sse_kms_key_id),
+            ("StorageClass", self.storage_class), ("ACL", self.acl), ("Tagging", tagging))
+            if value}
+
+
+def _checked_tags(tags: Any) -> dict[str, str]:
+    """Object tags as a new dict; raises for tags S3 would refuse."""
+    if not isinstance(tags, Mapping):
+        raise TypeError(f"tags must be a mapping of strings, not {type(tags).__name__}")
+    if len(tags) > MAX_TAGS:
+        raise InvalidOption("tags", f"S3 allows at most {MAX_TAGS} tags per object, "
+                                    f"not {len(tags)}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"tags must map strings to strings, not {key!r}: {value!r}")
+        if not 0 < len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise InvalidOption("tags", f"{key!r}: S3 takes keys of 1 to {MAX_TAG_KEY} "
+                                        f"characters and values of up to {MAX_TAG_VALUE}")
+    return dict(tags)
 
 
 def is_s3_url(text: str) -> bool:
@@ -58,11 +197,17 @@ def client(endpoint_url: str | None = None, **options: Any) -> Any:
     it, boto3 takes the endpoint from its configuration: the environment
     variables ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, or
     ``endpoint_url`` in the AWS config file (botocore 1.31 and later)."""
+    return boto3().client("s3", endpoint_url=endpoint_url, **options)
+
+
+def boto3() -> Any:
+    """The boto3 module; raises :class:`~shoebox.errors.MissingExtra` naming
+    the extra when it is not installed."""
     try:
         import boto3
     except ImportError as exc:
         raise MissingExtra("S3 access needs boto3: pip install 'shoebox-archive[s3]'") from exc
-    return boto3.client("s3", endpoint_url=endpoint_url, **options)
+    return boto3
 
 
 def list_objects(s3_client: Any, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:
@@ -105,19 +250,26 @@ def is_s3_error(error: BaseException) -> bool:
         error, (exceptions.BotoCoreError, exceptions.ClientError))
 
 
-def client_config(*, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                  read_timeout: float = DEFAULT_READ_TIMEOUT) -> Any:
-    """botocore settings for a shipping client: bounded timeouts (seconds; a
-    stalled connection or answer fails after them, and is retried), and one
-    quick retry inside botocore, since callers retry with their own backoff.
-    Raises ``ValueError`` for a timeout that is not more than 0."""
-    for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
-        if not value > 0:  # botocore takes 0 as "no timeout": a stall would last forever
-            raise ValueError(f"{name} must be more than 0 seconds, not {value}")
+def client_config(options: S3Options) -> Any:
+    """botocore settings for a shipping client: the options' bounded timeouts
+    (a stalled connection or answer fails after them, and is retried), and
+    one quick retry inside botocore, since callers retry with their own
+    backoff. Raises :class:`~shoebox.errors.MissingExtra` without boto3."""
+    boto3()
     from botocore.config import Config
 
-    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+    return Config(connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
                   retries={"mode": "standard", "total_max_attempts": 2})
+
+
+def transfer_config(options: S3Options) -> Any:
+    """boto3's transfer settings (when and how to upload in parts) for the
+    options."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=options.multipart_threshold,
+                          multipart_chunksize=options.multipart_chunksize,
+                          max_concurrency=options.max_concurrency)
 
 
 def boto_cause(exc: BaseException) -> BaseException:

@@ -42,7 +42,7 @@ import stat
 import struct
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -62,6 +62,7 @@ from .codec import (
 from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
 from .errors import CorruptRecord
+from .s3 import S3Options
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
 #: archive's start, see :class:`KeyTemplate`), then the host, then the
@@ -547,29 +548,30 @@ class S3UploadCallback(ArchiveCallback):
     it is done).
 
     ``destination``: ``s3://bucket/prefix`` (or a directory / ``file://``
-    URL); ``endpoint_url`` for MinIO, Ceph or a test server;
-    ``key_template`` (see :class:`KeyTemplate`);
+    URL); ``s3_options``: how to talk to S3, the same
+    :class:`~shoebox.s3.S3Options` the sidecar builds from its flags (an
+    instance, or a mapping of its fields as ``dictConfig`` gives it:
+    ``{"endpoint_url": …, "read_timeout": 5, "acl": …, "tags": {…},
+    "multipart_chunk_mb": 8}``); ``key_template`` (see :class:`KeyTemplate`);
     ``compression`` and ``level``; ``verify``; ``host``;
-    ``server_side_encryption``, ``kms_key_id``, ``storage_class``;
     ``after_upload``: ``"delete"`` (default), ``"keep"`` or ``"move:DIR"``,
     applied only once the copy is confirmed. A failed upload raises
     :class:`~shoebox.errors.UploadError`; the roll manager logs it and the
     archive stays where it is, for a later ``shoebox-sidecar --once`` run.
+    Raises :class:`~shoebox.errors.MissingExtra` for an ``s3://``
+    destination without boto3.
     """
 
-    def __init__(self, *, destination: str, endpoint_url: str | None = None,
+    def __init__(self, *, destination: str,
+                 s3_options: S3Options | Mapping[str, Any] | None = None,
                  key_template: str = DEFAULT_KEY_TEMPLATE,
                  compression: str = "gzip", level: int | None = None,
                  verify: bool = False, host: str | None = None,
-                 server_side_encryption: str | None = None, kms_key_id: str | None = None,
-                 storage_class: str | None = None, after_upload: str = "delete") -> None:
-        target = open_destination(
-            destination, endpoint_url=endpoint_url,
-            server_side_encryption=server_side_encryption, kms_key_id=kms_key_id,
-            storage_class=storage_class)
+                 after_upload: str = "delete") -> None:
+        target = open_destination(destination, s3_options)
         self.shipper = Shipper(target, key_template=key_template,
-                                       compression=compression, level=level,
-                                       verify=verify, host=host)
+                               compression=compression, level=level,
+                               verify=verify, host=host)
         self.after_upload = after_upload_callback(after_upload)
 
     def on_close(self, filename: str) -> str | None:

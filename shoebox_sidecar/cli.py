@@ -26,7 +26,13 @@ from typing import Any, NoReturn
 
 from shoebox.callbacks import after_upload_callback
 from shoebox.destinations import open_destination
-from shoebox.errors import MissingExtra, PermanentUploadError, TransientUploadError
+from shoebox.errors import (
+    InvalidOption,
+    MissingExtra,
+    PermanentUploadError,
+    TransientUploadError,
+)
+from shoebox.s3 import S3Options
 from shoebox.shipping import Shipper
 
 from . import config, logs
@@ -36,7 +42,6 @@ from .options import BY_NAME, ENV_PREFIX, OPTIONS
 from .sidecar import Sidecar
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DESTINATION = 0, 1, 2, 3
-_MB = 1024 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,25 +175,7 @@ def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
 
 def _build(args: argparse.Namespace) -> Sidecar:
     """Turn parsed options into a :class:`Sidecar`; raises ``ValueError``."""
-    for option, right, expected in (
-            ("connect_timeout", args.connect_timeout > 0, "more than 0 seconds"),
-            ("read_timeout", args.read_timeout > 0, "more than 0 seconds"),
-            ("multipart_chunk_mb", args.multipart_chunk_mb >= 5,
-             "at least 5 (S3's smallest part)")):
-        if not right:
-            raise ValueError(f"{BY_NAME[option].flag} must be {expected}, "
-                             f"not {getattr(args, option):g}")
-    s3_options: dict[str, Any] = {
-        "server_side_encryption": args.sse, "kms_key_id": args.sse_kms_key_id,
-        "storage_class": args.storage_class, "acl": args.acl,
-        "tags": _tags(args.tag) if args.tag else None}
-    if args.dest.startswith("s3://"):
-        s3_options.update(multipart_threshold=int(args.multipart_threshold_mb * _MB),
-                          multipart_chunksize=int(args.multipart_chunk_mb * _MB),
-                          connect_timeout=args.connect_timeout,
-                          read_timeout=args.read_timeout)
-    destination = open_destination(args.dest, endpoint_url=args.endpoint_url or None,
-                                   **s3_options)
+    destination = open_destination(args.dest, _s3_options(args))
     shipper = Shipper(destination, key_template=args.key_template, compression=args.compress,
                       level=args.level, verify=args.verify, host=args.host,
                       tmp_dir=args.tmp_dir)
@@ -243,6 +230,21 @@ def _ensure_watch_dir(path: str) -> None:
                 mode, stat.st_uid, stat.st_gid,
                 extra={"event": "created_watch_dir", "path": path, "mode": f"{mode:04o}",
                        "uid": stat.st_uid, "gid": stat.st_gid})
+
+
+def _s3_options(args: argparse.Namespace) -> S3Options:
+    """The S3 options the flags give, checked whatever the destination (a
+    directory destination refuses those that would change the copy);
+    raises ``ValueError`` naming the flag."""
+    values = {name: getattr(args, name) for name in (
+        "endpoint_url", "connect_timeout", "read_timeout", "sse", "sse_kms_key_id",
+        "storage_class", "acl", "multipart_threshold_mb", "multipart_chunk_mb")}
+    values["tags"] = _tags(args.tag or [])
+    try:
+        return S3Options(**values)
+    except InvalidOption as exc:
+        flag = BY_NAME["tag" if exc.option == "tags" else exc.option].flag
+        raise ValueError(f"{flag} {exc.problem}") from None
 
 
 def _tags(items: list[str]) -> dict[str, str]:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shoebox.compression import SUFFIXES
-from shoebox.destinations import CANNED_ACLS
-from shoebox.s3 import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+from shoebox.s3 import CANNED_ACLS, MIN_MULTIPART_CHUNK_MB, S3Options
 from shoebox.shipping import DEFAULT_KEY_TEMPLATE
 
 from .sidecar import DEFAULT_ONCE_TIMEOUT, DEFAULT_STALE_AFTER
@@ -135,6 +134,10 @@ class Option:
         return self.normalize(value) if self.normalize is not None else value
 
 
+# The S3 options' defaults are S3Options's, which the in-process upload
+# callback takes too: one place for each.
+_S3 = S3Options()
+
 #: Every option, in the order ``--help`` and ``--print-config`` show them.
 OPTIONS: tuple[Option, ...] = (
     Option("watch_dir", "str", "directory where the application closes its archives",
@@ -197,14 +200,14 @@ OPTIONS: tuple[Option, ...] = (
            "ownership refuse ACLs)", choices=CANNED_ACLS),
     Option("tag", "list", "S3 object tag KEY=VALUE for every upload; repeat for more (up to "
            "10); in the environment, comma-separated"),
-    Option("multipart_threshold_mb", "float", "upload in parts from this size on (MiB)", 64.0),
-    Option("multipart_chunk_mb", "float", "size of each part of a multipart upload (MiB; at "
-           "least 5, S3's smallest part)", 16.0),
+    Option("multipart_threshold_mb", "float", "upload in parts from this size on (MiB)",
+           _S3.multipart_threshold_mb),
+    Option("multipart_chunk_mb", "float", f"size of each part of a multipart upload (MiB; at "
+           f"least {MIN_MULTIPART_CHUNK_MB}, S3's smallest part)", _S3.multipart_chunk_mb),
     Option("connect_timeout", "float", "S3: seconds to wait for a connection to the endpoint; "
-           "a connection that takes longer fails and is retried", DEFAULT_CONNECT_TIMEOUT),
+           "a connection that takes longer fails and is retried", _S3.connect_timeout),
     Option("read_timeout", "float", "S3: seconds to wait for each read of an answer; a "
-           "request the server stalls on fails after it and is retried",
-           DEFAULT_READ_TIMEOUT),
+           "request the server stalls on fails after it and is retried", _S3.read_timeout),
     Option("metrics_port", "int", "serve /metrics (Prometheus) and /healthz on this TCP port "
            "(0: any free port, logged); needs shoebox-archive[metrics]"),
     Option("metrics_address", "str", "address the metrics server listens on", "127.0.0.1"),

@@ -11,7 +11,10 @@ import hashlib
 import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
+import textwrap
 import warnings
 from typing import Any
 
@@ -23,6 +26,7 @@ from _sidecar_support import (
     read_compressed,
     write_archives,
 )
+from archive_files import subprocess_env
 
 from shoebox import (
     CallbackList,
@@ -30,6 +34,7 @@ from shoebox import (
     CompressCallback,
     NeverRollChecker,
     PermanentUploadError,
+    S3Options,
     S3UploadCallback,
     TransientUploadError,
     WritingRollManager,
@@ -285,7 +290,7 @@ def test_without_verify_a_damaged_archive_ships_whole_with_its_damage_counted(
     write_archives(tmp_path, 1, records=10)
     path = tmp_path / "app-000.events"
     break_marker(path, record=5)
-    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    shipper = Shipper(open_destination(f"s3://{bucket}", {"endpoint_url": s3_server.endpoint_url}))
     result = shipper.ship(str(path))
     head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
     assert result.records == 9
@@ -299,7 +304,7 @@ def test_s3_object_carries_metadata_and_reads_back_record_for_record(
     written = write_archives(tmp_path, 1, records=300, timestamp="2026-11-27T13:05:00.000Z")
     path = str(tmp_path / "app-000.events")
     shipper = Shipper(open_destination(f"s3://{bucket}/logs",
-                                       endpoint_url=s3_server.endpoint_url), host="web-3")
+                                       {"endpoint_url": s3_server.endpoint_url}), host="web-3")
     result = shipper.ship(path)
     assert result.key == "logs/2026/11/27/web-3/app-000.events.gz"
     assert result.location == f"s3://{bucket}/{result.key}"
@@ -320,7 +325,7 @@ def test_s3_object_carries_metadata_and_reads_back_record_for_record(
 def test_single_part_upload_sends_the_whole_file_sha256_for_the_server_to_check(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
-    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    shipper = Shipper(open_destination(f"s3://{bucket}", {"endpoint_url": s3_server.endpoint_url}))
     sent: list[dict[str, Any]] = []
     client = shipper.destination.client  # type: ignore[attr-defined]
     client.meta.events.register("before-call.s3.PutObject",
@@ -334,9 +339,8 @@ def test_single_part_upload_sends_the_whole_file_sha256_for_the_server_to_check(
 def test_server_side_encryption_and_storage_class_are_passed_through(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
-    destination = open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url,
-                                   server_side_encryption="AES256",
-                                   storage_class="STANDARD_IA")
+    destination = open_destination(f"s3://{bucket}", S3Options(
+        endpoint_url=s3_server.endpoint_url, sse="AES256", storage_class="STANDARD_IA"))
     result = Shipper(destination).ship(str(tmp_path / "app-000.events"))
     head = s3_server.client().head_object(Bucket=bucket, Key=result.key)
     assert head["ServerSideEncryption"] == "AES256"
@@ -346,9 +350,8 @@ def test_server_side_encryption_and_storage_class_are_passed_through(
 def test_large_copies_are_uploaded_in_parts_and_confirmed(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     written = write_archives(tmp_path, 1, records=1200, payload_size=9000)
-    destination = S3Destination(bucket, endpoint_url=s3_server.endpoint_url,
-                                multipart_threshold=5 * 1024 * 1024,
-                                multipart_chunksize=5 * 1024 * 1024)
+    destination = S3Destination(bucket, options=S3Options(
+        endpoint_url=s3_server.endpoint_url, multipart_threshold_mb=5, multipart_chunk_mb=5))
     parts: list[Any] = []
     destination.client.meta.events.register("before-call.s3.UploadPart",
                                             lambda params, **_: parts.append(params))
@@ -365,7 +368,7 @@ def test_a_forked_child_uploads_with_an_s3_client_of_its_own(
     """boto3 clients are not fork-safe: the parent's pooled connections must
     not be shared with a child (a --preload server's worker)."""
     write_archives(tmp_path, 1)
-    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url),
+    shipper = Shipper(open_destination(f"s3://{bucket}", {"endpoint_url": s3_server.endpoint_url}),
                       key_template="{name}{suffix}")
     destination = shipper.destination
     parent_client = destination.client  # type: ignore[attr-defined]
@@ -391,7 +394,7 @@ def test_shipping_again_finds_the_object_present_and_uploads_nothing(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
     path = str(tmp_path / "app-000.events")
-    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url))
+    shipper = Shipper(open_destination(f"s3://{bucket}", {"endpoint_url": s3_server.endpoint_url}))
     first = shipper.ship(path)
     puts: list[Any] = []
     shipper.destination.client.meta.events.register(  # type: ignore[attr-defined]
@@ -404,7 +407,7 @@ def test_shipping_again_finds_the_object_present_and_uploads_nothing(
 def test_an_existing_different_object_is_never_overwritten(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
-    shipper = Shipper(open_destination(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url),
+    shipper = Shipper(open_destination(f"s3://{bucket}", {"endpoint_url": s3_server.endpoint_url}),
                       key_template="{name}{suffix}")
     s3_server.client().put_object(Bucket=bucket, Key="app-000.events.gz", Body=b"other")
     with pytest.raises(PermanentUploadError,
@@ -415,7 +418,7 @@ def test_an_existing_different_object_is_never_overwritten(
 
 def test_missing_bucket_is_a_permanent_error_naming_the_bucket(s3_server: Any) -> None:
     destination = open_destination("s3://no-such-bucket-here/x",
-                                   endpoint_url=s3_server.endpoint_url)
+                                   {"endpoint_url": s3_server.endpoint_url})
     with pytest.raises(PermanentUploadError,
                        match="bucket 'no-such-bucket-here' does not exist") as error:
         destination.check()
@@ -425,7 +428,7 @@ def test_missing_bucket_is_a_permanent_error_naming_the_bucket(s3_server: Any) -
 def test_upload_into_a_missing_bucket_names_bucket_and_key(s3_server: Any, tmp_path: Any) -> None:
     write_archives(tmp_path, 1)
     shipper = Shipper(open_destination("s3://no-such-bucket-here",
-                                       endpoint_url=s3_server.endpoint_url),
+                                       {"endpoint_url": s3_server.endpoint_url}),
                       key_template="{name}{suffix}")
     with pytest.raises(PermanentUploadError,
                        match=re.escape("s3://no-such-bucket-here/app-000.events.gz")) as error:
@@ -444,7 +447,7 @@ def test_server_answers_are_classified_transient_or_permanent(
     from botocore.stub import Stubber
 
     write_archives(tmp_path, 1)
-    destination = S3Destination("locked", endpoint_url="http://127.0.0.1:9")
+    destination = S3Destination("locked", options={"endpoint_url": "http://127.0.0.1:9"})
     shipper = Shipper(destination, key_template="{name}{suffix}")
     # botocore's Stubber answers in place of a server that says these things.
     with Stubber(destination.client) as server:
@@ -464,7 +467,7 @@ def test_unreachable_server_is_a_transient_error(tmp_path: Any) -> None:
         port = probe.getsockname()[1]
     write_archives(tmp_path, 1)
     shipper = Shipper(open_destination("s3://some-bucket",
-                                       endpoint_url=f"http://127.0.0.1:{port}"),
+                                       {"endpoint_url": f"http://127.0.0.1:{port}"}),
                       key_template="{name}{suffix}")
     with pytest.raises(TransientUploadError, match=re.escape("s3://some-bucket/app-000.events.gz")):
         shipper.ship(str(tmp_path / "app-000.events"))
@@ -473,7 +476,7 @@ def test_unreachable_server_is_a_transient_error(tmp_path: Any) -> None:
 
 def test_s3_options_with_a_directory_destination_are_refused(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="storage_class only apply to s3://"):
-        open_destination(str(tmp_path), storage_class="GLACIER")
+        open_destination(str(tmp_path), S3Options(storage_class="GLACIER"))
     with pytest.raises(ValueError, match="only s3://, file://"):
         open_destination("gs://bucket/prefix")
 
@@ -515,7 +518,7 @@ def test_callbacks_load_by_dotted_name_with_shared_options(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     callbacks = CallbackList(
         callback_list="shoebox.shipping:S3UploadCallback",
-        destination=f"s3://{bucket}", endpoint_url=s3_server.endpoint_url,
+        destination=f"s3://{bucket}", s3_options={"endpoint_url": s3_server.endpoint_url},
         compression="zstd", key_template="{name}{suffix}", after_upload="keep")
     manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
                                  archive_callback=callbacks)
@@ -545,7 +548,8 @@ def test_compress_callback_needs_a_compression_method() -> None:
 def test_s3_upload_callback_uploads_on_close_and_deletes_after_confirming(
         s3_server: Any, bucket: str, tmp_path: Any) -> None:
     callback = S3UploadCallback(destination=f"s3://{bucket}/app",
-                                endpoint_url=s3_server.endpoint_url, compression="zstd",
+                                s3_options={"endpoint_url": s3_server.endpoint_url},
+                                compression="zstd",
                                 key_template="{prefix}/{host}/{name}{suffix}", host="h1")
     manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
                                  archive_callback=callback)
@@ -562,9 +566,77 @@ def test_s3_upload_callback_uploads_on_close_and_deletes_after_confirming(
 def test_s3_upload_callback_keeps_the_archive_when_the_upload_fails(
         s3_server: Any, tmp_path: Any) -> None:
     callback = S3UploadCallback(destination="s3://no-such-bucket-here",
-                                endpoint_url=s3_server.endpoint_url)
+                                s3_options={"endpoint_url": s3_server.endpoint_url})
     manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
                                  archive_callback=callback)
     manager.write({"i": "1"}, "{}")
     manager.close()
     assert os.listdir(tmp_path) == ["app.events"]
+
+
+def test_s3_upload_callback_takes_every_s3_option_the_sidecar_has(
+        s3_server: Any, bucket: str, tmp_path: Any) -> None:
+    """The in-process callback and the sidecar share S3Options: timeouts,
+    ACL, tags, encryption and part sizes all reach the upload."""
+    callback = S3UploadCallback(destination=f"s3://{bucket}/app", compression="none",
+                                key_template="{prefix}/{name}{suffix}", s3_options={
+                                    "endpoint_url": s3_server.endpoint_url,
+                                    "connect_timeout": "3", "read_timeout": 7,
+                                    "acl": "bucket-owner-full-control", "sse": "AES256",
+                                    "tags": {"team": "obs"}, "multipart_threshold_mb": 5,
+                                    "multipart_chunk_mb": 5})
+    destination = callback.shipper.destination
+    assert isinstance(destination, S3Destination)
+    config = destination.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (3, 7)
+    parts: list[Any] = []
+    destination.client.meta.events.register("before-call.s3.UploadPart",
+                                            lambda params, **_: parts.append(params))
+    manager = WritingRollManager("app.events", NeverRollChecker(), directory=str(tmp_path),
+                                 archive_callback=callback)
+    for number in range(1200):
+        manager.write({"i": str(number)}, "x" * 9000)
+    manager.close()
+    assert os.listdir(tmp_path) == [] and len(parts) == 3  # 11 MB in parts of 5 MiB
+    client = s3_server.client()
+    head = client.head_object(Bucket=bucket, Key="app/app.events")
+    assert head["ServerSideEncryption"] == "AES256"
+    tags = client.get_object_tagging(Bucket=bucket, Key="app/app.events")["TagSet"]
+    assert tags == [{"Key": "team", "Value": "obs"}]
+    grants = client.get_object_acl(Bucket=bucket, Key="app/app.events")["Grants"]
+    assert [grant["Permission"] for grant in grants] == ["FULL_CONTROL"]
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"read_timeout": 0}, ValueError, "read_timeout must be more than 0 seconds, not 0"),
+    ({"connect_timeout": "-1"}, ValueError, "connect_timeout must be a positive"),
+    ({"multipart_chunk_mb": 4}, ValueError, "multipart_chunk_mb must be at least 5"),
+    ({"acl": "everyone"}, ValueError, "acl must be one of"),
+    ({"sse": "rot13"}, ValueError, "sse must be one of AES256"),
+    ({"tags": {f"k{n}": "v" for n in range(11)}}, ValueError, "at most 10 tags"),
+    ({"tags": {"k": 1}}, TypeError, "tags must map strings to strings"),
+    ({"max_concurrency": 0}, ValueError, "max_concurrency must be at least 1"),
+    ({"read_timout": 5}, TypeError, "read_timout"),
+])
+def test_s3_options_are_checked_once_naming_the_option(
+        options: dict[str, Any], error: type, message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        S3Options.of(options)
+    with pytest.raises(error, match=re.escape(message)):
+        S3UploadCallback(destination="s3://bucket", s3_options=options)
+
+
+def test_s3_upload_callback_without_boto3_names_the_extra(tmp_path: Any) -> None:
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["boto3"] = None  # as if boto3 were not installed
+        from shoebox import MissingExtra, S3UploadCallback
+        try:
+            S3UploadCallback(destination="s3://bucket/prefix")
+        except MissingExtra as error:
+            print("MissingExtra:", error)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=subprocess_env(), check=True)
+    assert "MissingExtra: S3 access needs boto3: pip install 'shoebox-archive[s3]'" \
+        in result.stdout, result.stderr

@@ -207,7 +207,7 @@ def test_throttled_attempts_are_counted_and_local_errors_are_not_transient(
     write_archives(watch, 1)
     with FaultProxy(s3_server.endpoint_url, [Rule("PutObject", "slowdown", times=4)]) as proxy:
         metrics = SidecarMetrics()
-        destination = S3Destination(bucket, "m", endpoint_url=proxy.endpoint_url)
+        destination = S3Destination(bucket, "m", options={"endpoint_url": proxy.endpoint_url})
         sidecar = Sidecar(str(watch), Shipper(destination, tmp_dir=tmp_path / "staging"),
                           backoff=Backoff(0.05, 0.1), observer=metrics)
         metrics.watch(sidecar)

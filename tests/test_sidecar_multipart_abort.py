@@ -132,7 +132,8 @@ def test_an_archive_another_process_is_shipping_keeps_its_upload(
     watch.mkdir()
     write_archives(watch, 1)
     path = str(watch / "app-000.events")
-    shipper = Shipper(S3Destination(bucket, "logs", endpoint_url=s3_server.endpoint_url),
+    destination = S3Destination(bucket, "logs", options={"endpoint_url": s3_server.endpoint_url})
+    shipper = Shipper(destination,
                       key_template="{prefix}/{name}{suffix}", tmp_dir=tmp_path / "staging")
     client = s3_server.client()
     key = shipper.key_of(path)
