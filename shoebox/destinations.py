@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import hashlib
 import os
 import tempfile
@@ -31,14 +30,11 @@ from urllib.parse import quote, urlsplit
 from . import s3
 from ._files import fsync_directory, makedirs_durable, move_no_replace
 from .archive import DamagedRange
-from .errors import PermanentUploadError, TransientUploadError, UploadError
+from .errors import PASSING_ERRNOS, PermanentUploadError, TransientUploadError, UploadError
 
 _CHUNK = 1 << 20
 _CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd",
                   "none": "application/octet-stream"}
-# Local file-system errors that may pass (space freed, a flaky mount back).
-_TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN,
-                               errno.ETIMEDOUT, errno.ESTALE, errno.EINTR})
 
 
 @dataclass
@@ -197,7 +193,7 @@ class DirectoryDestination(Destination):
 
     def _error(self, exc: OSError, key: str | None, what: str) -> UploadError:
         where = self.root if key is None else self.locate(key)
-        kind = TransientUploadError if exc.errno in _TRANSIENT_ERRNOS else PermanentUploadError
+        kind = TransientUploadError if exc.errno in PASSING_ERRNOS else PermanentUploadError
         return kind(f"{where}: {what}: {exc}", destination=self.url, key=key)
 
 

@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import errno
 
+#: ``errno`` values of a local file-system error that says there is no room:
+#: no space, a quota, a file-size limit. They pass once room is made.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: ``errno`` values of the local file-system errors that may pass: no room
+#: (above), or a flaky mount (I/O errors, timeouts, a stale NFS handle).
+PASSING_ERRNOS = NO_SPACE_ERRNOS | {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE,
+                                    errno.EINTR}
+
 
 class ShoeboxError(Exception):
     """Base class of every error shoebox raises on purpose."""

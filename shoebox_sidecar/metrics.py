@@ -18,11 +18,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from shoebox.errors import MissingExtra, UploadError
-from shoebox.shipping import ShipResult
+from shoebox.errors import MissingExtra
 
+from .events import Event, SidecarObserver
 from .logs import logger
-from .sidecar import NO_SPACE_ERRNOS, Backlog, Sidecar, SidecarObserver
+from .sidecar import Backlog, Sidecar
 
 try:
     import prometheus_client
@@ -106,27 +106,24 @@ class SidecarMetrics(SidecarObserver):
         self._sidecar = sidecar
         self._watched_since = self._clock()
 
-    # SidecarObserver
-
-    def shipped(self, result: ShipResult, upload_seconds: float) -> None:
-        self.archives_shipped.inc()
-        self.records_shipped.inc(result.records)
-        self.bytes_shipped.inc(result.bytes_out)
-        self.bytes_read.inc(result.bytes_in)
-        self.upload_duration.observe(upload_seconds)
-        self.last_success.set(self._clock())
-
-    def failed(self, path: str, error: BaseException) -> None:
-        if isinstance(error, UploadError):
-            transient = error.transient
-        else:  # a full staging directory is retried; other local errors wait
-            transient = isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS
-        self.upload_failures.labels(transient="true" if transient else "false").inc()
-        if getattr(error, "throttled", False):
-            self.throttled.inc()
-
-    def quarantined(self, path: str) -> None:
-        self.quarantined_archives.inc()
+    def notify(self, event: Event) -> None:
+        """Count ``event``: confirmed copies (``shipped``), failed attempts
+        (transient or not, throttled or not) and quarantined archives."""
+        fields = event.fields
+        if event.name == "shipped":
+            self.archives_shipped.inc()
+            self.records_shipped.inc(fields["records"])
+            self.bytes_shipped.inc(fields["bytes_out"])
+            self.bytes_read.inc(fields["bytes_in"])
+            self.upload_duration.observe(fields["upload_seconds"])
+            self.last_success.set(self._clock())
+        elif event.failed_attempt:
+            self.upload_failures.labels(
+                transient="true" if fields.get("transient") else "false").inc()
+            if fields.get("throttled"):
+                self.throttled.inc()
+        elif event.name == "quarantined":
+            self.quarantined_archives.inc()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the sidecar is healthy, and why: it is while it has

@@ -1,24 +1,31 @@
-"""The sidecar proper: finds closed archives, ships each one (verify,
-compress, upload, confirm) with retries, then deletes, keeps or moves it."""
+"""The sidecar's run loops: find closed archives, ship each one (verify,
+compress, upload, confirm) on worker threads, retrying as
+:mod:`~shoebox_sidecar.retry` says, then delete, keep or move it. What
+happens is told as :class:`~shoebox_sidecar.events.Event` objects to the
+observers (the JSON log among them), and each archive's outcome is kept in
+:class:`~shoebox_sidecar.outcomes.Outcomes`."""
 
 from __future__ import annotations
 
-import errno
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
-from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
+from shoebox.errors import NO_SPACE_ERRNOS, CorruptRecord, TransientUploadError, UploadError
 from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
 from .backoff import Backoff
-from .logs import logger
+from .events import Event, LogObserver, Observers, SidecarObserver
+from .outcomes import Outcomes, Summary, identity
 from .pool import WorkerPool
+from .retry import RetryPolicy, StagingEpisode, Throttle
 from .watch import ArchiveWatcher
 
 # How long the main thread blocks at a time. Python runs signal handlers
@@ -39,28 +46,6 @@ DEFAULT_STALE_AFTER = 60.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
-#: Errors staging a compressed copy that say the staging directory is full
-#: (or the process may write no bigger file): retried, they pass once space
-#: returns.
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-class SidecarObserver:
-    """What a :class:`Sidecar` tells about its work, as it happens, from its
-    worker threads (:mod:`~shoebox_sidecar.metrics` counts it). The methods
-    do nothing here; a subclass overrides those it needs, and must not
-    raise or block."""
-
-    def shipped(self, result: ShipResult, upload_seconds: float) -> None:
-        """A copy was confirmed; ``upload_seconds`` the successful delivery took."""
-
-    def failed(self, path: str, error: BaseException) -> None:
-        """An attempt to ship ``path`` failed (retried later or not; a
-        throttled one is a :class:`TransientUploadError` whose
-        ``throttled`` is true)."""
-
-    def quarantined(self, path: str) -> None:
-        """``path`` is damaged and was moved to the quarantine directory."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +56,6 @@ class Backlog:
     bytes: int
     #: Modification time (when it was closed) of the oldest, if any.
     oldest_mtime: float | None
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Where the archives a run was given stand: three disjoint groups."""
-
-    #: Archives shipped and then deleted, moved or kept, as ``after_upload`` says.
-    shipped: int
-    #: Archives shipped whose deletion or move failed: still here, by path.
-    not_removed: list[str]
-    #: Archives not shipped (failed, damaged, given up, or not reached before
-    #: stopping): still here, or quarantined, by path.
-    not_shipped: list[str]
 
 
 class Sidecar:
@@ -139,7 +111,7 @@ class Sidecar:
                  recover_stale: bool = False, stale_after: float = DEFAULT_STALE_AFTER,
                  clock: Callable[[], float] = time.monotonic,
                  observer: SidecarObserver | None = None) -> None:
-        for name, value, least in (("workers", workers, 1), ("max_attempts", max_attempts, 0),
+        for name, value, least in (("workers", workers, 1),
                                    ("shutdown_timeout", shutdown_timeout, 0),
                                    ("once_timeout", once_timeout, 0),
                                    ("stale_after", stale_after, 0)):
@@ -153,8 +125,7 @@ class Sidecar:
         self.workers = workers
         self.quarantine = MoveFileCallback(destination_folder=quarantine_dir or os.path.join(
             self.watch_dir, "quarantine"))
-        self.backoff = backoff or Backoff()
-        self.max_attempts = max_attempts
+        self.retry = RetryPolicy(backoff, max_attempts)
         self.scan_interval = scan_interval
         self.shutdown_timeout = shutdown_timeout
         self.once_timeout = once_timeout
@@ -164,27 +135,15 @@ class Sidecar:
         # once_timeout counts from here: the command's start-up (checking the
         # destination, which may wait for a slow endpoint) is part of the run.
         self._made = clock()
+        #: The observer given (the log is told every event too).
         self.observer = observer if observer is not None else SidecarObserver()
+        self._tell = Observers([LogObserver(), self.observer]).notify
         #: Whether stopping left uploads running after ``shutdown_timeout``.
         self.abandoned_uploads = False
-        #: Totals over the archives shipped so far.
-        self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
+        self.outcomes = Outcomes()
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        # Archives taken up and not yet shipped and dealt with, by path:
-        # "pending" (no outcome yet), "not_shipped" or "not_removed".
-        self._unfinished: dict[str, str] = {}
-        self._finished = 0
-        # Archives shipped but still here (after_upload "keep"), by identity,
-        # so that scans do not ship them again.
-        self._kept: set[tuple[str, int, int]] = set()
-        # Throttling: no worker starts a request before _paused_until (a
-        # time.monotonic() value: a real wait, as backoff waits are);
-        # _throttled counts throttled answers in a row.
-        self._paused_until = 0.0
-        self._throttled = 0
-        # When (time.monotonic()) the staging directory was found full, if it still is.
-        self._staging_full_since: float | None = None
+        self._throttle = Throttle(self.retry.backoff)
+        self._staging = StagingEpisode()
         self._pool: WorkerPool | None = None
         self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
 
@@ -198,9 +157,9 @@ class Sidecar:
             self._recover()
             self._abort_incomplete()
             found = self.watcher.scan()
-            logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
-                        self.shipper.destination.url,
-                        extra={"event": "started", "mode": "once", "archives": found})
+            self._tell(Event("started", f"shipping {found} archives from {self.watch_dir} to "
+                             f"{self.shipper.destination.url}",
+                             {"mode": "once", "archives": found}))
             while not self._pool.wait_idle(self._stopping, _SIGNAL_LATENCY):
                 if self._stopping.is_set():
                     break
@@ -209,7 +168,7 @@ class Sidecar:
                     break
         finally:
             self._shutdown()
-        summary = self._summary()
+        summary = self._finished()
         return 1 if summary.not_removed or summary.not_shipped else 0
 
     def run(self) -> int:
@@ -221,9 +180,10 @@ class Sidecar:
             self.watcher.start()
             self._recover()
             found = self.watcher.scan()
-            logger.info("watching %s for %s, shipping to %s", self.watch_dir,
-                        self.watcher.pattern, self.shipper.destination.url,
-                        extra={"event": "started", "mode": "watch", "archives": found})
+            self._tell(Event("started", f"watching {self.watch_dir} for "
+                             f"{self.watcher.pattern}, shipping to "
+                             f"{self.shipper.destination.url}",
+                             {"mode": "watch", "archives": found}))
             next_scan = self._clock() + self.scan_interval
             while not self._stopping.wait(_SIGNAL_LATENCY):
                 if self._clock() < next_scan:
@@ -233,12 +193,12 @@ class Sidecar:
                     self._recover()
                     self.watcher.scan()
                 except OSError as exc:  # a flaky mount: the next scan tries again
-                    logger.error("scanning %s failed: %s", self.watch_dir, exc,
-                                 extra={"event": "scan_failed", "error": str(exc)})
+                    self._tell(Event("scan_failed", f"scanning {self.watch_dir} failed: {exc}",
+                                     {"error": str(exc)}, logging.ERROR))
         finally:
             self.watcher.stop()
             self._shutdown()
-        self._summary()
+        self._finished()
         return 0
 
     def stop(self) -> None:
@@ -258,20 +218,20 @@ class Sidecar:
             # work, which a stopping sidecar does not start.
             return None
         started = time.monotonic()  # a measurement, in real seconds
-        attempt = 0
+        attempts = 0
         while True:
             try:
                 return self._ship(path, started)
             except OSError as exc:
                 if exc.errno not in NO_SPACE_ERRNOS:
-                    self._failed(path, exc)
+                    self._failed(path, exc, transient=False)
                     return None
-                attempt += 1
-                if self.max_attempts and attempt >= self.max_attempts:
-                    self._failed(path, exc)
+                attempts += 1
+                if self.retry.exhausted(attempts):
+                    self._failed(path, exc, transient=True)
                     return None
                 self._staging_full(path, exc)
-                if self._stopping.wait(self.backoff.delay(attempt - 1)):
+                if self._stopping.wait(self.retry.delay(attempts)):
                     self._left(path, None)
                     return None
 
@@ -280,32 +240,33 @@ class Sidecar:
         the compressed copy (or reading the archive) fails."""
         try:
             with self.shipper.prepare(path) as prepared:
-                self._staging_ok()
+                self._staging_fine()
                 if prepared.damaged:
-                    logger.warning(
-                        "%s has %d damaged ranges; shipping it as it is", path,
-                        len(prepared.damaged),
-                        extra={"event": "damaged", "archive": path, "key": prepared.key,
-                               "damaged": [damage._asdict() for damage in prepared.damaged]})
+                    self._tell(Event(
+                        "damaged", f"{path} has {len(prepared.damaged)} damaged ranges; "
+                        "shipping it as it is",
+                        {"archive": path, "key": prepared.key,
+                         "damaged": [damage._asdict() for damage in prepared.damaged]},
+                        logging.WARNING))
                 result = self._deliver(prepared, started)
         except FileNotFoundError as exc:
             if exc.filename != path:
-                self._failed(path, exc)
+                self._failed(path, exc, transient=False)
             else:  # shipped and removed meanwhile, or moved away: not left here
-                self._gone(path)
+                self.outcomes.gone(path)
             return None
         except CorruptRecord as exc:
             self._quarantine(path, exc)
             return None
         except UploadError as exc:
-            self._failed(path, exc)
+            self._failed(path, exc, transient=exc.transient)
             return None
         except OSError:
             raise  # process() tells a full staging directory (retried) from the rest
         except Exception as exc:
             # Unforeseen (a name S3 cannot take, a bug): still this archive's
             # failure, so that --once exits 1 and the line names the archive.
-            self._failed(path, exc, exc_info=True)
+            self._failed(path, exc, transient=False, exc_info=True)
             return None
         if result is None:
             return None
@@ -313,150 +274,94 @@ class Sidecar:
         return result
 
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
-        attempt = 0
+        attempts = 0
         while True:
-            if not self._wait_unpaused():
+            if not self._throttle.wait(self._stopping):
                 self._left(prepared.source, prepared.key)
                 return None
             try:
                 attempt_started = time.monotonic()
                 result = self.shipper.deliver(prepared, started)
-                self._unthrottled()
-                self.observer.shipped(result, time.monotonic() - attempt_started)
+                self._throttle.passed()
+                self.outcomes.shipped(result)
+                self._tell(_shipped(prepared.source, result,
+                                    time.monotonic() - attempt_started))
                 return result
             except TransientUploadError as exc:
                 if exc.throttled:
-                    delay = self._pause(exc)
+                    delay = self._throttle.pause(exc)
                 else:
-                    attempt += 1
-                    if self.max_attempts and attempt >= self.max_attempts:
+                    attempts += 1
+                    if self.retry.exhausted(attempts):
                         raise  # counted as the archive's failure
-                    delay = self.backoff.delay(attempt - 1)
-                self.observer.failed(prepared.source, exc)
-                logger.warning("%s: %s; retrying in %.1f s", prepared.source, exc, delay,
-                               extra=self._fields(prepared.source, exc, event="retrying",
-                                                  attempt=attempt, delay=round(delay, 3),
-                                                  throttled=exc.throttled))
+                    delay = self.retry.delay(attempts)
+                self._tell(Event(
+                    "retrying", f"{prepared.source}: {exc}; retrying in {delay:.1f} s",
+                    _fields(prepared.source, exc, attempt=attempts, delay=round(delay, 3),
+                            throttled=exc.throttled),
+                    logging.WARNING, failed_attempt=True))
                 if self._stopping.wait(delay):
                     self._left(prepared.source, prepared.key)
                     return None
 
     def _left(self, path: str, key: str | None) -> None:
-        logger.info("%s left for the next run (stopping)", path,
-                    extra={"event": "left", "archive": path, "key": key})
-
-    def _pause(self, error: TransientUploadError) -> float:
-        """Pause every worker after a throttled answer; return how long this
-        one waits. Answers to requests made before the pause (several
-        workers throttled at once) extend it, not its growth."""
-        now = time.monotonic()
-        with self._lock:
-            if now >= self._paused_until:
-                self._throttled += 1
-            delay = self.backoff.delay(self._throttled - 1)
-            if error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, self.backoff.maximum))
-            self._paused_until = max(self._paused_until, now + delay)
-            return self._paused_until - now
-
-    def _unthrottled(self) -> None:
-        with self._lock:
-            self._throttled = 0
-
-    def _wait_unpaused(self) -> bool:
-        """Wait while throttling pauses the workers; False if stopping came
-        meanwhile (the pause is abandoned, as a backoff wait is; without a
-        pause, an archive already prepared goes on, as uploads in progress
-        do)."""
-        while True:
-            with self._lock:
-                remaining = self._paused_until - time.monotonic()
-            if remaining <= 0:
-                return True
-            if self._stopping.wait(remaining):
-                return False
+        self._tell(Event("left", f"{path} left for the next run (stopping)",
+                         {"archive": path, "key": key}))
 
     def _staging_full(self, path: str, error: OSError) -> None:
-        """An attempt to stage ``path`` found no space: logged once an episode."""
-        self.observer.failed(path, error)
-        with self._lock:
-            first = self._staging_full_since is None
-            if first:
-                self._staging_full_since = time.monotonic()
-        if first:
-            logger.error("staging a compressed copy of %s failed: %s; archives stay and are "
-                         "retried until there is space (logged once until then)", path, error,
-                         extra=self._fields(path, error, event="staging_full",
-                                            tmp_dir=self.shipper.scratch_dir))
+        """An attempt to stage ``path`` found no room: told once an episode
+        (the attempts in between at DEBUG)."""
+        if self._staging.full():
+            self._tell(Event(
+                "staging_full", f"staging a compressed copy of {path} failed: {error}; "
+                "archives stay and are retried until there is space (logged once until then)",
+                _fields(path, error, transient=True, tmp_dir=self.shipper.scratch_dir),
+                logging.ERROR, failed_attempt=True))
         else:
-            logger.debug("%s: staging still full: %s", path, error,
-                         extra=self._fields(path, error, event="staging_still_full"))
+            self._tell(Event("staging_still_full", f"{path}: staging still full: {error}",
+                             _fields(path, error, transient=True), logging.DEBUG,
+                             failed_attempt=True))
 
-    def _staging_ok(self) -> None:
-        with self._lock:
-            since, self._staging_full_since = self._staging_full_since, None
-        if since is not None:
-            seconds = time.monotonic() - since
-            logger.info("staging space is back after %.1f s; shipping resumes", seconds,
-                        extra={"event": "staging_resumed", "seconds": round(seconds, 3),
-                               "tmp_dir": self.shipper.scratch_dir})
+    def _staging_fine(self) -> None:
+        seconds = self._staging.fine()
+        if seconds is not None:
+            self._tell(Event("staging_resumed", f"staging space is back after {seconds:.1f} "
+                             "s; shipping resumes",
+                             {"seconds": round(seconds, 3),
+                              "tmp_dir": self.shipper.scratch_dir}))
 
     def _shipped(self, path: str, result: ShipResult) -> None:
-        with self._lock:
-            for name, value in (("archives", 1), ("records", result.records),
-                                ("bytes_in", result.bytes_in), ("bytes_out", result.bytes_out)):
-                self.totals[name] += value
-        logger.info(
-            "shipped %s to %s (%d records, %d -> %d bytes)", path, result.location,
-            result.records, result.bytes_in, result.bytes_out,
-            extra={"event": "shipped", "archive": path, "destination": result.location,
-                   "key": result.key, "records": result.records, "bytes_in": result.bytes_in,
-                   "bytes_out": result.bytes_out, "ratio": round(result.ratio, 3),
-                   "seconds": round(result.seconds, 3),
-                   "already_present": result.already_present})
+        """Deal with a shipped archive as ``after_upload`` says."""
         try:
             stat = os.stat(path)
             remains = self.after_upload.on_close(path)
         except OSError as exc:
-            self._failed(path, exc, event="after_upload_failed")
+            self.outcomes.not_removed(path)
+            self._tell(Event("after_upload_failed", f"{path}: {exc}; the archive stays",
+                             _fields(path, exc), logging.ERROR))
             return
-        with self._lock:
-            self._unfinished.pop(path, None)
-            self._finished += 1
-            if remains == path:
-                self._kept.add((path, stat.st_ino, stat.st_mtime_ns))
+        self.outcomes.finished(path, identity(path, stat) if remains == path else None)
 
     def _quarantine(self, path: str, error: CorruptRecord) -> None:
-        with self._lock:
-            self._unfinished[path] = "not_shipped"
+        self.outcomes.not_shipped(path)
         try:
             moved = self.quarantine.on_close(path)
         except OSError as exc:
-            logger.error("%s is damaged (%s) and could not be quarantined: %s; it stays",
-                         path, error, exc, extra=self._fields(path, error,
-                                                              event="quarantine_failed"))
+            self._tell(Event("quarantine_failed", f"{path} is damaged ({error}) and could not "
+                             f"be quarantined: {exc}; it stays", _fields(path, error),
+                             logging.ERROR))
             return
-        logger.error("%s is damaged (%s): moved to %s, not shipped", path, error, moved,
-                     extra=self._fields(path, error, event="quarantined", moved_to=moved))
-        self.observer.quarantined(path)
+        self._tell(Event("quarantined", f"{path} is damaged ({error}): moved to {moved}, not "
+                         "shipped", _fields(path, error, moved_to=moved), logging.ERROR))
 
-    def _failed(self, path: str, error: Exception, event: str = "failed",
+    def _failed(self, path: str, error: Exception, *, transient: bool,
                 exc_info: bool = False) -> None:
-        with self._lock:
-            self._unfinished[path] = ("not_removed" if event == "after_upload_failed"
-                                      else "not_shipped")
-        logger.error("%s: %s; the archive stays", path, error, exc_info=exc_info,
-                     extra=self._fields(path, error, event=event))
-        if event == "failed":  # not a confirmed copy that could not be deleted
-            self.observer.failed(path, error)
-
-    def _fields(self, path: str, error: BaseException, **fields: object) -> dict[str, object]:
-        extra: dict[str, object] = {"archive": path, "error": str(error),
-                                    "error_type": type(error).__name__, **fields}
-        if isinstance(error, UploadError):
-            extra.update(destination=error.destination, key=error.key,
-                         transient=error.transient)
-        return extra
+        """The last attempt at ``path`` failed; ``transient``: whether a later
+        run may succeed."""
+        self.outcomes.not_shipped(path)
+        self._tell(Event("failed", f"{path}: {error}; the archive stays",
+                         _fields(path, error, transient=transient), logging.ERROR,
+                         failed_attempt=True, exc_info=exc_info))
 
     def backlog(self) -> Backlog:
         """The closed archives in ``watch_dir`` waiting to be shipped, now
@@ -468,9 +373,8 @@ class Sidecar:
                 stat = os.stat(path)
             except FileNotFoundError:
                 continue  # shipped meanwhile
-            with self._lock:
-                if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
-                    continue
+            if self.outcomes.kept(identity(path, stat)):
+                continue
             count += 1
             size += stat.st_size
             oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
@@ -481,19 +385,9 @@ class Sidecar:
             stat = os.stat(path)
         except FileNotFoundError:
             return
-        with self._lock:
-            if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
-                return
-            if self._pool is None:
-                return
-            # Kept as it is if known: one shipped but not removed is only
-            # shipped again (found at the destination) and removed.
-            self._unfinished.setdefault(path, "pending")
-        self._pool.submit(path)
-
-    def _gone(self, path: str) -> None:
-        with self._lock:
-            self._unfinished.pop(path, None)
+        pool = self._pool
+        if pool is not None and self.outcomes.take(identity(path, stat)):
+            pool.submit(path)
 
     def _recover(self) -> None:
         """Finalize stale ``.open`` archives, with ``recover_stale``."""
@@ -501,57 +395,53 @@ class Sidecar:
             return
         for path in recover(self.watch_dir, self.watcher.pattern,
                             min_idle=self.stale_after).finalized:
-            logger.info("finalized stale archive %s", path,
-                        extra={"event": "recovered", "archive": path})
+            self._tell(Event("recovered", f"finalized stale archive {path}", {"archive": path}))
 
     def _abort_incomplete(self) -> None:
         """Abort the unfinished multipart uploads of the archives waiting here
-        (an earlier run was killed between parts); a failure is logged, and
+        (an earlier run was killed between parts); a failure is told, and
         shipping goes on."""
         try:
             aborted = self.shipper.abort_incomplete(self.watcher.paths())
         except (UploadError, OSError) as exc:
-            logger.warning("aborting incomplete uploads left by an earlier run failed: %s "
-                           "(an AbortIncompleteMultipartUpload lifecycle rule removes them)",
-                           exc, extra={"event": "abort_failed", "error": str(exc)})
+            self._tell(Event("abort_failed", f"aborting incomplete uploads left by an earlier "
+                             f"run failed: {exc} (an AbortIncompleteMultipartUpload lifecycle "
+                             "rule removes them)", {"error": str(exc)}, logging.WARNING))
             return
         for upload in aborted:
-            logger.info("aborted incomplete multipart upload %s, left by an earlier run",
-                        upload, extra={"event": "aborted_upload", "upload": upload})
+            self._tell(Event("aborted_upload", f"aborted incomplete multipart upload {upload}, "
+                             "left by an earlier run", {"upload": upload}))
 
     def _give_up(self) -> None:
         left = self.summary().not_shipped
-        logger.warning("giving up after %g s (once_timeout): %d archives not shipped yet stay "
-                       "for the next run", self.once_timeout, len(left),
-                       extra={"event": "gave_up", "seconds": self.once_timeout,
-                              "not_shipped": left})
+        self._tell(Event("gave_up", f"giving up after {self.once_timeout:g} s (once_timeout): "
+                         f"{len(left)} archives not shipped yet stay for the next run",
+                         {"seconds": self.once_timeout, "not_shipped": left},
+                         logging.WARNING))
 
     def summary(self) -> Summary:
         """Where the archives taken up so far stand."""
-        with self._lock:
-            states = dict(self._unfinished)
-            finished = self._finished
-        return Summary(finished, sorted(path for path, state in states.items()
-                                        if state == "not_removed"),
-                       sorted(path for path, state in states.items()
-                              if state != "not_removed"))
+        return self.outcomes.summary()
 
-    def _summary(self) -> Summary:
+    @property
+    def totals(self) -> dict[str, int]:
+        """Totals over the archives shipped so far: archives, records,
+        bytes_in, bytes_out."""
+        return self.outcomes.totals_now()
+
+    def _finished(self) -> Summary:
+        """Tell the run's ``finished`` event; return the summary."""
         summary = self.summary()
-        with self._lock:
-            totals = dict(self.totals)
-        message = "shipped %d archives"
-        values: list[object] = [summary.shipped]
+        totals = self.outcomes.totals_now()
+        message = f"shipped {summary.shipped} archives"
         for what, paths in (("shipped but not removed", summary.not_removed),
                             ("not shipped", summary.not_shipped)):
-            message += f"; %d {what}%s"
-            values += [len(paths), _named(paths)]
-        message += " (%d copies confirmed: %d records, %d -> %d bytes)"
-        values += [totals["archives"], totals["records"], totals["bytes_in"],
-                   totals["bytes_out"]]
-        logger.info(message, *values, extra={
-            "event": "finished", **totals, "shipped": summary.shipped,
-            "not_removed": summary.not_removed, "not_shipped": summary.not_shipped})
+            message += f"; {len(paths)} {what}{_named(paths)}"
+        message += (f" ({totals['archives']} copies confirmed: {totals['records']} records, "
+                    f"{totals['bytes_in']} -> {totals['bytes_out']} bytes)")
+        self._tell(Event("finished", message, {
+            **totals, "shipped": summary.shipped, "not_removed": summary.not_removed,
+            "not_shipped": summary.not_shipped}))
         return summary
 
     def _shutdown(self) -> None:
@@ -561,9 +451,33 @@ class Sidecar:
         self._stopping.set()
         if not pool.stop(self.shutdown_timeout):
             self.abandoned_uploads = True
-            logger.warning("uploads still running after %.1f s; leaving them (their "
-                           "archives stay for the next run)", self.shutdown_timeout,
-                           extra={"event": "shutdown_timeout"})
+            self._tell(Event("shutdown_timeout", f"uploads still running after "
+                             f"{self.shutdown_timeout:.1f} s; leaving them (their archives "
+                             "stay for the next run)", {}, logging.WARNING))
+
+
+def _shipped(path: str, result: ShipResult, upload_seconds: float) -> Event:
+    """The event of a confirmed copy; ``upload_seconds``: what the successful
+    delivery took."""
+    return Event("shipped", f"shipped {path} to {result.location} ({result.records} records, "
+                 f"{result.bytes_in} -> {result.bytes_out} bytes)",
+                 {"archive": path, "destination": result.location, "key": result.key,
+                  "records": result.records, "bytes_in": result.bytes_in,
+                  "bytes_out": result.bytes_out, "ratio": round(result.ratio, 3),
+                  "seconds": round(result.seconds, 3),
+                  "upload_seconds": round(upload_seconds, 6),
+                  "already_present": result.already_present})
+
+
+def _fields(path: str, error: BaseException, **fields: Any) -> dict[str, Any]:
+    """The fields of an event about ``error`` shipping ``path``."""
+    extra: dict[str, Any] = {"archive": path, "error": str(error),
+                             "error_type": type(error).__name__}
+    if isinstance(error, UploadError):
+        extra.update(destination=error.destination, key=error.key,
+                     transient=error.transient)
+    extra.update(fields)
+    return extra
 
 
 def _named(paths: list[str]) -> str:

@@ -1,0 +1,106 @@
+"""Where each archive a sidecar run took up stands, and the totals of what it
+shipped: the bookkeeping behind the ``finished`` line and the exit code."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from shoebox.shipping import ShipResult
+
+# An archive's identity on disk: its path, inode and modification time.
+Identity = tuple[str, int, int]
+
+
+def identity(path: str, stat: os.stat_result) -> Identity:
+    """``path``'s identity, from its ``stat``."""
+    return path, stat.st_ino, stat.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Where the archives a run was given stand: three disjoint groups."""
+
+    #: Archives shipped and then deleted, moved or kept, as ``after_upload`` says.
+    shipped: int
+    #: Archives shipped whose deletion or move failed: still here, by path.
+    not_removed: list[str]
+    #: Archives not shipped (failed, damaged, given up, or not reached before
+    #: stopping): still here, or quarantined, by path.
+    not_shipped: list[str]
+
+
+class Outcomes:
+    """The state of every archive taken up: pending, not shipped, not removed,
+    or finished (shipped and dealt with), plus the archives shipped and kept
+    (``after_upload`` "keep"), which scans must not ship again. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Archives taken up and not yet shipped and dealt with, by path:
+        # "pending" (no outcome yet), "not_shipped" or "not_removed".
+        self._unfinished: dict[str, str] = {}
+        self._finished = 0
+        self._kept: set[Identity] = set()
+        #: Totals over the archives shipped so far.
+        self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
+
+    def take(self, archive: Identity) -> bool:
+        """Take up an archive found in the directory; False for one shipped
+        and kept. One known already keeps its state: one shipped but not
+        removed is only shipped again (found at the destination) and removed."""
+        with self._lock:
+            if archive in self._kept:
+                return False
+            self._unfinished.setdefault(archive[0], "pending")
+            return True
+
+    def kept(self, archive: Identity) -> bool:
+        """Whether the archive was shipped and kept."""
+        with self._lock:
+            return archive in self._kept
+
+    def gone(self, path: str) -> None:
+        """The archive went away (shipped by someone else, moved): not left here."""
+        with self._lock:
+            self._unfinished.pop(path, None)
+
+    def not_shipped(self, path: str) -> None:
+        with self._lock:
+            self._unfinished[path] = "not_shipped"
+
+    def not_removed(self, path: str) -> None:
+        with self._lock:
+            self._unfinished[path] = "not_removed"
+
+    def shipped(self, result: ShipResult) -> None:
+        """A copy was confirmed: count it in the totals."""
+        with self._lock:
+            for name, value in (("archives", 1), ("records", result.records),
+                                ("bytes_in", result.bytes_in), ("bytes_out", result.bytes_out)):
+                self.totals[name] += value
+
+    def finished(self, path: str, kept: Identity | None) -> None:
+        """The archive was shipped and dealt with; ``kept`` is its identity
+        when it stays in the directory."""
+        with self._lock:
+            self._unfinished.pop(path, None)
+            self._finished += 1
+            if kept is not None:
+                self._kept.add(kept)
+
+    def summary(self) -> Summary:
+        """Where the archives taken up so far stand."""
+        with self._lock:
+            states = dict(self._unfinished)
+            finished = self._finished
+        return Summary(finished, sorted(path for path, state in states.items()
+                                        if state == "not_removed"),
+                       sorted(path for path, state in states.items()
+                              if state != "not_removed"))
+
+    def totals_now(self) -> dict[str, int]:
+        """A copy of :attr:`totals`."""
+        with self._lock:
+            return dict(self.totals)
