@@ -90,6 +90,10 @@ class SidecarMetrics(SidecarObserver):
             "SlowDown, 429), also counted in upload_failures: each one pauses every worker")
         self.quarantined_archives = counter(
             "shoebox_sidecar_quarantined", "Damaged archives moved to the quarantine directory")
+        self.not_regular_files = counter(
+            "shoebox_sidecar_skipped_not_regular", "Names matching the pattern that are not "
+            "regular files (symbolic links, FIFOs, sockets, directories), left alone, never "
+            "followed; each path once; kind: what it is", ["kind"])
         self.last_success = prometheus_client.Gauge(
             "shoebox_sidecar_last_success_timestamp_seconds",
             "When the last copy was confirmed (Unix time; 0 before the first)",
@@ -127,6 +131,9 @@ class SidecarMetrics(SidecarObserver):
 
     def quarantined(self, path: str) -> None:
         self.quarantined_archives.inc()
+
+    def skipped_not_regular(self, path: str, kind: str) -> None:
+        self.not_regular_files.labels(kind=kind).inc()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the sidecar is healthy, and why: it is while it has

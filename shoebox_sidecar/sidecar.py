@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shoebox._files import file_kind
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
-from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
+from shoebox.errors import CorruptRecord, NotRegularFile, TransientUploadError, UploadError
 from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
@@ -62,6 +63,12 @@ class SidecarObserver:
     def quarantined(self, path: str) -> None:
         """``path`` is damaged and was moved to the quarantine directory."""
 
+    def skipped_not_regular(self, path: str, kind: str) -> None:
+        """``path`` matches the pattern but is not a regular file (``kind``:
+        ``"symlink"``, ``"fifo"``, ``"directory"``… as
+        :class:`~shoebox.errors.NotRegularFile` names it): left alone, never
+        followed or shipped. Told once per path."""
+
 
 @dataclass(frozen=True)
 class Backlog:
@@ -110,6 +117,14 @@ class Sidecar:
     ``max_attempts``); it is logged once when it starts (``staging_full``)
     and once when shipping resumes (``staging_resumed``), whatever the
     number of attempts in between.
+
+    Only regular files really in ``watch_dir`` are opened (never through
+    a symbolic link, see :func:`shoebox._files.open_regular`); a matching
+    name that is a link, a FIFO, a socket or a directory, found by a scan,
+    an event, recovery or at the open itself (swapped in after the scan),
+    is left alone (never followed, shipped or deleted), logged once per
+    path (``skipped_not_regular``) and told to ``observer``. It is no
+    archive: it does not make :meth:`run_once` return 1.
 
     At start, multipart uploads a killed run left unfinished for the
     archives waiting here are aborted (:meth:`Shipper.abort_incomplete`),
@@ -178,6 +193,9 @@ class Sidecar:
         # Archives shipped but still here (after_upload "keep"), by identity,
         # so that scans do not ship them again.
         self._kept: set[tuple[str, int, int]] = set()
+        # Names found that are not regular files, reported once each (a
+        # scan every scan_interval meets them again), by path: their kind.
+        self._not_regular_seen: dict[str, str] = {}
         # Throttling: no worker starts a request before _paused_until (a
         # time.monotonic() value: a real wait, as backoff waits are);
         # _throttled counts throttled answers in a row.
@@ -186,7 +204,7 @@ class Sidecar:
         # When (time.monotonic()) the staging directory was found full, if it still is.
         self._staging_full_since: float | None = None
         self._pool: WorkerPool | None = None
-        self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
+        self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit, self._not_regular)
 
     def run_once(self) -> int:
         """Ship every closed archive present now, then return: 0 when every one
@@ -278,8 +296,10 @@ class Sidecar:
     def _ship(self, path: str, started: float) -> ShipResult | None:
         """One try at :meth:`process`'s job; raises ``OSError`` when staging
         the compressed copy (or reading the archive) fails."""
+        identity = None
         try:
             with self.shipper.prepare(path) as prepared:
+                identity = prepared.identity
                 self._staging_ok()
                 if prepared.damaged:
                     logger.warning(
@@ -288,6 +308,12 @@ class Sidecar:
                         extra={"event": "damaged", "archive": path, "key": prepared.key,
                                "damaged": [damage._asdict() for damage in prepared.damaged]})
                 result = self._deliver(prepared, started)
+        except NotRegularFile as exc:
+            # Swapped for a link or a FIFO after it was found: the open
+            # refused it, nothing was read.
+            self._gone(path)
+            self._not_regular(path, exc.kind)
+            return None
         except FileNotFoundError as exc:
             if exc.filename != path:
                 self._failed(path, exc)
@@ -309,7 +335,7 @@ class Sidecar:
             return None
         if result is None:
             return None
-        self._shipped(path, result)
+        self._shipped(path, result, identity)
         return result
 
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
@@ -401,7 +427,8 @@ class Sidecar:
                         extra={"event": "staging_resumed", "seconds": round(seconds, 3),
                                "tmp_dir": self.shipper.scratch_dir})
 
-    def _shipped(self, path: str, result: ShipResult) -> None:
+    def _shipped(self, path: str, result: ShipResult,
+                 identity: tuple[int, int] | None = None) -> None:
         with self._lock:
             for name, value in (("archives", 1), ("records", result.records),
                                 ("bytes_in", result.bytes_in), ("bytes_out", result.bytes_out)):
@@ -415,8 +442,19 @@ class Sidecar:
                    "seconds": round(result.seconds, 3),
                    "already_present": result.already_present})
         try:
-            stat = os.stat(path)
+            stat = os.stat(path, follow_symlinks=False)
+            if identity is not None and (stat.st_dev, stat.st_ino) != identity:
+                # Renamed away and the name taken by something else since it
+                # was read (a link, say): that is not what was shipped, and
+                # deleting or moving it is not ours to do.
+                kind = file_kind(stat.st_mode)
+                raise (NotRegularFile(kind, filename=path) if kind != "regular" else
+                       FileNotFoundError(errno.ENOENT, "replaced since it was shipped", path))
             remains = self.after_upload.on_close(path)
+        except NotRegularFile as exc:
+            self._finish(path)
+            self._not_regular(path, exc.kind)
+            return
         except OSError as exc:
             self._failed(path, exc, event="after_upload_failed")
             return
@@ -425,6 +463,24 @@ class Sidecar:
             self._finished += 1
             if remains == path:
                 self._kept.add((path, stat.st_ino, stat.st_mtime_ns))
+
+    def _finish(self, path: str) -> None:
+        """``path`` was shipped and is dealt with (or no longer here)."""
+        with self._lock:
+            self._unfinished.pop(path, None)
+            self._finished += 1
+
+    def _not_regular(self, path: str, kind: str) -> None:
+        """``path`` matches but is not a regular file: log it and tell the
+        observer, once per path (and again if it turns into another kind)."""
+        with self._lock:
+            if self._not_regular_seen.get(path) == kind:
+                return
+            self._not_regular_seen[path] = kind
+        error = NotRegularFile(kind, filename=path)
+        logger.warning("%s: %s; left alone", path, error.strerror,
+                       extra={"event": "skipped_not_regular", "archive": path, "kind": kind})
+        self.observer.skipped_not_regular(path, kind)
 
     def _quarantine(self, path: str, error: CorruptRecord) -> None:
         with self._lock:
@@ -465,7 +521,7 @@ class Sidecar:
         oldest: float | None = None
         for path in self.watcher.paths():
             try:
-                stat = os.stat(path)
+                stat = os.stat(path, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # shipped meanwhile
             with self._lock:
@@ -478,10 +534,12 @@ class Sidecar:
 
     def _submit(self, path: str) -> None:
         try:
-            stat = os.stat(path)
+            stat = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             return
         with self._lock:
+            # A regular file again: should a link take its name later, say so.
+            self._not_regular_seen.pop(path, None)
             if (path, stat.st_ino, stat.st_mtime_ns) in self._kept:
                 return
             if self._pool is None:
@@ -499,8 +557,10 @@ class Sidecar:
         """Finalize stale ``.open`` archives, with ``recover_stale``."""
         if not self.recover_stale:
             return
-        for path in recover(self.watch_dir, self.watcher.pattern,
-                            min_idle=self.stale_after).finalized:
+        result = recover(self.watch_dir, self.watcher.pattern, min_idle=self.stale_after)
+        for path, kind in result.skipped.items():
+            self._not_regular(path, kind)
+        for path in result.finalized:
             logger.info("finalized stale archive %s", path,
                         extra={"event": "recovered", "archive": path})
 
