@@ -486,6 +486,13 @@ class Sidecar:
         with self._lock:
             self._unfinished[path] = "not_shipped"
         try:
+            # The damaged file read was regular; a link put in its name since
+            # is not it (and the move would only move the link itself).
+            kind = file_kind(os.stat(path, follow_symlinks=False).st_mode)
+            if kind != "regular":
+                self._gone(path)
+                self._not_regular(path, kind)
+                return
             moved = self.quarantine.on_close(path)
         except OSError as exc:
             logger.error("%s is damaged (%s) and could not be quarantined: %s; it stays",

@@ -6,6 +6,7 @@ truncated, renamed or deleted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sidecar_support import SidecarProcess, read_compressed, write_archives
+from _sidecar_support import SidecarProcess, damage, read_compressed, write_archives
 from archive_files import SHOEBOX, archive_bytes, items, run, subprocess_env, write
 
 import shoebox._files
 from shoebox import (
     ArchiveWriter,
+    CorruptRecord,
     NeverRollChecker,
     NotRegularFile,
     ShoeboxError,
@@ -266,6 +268,36 @@ def test_a_name_swapped_for_a_link_after_shipping_is_not_deleted(
     assert name.is_symlink()
     outside.assert_untouched()
     assert told.skipped == [(str(name), "symlink")]
+
+
+def test_a_damaged_archive_swapped_for_a_link_is_not_quarantined(
+        tmp_path: Path, outside: Outside) -> None:
+    """``--verify`` found damage; a link put in the name before the move to
+    the quarantine directory stays where it is."""
+    watch, dest = tmp_path / "watch", tmp_path / "dest"
+    write_archives(watch, 1, prefix="real")
+    name = watch / "real-000.events"
+    damage(name)
+    told = Told()
+
+    class SwapOnDamage(Shipper):
+        @contextlib.contextmanager
+        def prepare(self, path: str) -> Iterator[Any]:
+            try:
+                with super().prepare(path) as prepared:
+                    yield prepared
+            except CorruptRecord:
+                os.rename(name, str(name) + ".moved")
+                os.symlink(outside.archive, name)
+                raise
+
+    sidecar = Sidecar(str(watch), SwapOnDamage(DirectoryDestination(str(dest)), verify=True),
+                      observer=told)
+    assert sidecar.run_once() == 0
+    assert copies(dest) == {} and name.is_symlink()
+    assert not (watch / "quarantine").exists()
+    assert told.skipped == [(str(name), "symlink")]
+    outside.assert_untouched()
 
 
 def test_the_metric_counts_each_planted_path_once(
