@@ -1,5 +1,6 @@
-"""File-system steps that never replace an existing file, and that make
-renames durable."""
+"""File-system steps that never replace an existing file, that make
+renames durable, and that open only regular files really in a directory
+(never following a symbolic link out of it)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,86 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 
-from .errors import UnusableDirectory
+from .errors import NotRegularFile, UnusableDirectory
+
+#: Test hook: when set, :func:`open_regular` calls it with the path just
+#: before opening it, so that a test can swap the file for a symbolic link
+#: between a scan and the open. ``None`` (the default) in normal use.
+before_open: Callable[[str], None] | None = None
+
+_KIND_TESTS = ((stat.S_ISLNK, "symlink"), (stat.S_ISDIR, "directory"),
+               (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
+               (stat.S_ISCHR, "char_device"), (stat.S_ISBLK, "block_device"))
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, as :class:`~shoebox.errors.NotRegularFile`
+    names it: ``"regular"``, ``"symlink"``, ``"directory"``, ``"fifo"``…"""
+    if stat.S_ISREG(mode):
+        return "regular"
+    return next((kind for test, kind in _KIND_TESTS if test(mode)), "unknown")
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY) -> int:
+    """Open ``path``, found in a directory that someone else may write, only
+    if it is a regular file really there; return the descriptor.
+
+    The last component is opened with ``O_NOFOLLOW`` (a symbolic link is
+    never followed) and ``O_NONBLOCK`` (opening a FIFO does not wait for a
+    writer), then the descriptor itself is checked with ``fstat``: what
+    was opened is what is judged, so swapping the name for a link or a
+    FIFO between a scan and this open is caught. ``O_NONBLOCK`` is cleared
+    again before returning. ``flags`` adds the access mode
+    (``os.O_WRONLY`` to truncate, say); ``O_CLOEXEC`` is always set.
+
+    Raises :class:`~shoebox.errors.NotRegularFile` naming ``path`` and what
+    it is, and ``OSError`` (``FileNotFoundError``…) as ``os.open`` does.
+    """
+    if before_open is not None:
+        before_open(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        # ELOOP: the last component is a link. EISDIR (a directory opened
+        # for writing), ENXIO (a FIFO without reader opened for writing):
+        # name what is there, from the entry itself, for the message only.
+        if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise
+        try:
+            kind = file_kind(os.stat(path, follow_symlinks=False).st_mode)
+        except OSError:
+            raise exc from None
+        if kind == "regular":
+            raise
+        raise NotRegularFile(kind, filename=path) from None
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind != "regular":
+            raise NotRegularFile(kind, filename=path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_entry(path: str, fd: int) -> None:
+    """Check that the directory entry ``path`` still names the file open as
+    ``fd`` (same ``st_dev`` and ``st_ino``, the entry itself, a link not
+    followed): done right before renaming or removing ``path`` after
+    judging ``fd``. Raises :class:`~shoebox.errors.NotRegularFile` if the
+    entry is now something else that is not a regular file,
+    ``FileNotFoundError`` if it is gone or names another regular file."""
+    entry = os.stat(path, follow_symlinks=False)
+    if os.path.samestat(entry, os.fstat(fd)):
+        return
+    kind = file_kind(entry.st_mode)
+    if kind != "regular":
+        raise NotRegularFile(kind, filename=path)
+    raise FileNotFoundError(errno.ENOENT, "no longer the file that was opened (replaced "
+                            "meanwhile)", path)
 
 
 def fsync_directory(path: str) -> None:
@@ -54,17 +133,22 @@ def lock_unheld(path: str) -> int | None:
     Returns the descriptor, which holds the lock until the caller closes
     it; or ``None`` when the file is gone, another process holds the lock,
     or ``path`` no longer names the file locked (renamed or replaced just
-    before the lock was taken). Raises ``OSError`` for other failures.
+    before the lock was taken). Only a regular file really there is opened
+    (see :func:`open_regular`): anything else raises
+    :class:`~shoebox.errors.NotRegularFile`. Raises ``OSError`` for other
+    failures.
     """
     try:
         # Read-only: locking needs no more, and a process running as another
         # user may read the file but not write it.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path)
     except FileNotFoundError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.path.samestat(os.fstat(fd), os.stat(path)):
+        # The entry itself (a link not followed): a link swapped in is not
+        # the file locked.
+        if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
             return fd
     except (BlockingIOError, FileNotFoundError):
         pass
@@ -104,10 +188,14 @@ def rename_no_replace(source: str, target: str) -> None:
     than replacing an existing ``target``.
 
     Uses ``link`` + ``unlink`` (atomic refusal on POSIX filesystems); where
-    hard links are not supported it checks and renames.
+    hard links are not supported it checks and renames. A symbolic link at
+    ``source`` is moved as the link itself, never followed.
     """
     try:
-        os.link(source, target)
+        # follow_symlinks=False: Python's default (linkat's AT_SYMLINK_FOLLOW)
+        # would hard-link a link's target under the new name, pulling a file
+        # from outside the directory into it (issue 17).
+        os.link(source, target, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
@@ -129,7 +217,9 @@ def move_no_replace(source: str, target: str) -> None:
     beside ``target`` (unique, so that one left by a killed process never
     blocks a later move), with ``source``'s permission bits, synced,
     renamed into place, the directory synced, and only then is ``source``
-    removed.
+    removed. That copy opens ``source`` with :func:`open_regular`: a
+    symbolic link or other non-regular file raises
+    :class:`~shoebox.errors.NotRegularFile` and is left where it is.
     """
     try:
         rename_no_replace(source, target)
@@ -140,18 +230,22 @@ def move_no_replace(source: str, target: str) -> None:
     directory, name = os.path.split(target)
     fd, temporary = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.",
                                      suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
+    with contextlib.ExitStack() as stack:
+        try:
+            dst = stack.enter_context(os.fdopen(fd, "wb"))
+            src = stack.enter_context(os.fdopen(open_regular(source), "rb"))
             os.fchmod(dst.fileno(), stat.S_IMODE(os.fstat(src.fileno()).st_mode))
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             os.fsync(dst.fileno())
-        rename_no_replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    # Two file systems keep two journals: unless the new name is durable
-    # first, a power cut could keep the unlink below and lose the copy.
-    fsync_directory(os.path.dirname(target))
-    os.unlink(source)
+            dst.close()
+            rename_no_replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        # Two file systems keep two journals: unless the new name is durable
+        # first, a power cut could keep the unlink below and lose the copy.
+        fsync_directory(os.path.dirname(target))
+        check_entry(source, src.fileno())  # remove only the file copied
+        os.unlink(source)

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 
+from ._files import file_kind
 from .naming import OPEN_SUFFIX
 
 #: Past this share of the budget, the directory is looked at again (at a
@@ -31,7 +32,12 @@ class DiskBudget:
     match the wildcard ``pattern`` (see :func:`shoebox.naming.name_pattern`),
     finished or still ``.open``. ``clock`` (seconds, ``time.monotonic``)
     paces the rescans. Not thread-safe: the roll manager calls it under
-    its lock."""
+    its lock.
+
+    Only regular files count: a matching name that is a symbolic link
+    (never followed: whatever it points to is not here), a FIFO or a
+    directory is left out, and counted once per path in
+    :attr:`skipped_not_regular`."""
 
     def __init__(self, max_bytes: int, directory: str, pattern: str, *,
                  clock: Callable[[], float] = time.monotonic,
@@ -46,6 +52,10 @@ class DiskBudget:
         #: Bytes of archives in the directory, as last counted plus what was
         #: written since.
         self.used = 0
+        #: Matching names found not to be regular files, each path once
+        #: (again if it comes back after a scan did not see it).
+        self.skipped_not_regular = 0
+        self._not_regular: set[str] = set()
         self._scanned_at: float | None = None
 
     def admits(self, size: int, *, resuming: bool = False) -> bool:
@@ -68,6 +78,7 @@ class DiskBudget:
         """Count the bytes of the archives in the directory now. A directory
         that cannot be listed (not created yet) holds nothing."""
         total = 0
+        not_regular = set()
         pattern, open_pattern = self.pattern, self.pattern + OPEN_SUFFIX
         try:
             with os.scandir(self.directory) as entries:
@@ -77,13 +88,19 @@ class DiskBudget:
                             or fnmatch.fnmatchcase(name, open_pattern)):
                         continue
                     try:
-                        if entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
+                        # The entry itself, never what a link points to.
+                        status = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
-                        pass  # shipped and deleted meanwhile
+                        continue  # shipped and deleted meanwhile
+                    if file_kind(status.st_mode) == "regular":
+                        total += status.st_size
+                    else:
+                        not_regular.add(name)
         except FileNotFoundError:
             pass
         self.used = total
+        self.skipped_not_regular += len(not_regular - self._not_regular)
+        self._not_regular = not_regular
         self._scanned_at = self._clock()
 
 

@@ -36,7 +36,7 @@ from . import __version__, jsonl, recovery, repairing, s3
 from ._progress import Progress
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
-from .errors import CorruptRecord, DamageSkipped, ShoeboxError
+from .errors import CorruptRecord, DamageSkipped, NotRegularFile, ShoeboxError
 from .follow import Follower
 from .sources import STDIN, Source, expand
 
@@ -133,6 +133,9 @@ def _follow(args: argparse.Namespace, output: _Output) -> int:
             output.flush()  # now, for whoever watches
             _report_damage(follower.damaged, no_bar)
             follower.damaged.clear()
+            for skipped in follower.skipped:  # each path once
+                _error(str(skipped))
+            follower.skipped.clear()
             pause.wait(_FOLLOW_INTERVAL)
     return EXIT_OK
 
@@ -398,6 +401,8 @@ def _recover(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     result = recovery.recover(args.directory, args.pattern,
                               max_record_size=args.max_record_size)
+    for path, kind in result.skipped.items():  # left alone; no failure of recovery
+        _error(str(NotRegularFile(kind, filename=path)))
     for path in result.finalized:
         print(f"finalized {path}")
     print(f"{len(result.finalized)} stale .open archive(s) finalized in {args.directory}")

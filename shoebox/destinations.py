@@ -63,6 +63,10 @@ class Prepared:
     format_version: int | None
     #: Byte ranges a recovering reader would skip (only without ``verify``).
     damaged: list[DamagedRange] = field(default_factory=list)
+    #: ``(st_dev, st_ino)`` of the archive's file as it was read (``None``
+    #: when not known): whoever removes or moves ``source`` afterwards checks
+    #: that the name still leads to that file, not to a link swapped in.
+    identity: tuple[int, int] | None = None
 
     @property
     def compressed_sha256_b64(self) -> str:

@@ -147,6 +147,33 @@ class UnusableDirectory(ShoeboxError, OSError):
     ``filename`` is the directory; ``errno`` and ``strerror`` say why."""
 
 
+class NotRegularFile(ShoeboxError, OSError):
+    """A file found in a directory was refused: it is not a regular file
+    really there, but a symbolic link (never followed), a directory, a
+    FIFO, a socket or a device. ``filename`` is the path; :attr:`kind` says
+    what it is (``"symlink"``, ``"directory"``, ``"fifo"``, ``"socket"``,
+    ``"char_device"``, ``"block_device"``, ``"unknown"``)."""
+
+    def __init__(self, kind: str, *, filename: str) -> None:
+        self.kind = kind
+        code = {"symlink": errno.ELOOP, "directory": errno.EISDIR}.get(kind, errno.EINVAL)
+        super().__init__(code, f"not a regular file but {_KINDS.get(kind, kind)}: "
+                         "refused, never followed", filename)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: pickle (multiprocessing) needs the recipe.
+        return _rebuild, (type(self), (self.kind,), {"filename": self.filename})
+
+
+#: How :class:`NotRegularFile` names each kind of file in its message.
+_KINDS = {"symlink": "a symbolic link", "directory": "a directory", "fifo": "a FIFO",
+          "socket": "a socket", "char_device": "a character device",
+          "block_device": "a block device", "unknown": "a file of unknown type"}
+
+
 class BudgetExceeded(ShoeboxError, OSError):
     """The archives waiting in ``directory`` reached the disk budget
     (``max_local_mb``, ``max_bytes``): records are being dropped, and

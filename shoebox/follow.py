@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import Generator, Iterable, Iterator
 
+from ._files import file_kind, open_regular
 from .archive import ArchiveReader, DamagedRange
 from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
@@ -23,7 +24,7 @@ from .codec import (
     Record,
     decode_record,
 )
-from .errors import CorruptRecord, TruncatedRecord
+from .errors import CorruptRecord, NotRegularFile, TruncatedRecord
 from .naming import OPEN_SUFFIX, is_open
 from .sources import expand
 
@@ -65,6 +66,12 @@ class Follower:
     already yielded: a copy of an archive read before (compressed or moved
     by a callback) is skipped.
 
+    Only regular files are read, each opened without following a symbolic
+    link and judged on the descriptor (see
+    :func:`shoebox._files.open_regular`), named paths included: a link, a
+    FIFO (which would block a plain open) or a socket is left alone and
+    listed in :attr:`skipped`, once per path.
+
     ``recover`` skips damaged bytes and lists them in :attr:`damaged`
     instead of raising :class:`~shoebox.errors.CorruptRecord`. Close the
     follower (or leave its ``with`` block) to release the files it holds.
@@ -79,6 +86,10 @@ class Follower:
         self.max_record_size = max_record_size
         #: Ranges skipped (``recover=True``), in the order met; clear it at will.
         self.damaged: list[DamagedRange] = []
+        #: Paths left alone, not being regular files, each once, in the
+        #: order met; clear it at will.
+        self.skipped: list[NotRegularFile] = []
+        self._skipped_paths: dict[str, str] = {}
         self._tails: dict[_Key, _Tail] = {}
         self._finished: dict[str, _Signature] = {}
         self._firsts: set[bytes] = set()
@@ -94,9 +105,14 @@ class Follower:
         for name in self._names(strict=first):
             names.add(name)
             try:
-                info = os.stat(name)
+                # The entry itself: a link is never followed (issue 17).
+                info = os.stat(name, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # renamed or deleted since the listing
+            kind = file_kind(info.st_mode)
+            if kind != "regular":
+                self._skip(NotRegularFile(kind, filename=name))
+                continue
             key = (info.st_dev, info.st_ino)
             tail = self._tails.get(key)
             if tail is not None:
@@ -114,6 +130,8 @@ class Follower:
                 if tail is None:
                     finished.append(name)
         self._finished = {name: sign for name, sign in self._finished.items() if name in names}
+        self._skipped_paths = {name: kind for name, kind in self._skipped_paths.items()
+                               if name in names}
         items: list[_Tail | str] = [*finished, *self._tails.values()]
         for item in sorted(items, key=_order):
             if isinstance(item, str):
@@ -149,12 +167,23 @@ class Follower:
                 continue  # a glob matching nothing now, a directory removed
         return names
 
+    def _skip(self, error: NotRegularFile) -> None:
+        """Note a path left alone, once (again if it turns into another kind)."""
+        assert error.filename is not None
+        if self._skipped_paths.get(error.filename) != error.kind:
+            self._skipped_paths[error.filename] = error.kind
+            self.skipped.append(error)
+
     def _read_finished(self, name: str) -> Iterator[Record]:
         try:
-            reader = ArchiveReader(name, recover=self.recover,
-                                   max_record_size=self.max_record_size)
+            source = os.fdopen(open_regular(name), "rb")
         except FileNotFoundError:
             return  # shipped and deleted since the listing
+        except NotRegularFile as error:  # swapped since the listing
+            self._skip(error)
+            return
+        reader = ArchiveReader(source, filename=name, recover=self.recover,
+                               max_record_size=self.max_record_size)
         with reader:
             for count, record in enumerate(reader):
                 if count == 0:
@@ -193,9 +222,12 @@ class _Tail:
     def open(cls, name: str, key: _Key, follower: Follower) -> _Tail | None:
         """Follow ``name`` if it is still the file ``key`` names."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(name)
         except FileNotFoundError:
             return None  # finished meanwhile: a later listing has it
+        except NotRegularFile as error:  # swapped since the listing
+            follower._skip(error)
+            return None
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != key:
             os.close(fd)

@@ -73,11 +73,21 @@ def rename_unique(source: str, target: str) -> str:
             rename_no_replace(source, name)
             return name
         except FileExistsError:
-            if os.path.exists(name) and os.path.samefile(source, name):
+            if _same_entry(source, name):
                 # A rename that linked but did not unlink (a crash between).
                 os.unlink(source)
                 return name
     raise AssertionError("candidates() never ends")  # pragma: no cover
+
+
+def _same_entry(first: str, second: str) -> bool:
+    """Whether two names are one file, comparing the entries themselves
+    (a symbolic link is never followed)."""
+    try:
+        return os.path.samestat(os.stat(first, follow_symlinks=False),
+                                os.stat(second, follow_symlinks=False))
+    except FileNotFoundError:
+        return False
 
 
 def finalize(open_path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -9,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._files import lock_unheld
+from ._files import check_entry, file_kind, lock_unheld, open_regular
 from .archive import ArchiveReader
 from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
@@ -18,7 +19,7 @@ from .codec import (
     Incomplete,
     record_length,
 )
-from .errors import CorruptRecord
+from .errors import CorruptRecord, NotRegularFile
 from .naming import OPEN_SUFFIX, finalize
 
 logger = logging.getLogger("shoebox.recovery")
@@ -39,6 +40,11 @@ class Recovery:
     #: ``.open`` archives modified less than ``min_idle`` seconds ago, left
     #: alone (their lock untried) for a later call, in name order.
     recent: list[str] = field(default_factory=list)
+    #: Names matching the pattern that are not regular files (a symbolic
+    #: link, a FIFO, a directory), never followed, written, renamed or
+    #: removed, by path: what each is (``"symlink"``, ``"fifo"``…, as
+    #: :class:`~shoebox.errors.NotRegularFile` names it).
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
@@ -61,6 +67,16 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     nothing is replaced). A file that cannot be recovered is logged (logger
     ``shoebox.recovery``), left, and listed in :attr:`Recovery.left`; the
     others are still recovered.
+
+    Only regular files really in ``directory`` are acted on: each is opened
+    without following a symbolic link and judged on the descriptor (see
+    :func:`shoebox._files.open_regular`), truncated through a descriptor
+    checked to be that same file, and renamed only while the name still
+    leads to it. Anything else matching (a link, wherever it points, a
+    FIFO, a directory) is left as it is and listed in
+    :attr:`Recovery.skipped`, not logged: the caller reports it (the
+    sidecar once per path, ``shoebox recover`` on stderr), since a caller
+    that recovers at every scan would otherwise log it again and again.
     """
     if not min_idle >= 0:
         raise ValueError(f"min_idle must be at least 0, not {min_idle!r}")
@@ -68,15 +84,24 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
     result = Recovery()
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), pattern + OPEN_SUFFIX))):
         try:
+            # The entry itself, a link never followed: only a filter, since
+            # lock_unheld() judges what it opens.
+            entry = os.stat(path, follow_symlinks=False)
+            kind = file_kind(entry.st_mode)
+            if kind != "regular":
+                raise NotRegularFile(kind, filename=path)
             # Before trying the lock: a writer locks its file just after
             # creating it, and a lock taken by us in between makes it give
             # that file up (see ArchiveWriter); a file that new is recent.
-            if min_idle and clock() - os.stat(path).st_mtime < min_idle:
+            if min_idle and clock() - entry.st_mtime < min_idle:
                 result.recent.append(path)
                 continue
             fd = lock_unheld(path)
         except FileNotFoundError:
             continue  # finalized by its writer meanwhile
+        except NotRegularFile as exc:
+            result.skipped[path] = exc.kind
+            continue
         except OSError as exc:
             _cannot(result, path, exc)
             continue
@@ -86,6 +111,9 @@ def recover(directory: str | os.PathLike[str] = ".", pattern: str = "*",
         final = None
         try:
             final = _finalize_stale(fd, path, max_record_size, result)
+        except NotRegularFile as exc:  # swapped in after the lock was taken
+            result.skipped[path] = exc.kind
+            continue
         except OSError as exc:
             _cannot(result, path, exc)
             continue
@@ -108,11 +136,11 @@ def _finalize_stale(fd: int, path: str, max_record_size: int,
     """Truncate a torn tail of the locked stale archive open on ``fd`` and
     rename it; return its final path, or ``None`` if it must stay (noted in
     ``result``)."""
-    end = _valid_end(path, max_record_size)
+    end = _valid_end(fd, path, max_record_size)
     size = os.fstat(fd).st_size
     if end < size and _torn(os.pread(fd, _HEAD, end), size - end):
         try:
-            os.truncate(path, end)
+            _truncate(fd, path, end)
         except PermissionError as exc:
             logger.error("%s: cannot truncate a torn tail of %d bytes at offset %d "
                          "(%s); left as it is", path, size - end, end, exc.strerror)
@@ -125,6 +153,7 @@ def _finalize_stale(fd: int, path: str, max_record_size: int,
         logger.warning("%s: keeping %d bytes at offset %d that do not validate "
                        "but are no torn record", path, size - end, end)
     os.fsync(fd)
+    check_entry(path, fd)  # rename only the file judged stale
     return finalize(path)
 
 
@@ -148,10 +177,28 @@ def _torn(head: bytes, size: int) -> bool:
         return False
 
 
-def _valid_end(path: str, max_record_size: int) -> int:
-    """Offset just past the last record of ``path`` that validates."""
+def _truncate(fd: int, path: str, end: int) -> None:
+    """Cut the file open as ``fd`` (read-only, locked) at ``end``, through a
+    second, writable descriptor of ``path`` checked to be that same file:
+    never a file a link swapped in leads to."""
+    writable = open_regular(path, os.O_WRONLY)
+    try:
+        if not os.path.samestat(os.fstat(writable), os.fstat(fd)):
+            check_entry(path, fd)  # raises, naming what is there now if not regular
+            raise FileNotFoundError(errno.ENOENT, "replaced while being recovered", path)
+        os.ftruncate(writable, end)
+    finally:
+        os.close(writable)
+
+
+def _valid_end(fd: int, path: str, max_record_size: int) -> int:
+    """Offset just past the last record that validates in the file open as
+    ``fd`` (``path`` names it in errors)."""
     end = 0
-    with ArchiveReader(path, recover=True, max_record_size=max_record_size) as reader:
+    source = os.fdopen(os.dup(fd), "rb")
+    source.seek(0)
+    with ArchiveReader(source, filename=path, recover=True,
+                       max_record_size=max_record_size) as reader:
         for _record in reader:
             end = reader.offset
     return end

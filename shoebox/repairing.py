@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from . import compression
-from ._files import fsync_directory
+from ._files import check_entry, fsync_directory, open_regular
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .naming import OPEN_SUFFIX, is_open, rename_unique
@@ -63,6 +63,13 @@ def repair(path: str | os.PathLike[str], *,
     torn tail, damaged compressed data, records over ``max_record_size``
     or of a version it does not know. The ``.damaged`` original keeps them.
 
+    Only a regular file really at ``path`` is repaired: it is opened
+    without following a symbolic link and judged on the descriptor (see
+    :func:`shoebox._files.open_regular`), and renamed aside only while
+    ``path`` still names that file. A link (wherever it points), a FIFO or
+    a directory raises :class:`~shoebox.errors.NotRegularFile` and is left
+    as it is: nothing is read through it, renamed or written.
+
     Raises ``ValueError`` for a ``.open`` archive (a live writer's, or a
     crashed one's: :func:`shoebox.recover` finalizes those), ``OSError``
     for a file that cannot be read or a directory that cannot be written,
@@ -73,9 +80,11 @@ def repair(path: str | os.PathLike[str], *,
         raise ValueError(f"{path}: an archive still being written ({OPEN_SUFFIX}); "
                          f"shoebox recover finalizes those of crashed writers")
     directory, name = os.path.split(path)
-    with ArchiveReader(path, recover=True, max_record_size=max_record_size) as reader:
+    source = os.fdopen(open_regular(path), "rb")
+    with ArchiveReader(source, filename=path, recover=True,
+                       max_record_size=max_record_size) as reader:
         result = Repair(path, reader.compression)
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        mode = stat.S_IMODE(os.fstat(source.fileno()).st_mode)
         # Hidden, and not .open: neither the sidecar nor recover() takes it
         # for an archive if this process dies before renaming it.
         fd, temporary = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.",
@@ -96,6 +105,7 @@ def repair(path: str | os.PathLike[str], *,
             if not result.dropped:
                 os.unlink(temporary)
                 return result
+            check_entry(path, source.fileno())  # set aside only the file read
             result.original = rename_unique(path, path + DAMAGED_SUFFIX)
             result.path = rename_unique(temporary, path)
         except BaseException:

@@ -324,7 +324,11 @@ class WritingRollManager:
         """Counters since the manager was made (in a forked child: since the
         fork): ``records_written``, ``bytes_written`` (encoded bytes appended
         to archives), ``records_dropped`` (by the disk budget), ``errors``
-        (writes that raised, rolls that failed) and ``archives_closed``."""
+        (writes that raised, rolls that failed), ``archives_closed`` and
+        ``skipped_not_regular`` (names in the directory matching the
+        archives' that the disk budget's scans found not to be regular
+        files, a symbolic link say, and left out, each path once; 0
+        without a budget)."""
         with self._locked():
             return {"records_written": self._records_written,
                     # Counted per archive, not per write: the archive
@@ -332,7 +336,9 @@ class WritingRollManager:
                     "bytes_written": self._bytes_written + (
                         self._archive.size if self._archive is not None else 0),
                     "records_dropped": self._records_dropped, "errors": self._errors,
-                    "archives_closed": self._archives_closed}
+                    "archives_closed": self._archives_closed,
+                    "skipped_not_regular": (self._budget.skipped_not_regular
+                                            if self._budget is not None else 0)}
 
     def flush(self) -> None:
         """Write records pending in the active archive's buffer to the file."""

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from ._chunks import ChunkWalker, TeeReader
-from ._files import lock_unheld
+from ._files import check_entry, lock_unheld, open_regular
 from ._timestamps import utc_datetime
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
@@ -61,7 +61,7 @@ from .codec import (
 )
 from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
-from .errors import CorruptRecord
+from .errors import CorruptRecord, NotRegularFile
 from .s3 import S3Options
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
@@ -205,9 +205,11 @@ class Shipper:
 
     def key_of(self, path: str) -> str:
         """The key the archive at ``path`` ships under, as :meth:`prepare`
-        finds it (reading the first record only). Raises ``OSError``."""
+        finds it (reading the first record only). Raises ``OSError``
+        (:class:`~shoebox.errors.NotRegularFile` for anything but a regular
+        file really at ``path``)."""
         first = _FirstTimestamp(self.max_record_size)
-        with open(path, "rb") as source:
+        with os.fdopen(open_regular(path), "rb") as source:
             while not first.done and (chunk := source.read(_KEY_CHUNK)):
                 first.feed(chunk)
             return self.key_for(path, _started(first, source.fileno()))
@@ -245,14 +247,20 @@ class Shipper:
         """Read, hash and compress the archive at ``path`` into a temporary
         file, removed when the ``with`` block ends.
 
-        Raises ``FileNotFoundError`` if the archive is gone and, with
-        ``verify``, :class:`~shoebox.errors.CorruptRecord` for damage.
+        Raises ``FileNotFoundError`` if the archive is gone,
+        :class:`~shoebox.errors.NotRegularFile` if ``path`` is a symbolic
+        link (never followed), a FIFO or anything but a regular file really
+        there (checked on the descriptor opened, see
+        :func:`shoebox._files.open_regular`), and, with ``verify``,
+        :class:`~shoebox.errors.CorruptRecord` for damage.
+        :attr:`Prepared.identity` is the file read, for callers that
+        remove or move ``path`` later to check it is still that file.
 
         The archive is held with a shared ``flock`` until the block ends
         (deliver inside it): :meth:`abort_incomplete` in another process
         then knows its upload is live.
         """
-        shipping = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        shipping = open_regular(path)
         try:
             fcntl.flock(shipping, fcntl.LOCK_SH)
             scratch = self.scratch_dir
@@ -337,8 +345,11 @@ class Shipper:
         if records is None:
             # The header walk stumbled on damage: count what a recovering
             # reader keeps, and where it skips (a second pass, damaged
-            # archives only).
-            with ArchiveReader(path, recover=True,
+            # archives only), in the file already open, not whatever the
+            # name leads to now.
+            again = os.fdopen(os.dup(source.fileno()), "rb")
+            again.seek(0)
+            with ArchiveReader(again, filename=path, recover=True,
                                max_record_size=self.max_record_size) as reader:
                 records = sum(1 for _record in reader)
                 damaged = reader.damaged
@@ -347,7 +358,8 @@ class Shipper:
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
-            format_version=counter.first_version, damaged=damaged)
+            format_version=counter.first_version, damaged=damaged,
+            identity=(status.st_dev, status.st_ino))
 
 
 def _remove_stale(directory: str, now: float) -> list[str]:
@@ -366,14 +378,17 @@ def _remove_stale(directory: str, now: float) -> list[str]:
             fd = lock_unheld(path)
         except PermissionError:
             continue  # another user's (a shared /tmp): not ours to judge
+        except NotRegularFile:
+            continue  # swapped for a link or a FIFO since the listing: never ours
         if fd is None:
             continue
         try:
             if now - os.fstat(fd).st_mtime >= STALE_TEMPORARY_AGE:
+                check_entry(path, fd)
                 os.unlink(path)
                 removed.append(path)
-        except PermissionError:
-            pass
+        except (PermissionError, NotRegularFile, FileNotFoundError):
+            pass  # not ours to remove, or no longer the file judged stale
         finally:
             os.close(fd)
     return removed

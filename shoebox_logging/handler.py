@@ -214,8 +214,11 @@ class ShoeboxHandler(logging.Handler):
         disk budget, ``records_dropped_budget``, and from a full queue,
         ``records_dropped_queue``), ``errors`` (records lost to errors: a
         failed write, as in :attr:`failed`, a formatter that raised, a
-        record too large) and ``archives_closed``. A record is in exactly
-        one of written, dropped and errors once :meth:`flush` returned."""
+        record too large), ``archives_closed`` and ``skipped_not_regular``
+        (names in the directory that the disk budget found not to be
+        regular files, a symbolic link say, and left out; each path once).
+        A record is in exactly one of written, dropped and errors once
+        :meth:`flush` returned."""
         core = self._manager.stats()
         queue = self.dropped
         with self._failure_lock:
@@ -225,7 +228,8 @@ class ShoeboxHandler(logging.Handler):
                 "records_dropped": core["records_dropped"] + queue,
                 "records_dropped_budget": core["records_dropped"],
                 "records_dropped_queue": queue, "errors": errors,
-                "archives_closed": core["archives_closed"]}
+                "archives_closed": core["archives_closed"],
+                "skipped_not_regular": core["skipped_not_regular"]}
 
     @property
     def dropped(self) -> int:

@@ -45,6 +45,9 @@ _COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
      "errors, records too large)", {"": "errors"}),
     ("shoebox_handler_archives_closed", "Archives finished (renamed from .open)",
      {"": "archives_closed"}),
+    ("shoebox_handler_skipped_not_regular", "Names in the directory the disk budget left "
+     "out, not being regular files (symbolic links, FIFOs), each path once",
+     {"": "skipped_not_regular"}),
 )
 
 _collectors: weakref.WeakKeyDictionary[Any, _HandlerCollector] = weakref.WeakKeyDictionary()

@@ -90,6 +90,10 @@ class SidecarMetrics(SidecarObserver):
             "SlowDown, 429), also counted in upload_failures: each one pauses every worker")
         self.quarantined_archives = counter(
             "shoebox_sidecar_quarantined", "Damaged archives moved to the quarantine directory")
+        self.not_regular_files = counter(
+            "shoebox_sidecar_skipped_not_regular", "Names matching the pattern that are not "
+            "regular files (symbolic links, FIFOs, sockets, directories), left alone, never "
+            "followed; each path once; kind: what it is", ["kind"])
         self.last_success = prometheus_client.Gauge(
             "shoebox_sidecar_last_success_timestamp_seconds",
             "When the last copy was confirmed (Unix time; 0 before the first)",
@@ -108,7 +112,8 @@ class SidecarMetrics(SidecarObserver):
 
     def notify(self, event: Event) -> None:
         """Count ``event``: confirmed copies (``shipped``), failed attempts
-        (transient or not, throttled or not) and quarantined archives."""
+        (transient or not, throttled or not), quarantined archives and
+        names skipped as not regular files."""
         fields = event.fields
         if event.name == "shipped":
             self.archives_shipped.inc()
@@ -124,6 +129,8 @@ class SidecarMetrics(SidecarObserver):
                 self.throttled.inc()
         elif event.name == "quarantined":
             self.quarantined_archives.inc()
+        elif event.name == "skipped_not_regular":
+            self.not_regular_files.labels(kind=fields["kind"]).inc()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the sidecar is healthy, and why: it is while it has

@@ -43,6 +43,9 @@ class Outcomes:
         self._unfinished: dict[str, str] = {}
         self._finished = 0
         self._kept: set[Identity] = set()
+        # Names found that are not regular files, told once each (a scan
+        # every scan_interval meets them again), by path: their kind.
+        self._not_regular: dict[str, str] = {}
         #: Totals over the archives shipped so far.
         self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
 
@@ -51,9 +54,20 @@ class Outcomes:
         and kept. One known already keeps its state: one shipped but not
         removed is only shipped again (found at the destination) and removed."""
         with self._lock:
+            # A regular file again: should a link take its name later, say so.
+            self._not_regular.pop(archive[0], None)
             if archive in self._kept:
                 return False
             self._unfinished.setdefault(archive[0], "pending")
+            return True
+
+    def not_regular(self, path: str, kind: str) -> bool:
+        """``path`` is not a regular file but a ``kind``; return whether that
+        is news (first seen, or it was something else before)."""
+        with self._lock:
+            if self._not_regular.get(path) == kind:
+                return False
+            self._not_regular[path] = kind
             return True
 
     def kept(self, archive: Identity) -> bool:

@@ -7,6 +7,7 @@ observers (the JSON log among them), and each archive's outcome is kept in
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -15,9 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shoebox._files import file_kind
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
-from shoebox.errors import NO_SPACE_ERRNOS, CorruptRecord, TransientUploadError, UploadError
+from shoebox.errors import (
+    NO_SPACE_ERRNOS,
+    CorruptRecord,
+    NotRegularFile,
+    TransientUploadError,
+    UploadError,
+)
 from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
@@ -83,6 +91,14 @@ class Sidecar:
     and once when shipping resumes (``staging_resumed``), whatever the
     number of attempts in between.
 
+    Only regular files really in ``watch_dir`` are opened (never through
+    a symbolic link, see :func:`shoebox._files.open_regular`); a matching
+    name that is a link, a FIFO, a socket or a directory, found by a scan,
+    an event, recovery or at the open itself (swapped in after the scan),
+    is left alone (never followed, shipped or deleted) and told once per
+    path (``skipped_not_regular``). It is no archive: it does not make
+    :meth:`run_once` return 1.
+
     At start, multipart uploads a killed run left unfinished for the
     archives waiting here are aborted (:meth:`Shipper.abort_incomplete`),
     before those archives are shipped again.
@@ -145,7 +161,7 @@ class Sidecar:
         self._throttle = Throttle(self.retry.backoff)
         self._staging = StagingEpisode()
         self._pool: WorkerPool | None = None
-        self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit)
+        self.watcher = ArchiveWatcher(self.watch_dir, pattern, self._submit, self._not_regular)
 
     def run_once(self) -> int:
         """Ship every closed archive present now, then return: 0 when every one
@@ -238,8 +254,10 @@ class Sidecar:
     def _ship(self, path: str, started: float) -> ShipResult | None:
         """One try at :meth:`process`'s job; raises ``OSError`` when staging
         the compressed copy (or reading the archive) fails."""
+        identity_read = None
         try:
             with self.shipper.prepare(path) as prepared:
+                identity_read = prepared.identity
                 self._staging_fine()
                 if prepared.damaged:
                     self._tell(Event(
@@ -249,6 +267,12 @@ class Sidecar:
                          "damaged": [damage._asdict() for damage in prepared.damaged]},
                         logging.WARNING))
                 result = self._deliver(prepared, started)
+        except NotRegularFile as exc:
+            # Swapped for a link or a FIFO after it was found: the open
+            # refused it, nothing was read.
+            self.outcomes.gone(path)
+            self._not_regular(path, exc.kind)
+            return None
         except FileNotFoundError as exc:
             if exc.filename != path:
                 self._failed(path, exc, transient=False)
@@ -270,7 +294,7 @@ class Sidecar:
             return None
         if result is None:
             return None
-        self._shipped(path, result)
+        self._shipped(path, result, identity_read)
         return result
 
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
@@ -330,11 +354,25 @@ class Sidecar:
                              {"seconds": round(seconds, 3),
                               "tmp_dir": self.shipper.scratch_dir}))
 
-    def _shipped(self, path: str, result: ShipResult) -> None:
-        """Deal with a shipped archive as ``after_upload`` says."""
+    def _shipped(self, path: str, result: ShipResult,
+                 identity_read: tuple[int, int] | None = None) -> None:
+        """Deal with a shipped archive as ``after_upload`` says, if the file
+        at ``path`` is still the one read (``identity_read``: its device and
+        inode)."""
         try:
-            stat = os.stat(path)
+            stat = os.stat(path, follow_symlinks=False)
+            if identity_read is not None and (stat.st_dev, stat.st_ino) != identity_read:
+                # Renamed away and the name taken by something else since it
+                # was read (a link, say): that is not what was shipped, and
+                # deleting or moving it is not ours to do.
+                kind = file_kind(stat.st_mode)
+                raise (NotRegularFile(kind, filename=path) if kind != "regular" else
+                       FileNotFoundError(errno.ENOENT, "replaced since it was shipped", path))
             remains = self.after_upload.on_close(path)
+        except NotRegularFile as exc:
+            self.outcomes.finished(path, None)
+            self._not_regular(path, exc.kind)
+            return
         except OSError as exc:
             self.outcomes.not_removed(path)
             self._tell(Event("after_upload_failed", f"{path}: {exc}; the archive stays",
@@ -342,9 +380,24 @@ class Sidecar:
             return
         self.outcomes.finished(path, identity(path, stat) if remains == path else None)
 
+    def _not_regular(self, path: str, kind: str) -> None:
+        """``path`` matches but is not a regular file: told once per path
+        (and again if it turns into another kind)."""
+        if self.outcomes.not_regular(path, kind):
+            error = NotRegularFile(kind, filename=path)
+            self._tell(Event("skipped_not_regular", f"{path}: {error.strerror}; left alone",
+                             {"archive": path, "kind": kind}, logging.WARNING))
+
     def _quarantine(self, path: str, error: CorruptRecord) -> None:
         self.outcomes.not_shipped(path)
         try:
+            # The damaged file read was regular; a link put in its name since
+            # is not it (and the move would only move the link itself).
+            kind = file_kind(os.stat(path, follow_symlinks=False).st_mode)
+            if kind != "regular":
+                self.outcomes.gone(path)
+                self._not_regular(path, kind)
+                return
             moved = self.quarantine.on_close(path)
         except OSError as exc:
             self._tell(Event("quarantine_failed", f"{path} is damaged ({error}) and could not "
@@ -370,7 +423,7 @@ class Sidecar:
         oldest: float | None = None
         for path in self.watcher.paths():
             try:
-                stat = os.stat(path)
+                stat = os.stat(path, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # shipped meanwhile
             if self.outcomes.kept(identity(path, stat)):
@@ -382,7 +435,7 @@ class Sidecar:
 
     def _submit(self, path: str) -> None:
         try:
-            stat = os.stat(path)
+            stat = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             return
         pool = self._pool
@@ -393,8 +446,10 @@ class Sidecar:
         """Finalize stale ``.open`` archives, with ``recover_stale``."""
         if not self.recover_stale:
             return
-        for path in recover(self.watch_dir, self.watcher.pattern,
-                            min_idle=self.stale_after).finalized:
+        result = recover(self.watch_dir, self.watcher.pattern, min_idle=self.stale_after)
+        for path, kind in result.skipped.items():
+            self._not_regular(path, kind)
+        for path in result.finalized:
             self._tell(Event("recovered", f"finalized stale archive {path}", {"archive": path}))
 
     def _abort_incomplete(self) -> None:

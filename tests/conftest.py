@@ -130,6 +130,16 @@ def restartable_server() -> Iterator[Any]:
     restartable.stop()
 
 
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """Sidecar processes (``_sidecar_support.SidecarProcess``) started by a
+    test, killed and collected after it."""
+    started: list[Any] = []
+    yield started
+    for process in started:
+        process.close()
+
+
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[Any]:
     """A client of a distributed LocalCluster of two single-threaded worker

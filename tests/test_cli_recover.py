@@ -82,10 +82,14 @@ def test_a_stale_archive_recover_must_leave_gives_status_2(tmp_path, capsys, mon
     open_path = tmp_path / "a.events.open"
     open_path.write_bytes(encode_record({}, "{}") + encode_record({}, "{}")[:9])
 
-    def refuse(path, length):
-        raise PermissionError(errno.EACCES, "Permission denied", path)
+    opened = shoebox.recovery.open_regular
 
-    monkeypatch.setattr(shoebox.recovery.os, "truncate", refuse)
+    def refuse(path, flags=os.O_RDONLY):
+        if flags & os.O_WRONLY:  # the descriptor it would truncate through
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return opened(path, flags)
+
+    monkeypatch.setattr(shoebox.recovery, "open_regular", refuse)
     status, out, err = run(capsys, "recover", tmp_path)
     assert status == 2
     assert out == f"0 stale .open archive(s) finalized in {tmp_path}\n"

@@ -287,15 +287,17 @@ def test_a_live_writers_file_recovery_may_only_read_is_left_alone(tmp_path):
     assert os.listdir(tmp_path) == ["live.events.open"]
 
 
-def test_a_file_that_cannot_be_recovered_is_logged_and_the_others_still_are(tmp_path, caplog):
-    (tmp_path / "a.events.open").mkdir()  # not a file: cannot be read as an archive
+def test_a_directory_named_like_a_stale_archive_is_skipped_and_the_others_still_are(
+        tmp_path, caplog):
+    """Issue 17: what is not a regular file is listed in ``skipped`` (for the
+    caller to report), never acted on; it used to be an error in ``left``."""
+    (tmp_path / "a.events.open").mkdir()
     with ArchiveWriter(tmp_path / "b.events.open") as writer:
         writer.write({"i": "0"}, "{}")
     with caplog.at_level(logging.ERROR, logger="shoebox.recovery"):
         result = recover(tmp_path)
     assert result.finalized == [str(tmp_path / "b.events")]
-    assert list(result.left) == [str(tmp_path / "a.events.open")]
-    assert "Is a directory" in result.left[str(tmp_path / "a.events.open")]
+    assert result.skipped == {str(tmp_path / "a.events.open"): "directory"}
+    assert result.left == {}
     assert (tmp_path / "a.events.open").is_dir()
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        str(tmp_path / "a.events.open")]
+    assert caplog.records == []

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,15 +23,6 @@ from shoebox.destinations import DirectoryDestination
 from shoebox.shipping import Shipper
 from shoebox_sidecar import Sidecar
 from shoebox_sidecar.cli import EXIT_USAGE, main
-
-
-@pytest.fixture
-def processes() -> Iterator[list[SidecarProcess]]:
-    """Sidecar processes started by a test, killed and collected after it."""
-    started: list[SidecarProcess] = []
-    yield started
-    for process in started:
-        process.close()
 
 
 def test_watch_mode_ships_archives_closed_while_it_runs(
