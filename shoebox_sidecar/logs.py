@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from shoebox._redact import RedactingFormatter
+
 #: The sidecar's logger; per-archive lines carry an ``event`` field
 #: (``shipped``, ``retrying``, ``failed``, ``quarantined``, …).
 logger = logging.getLogger("shoebox_sidecar")
@@ -22,15 +24,19 @@ def json_lines(level: str | int = "INFO", stream: TextIO | None = None) -> Itera
     """While the ``with`` block runs, send the sidecar's and shoebox's log
     records to ``stream`` (default: stderr) as JSON lines, one object per
     record: ``timestamp``, ``level``, ``logger``, ``message`` and the
-    record's extra fields (``event``, ``archive``, ``key``…). The loggers'
-    previous settings come back afterwards, so that :func:`main` can run
-    inside another program (or a test) without changing its logging."""
+    record's extra fields (``event``, ``archive``, ``key``…), with the
+    credentials of every URL in them hidden (:func:`shoebox._redact.redact`).
+    The loggers' previous settings come back afterwards, so that
+    :func:`main` can run inside another program (or a test) without
+    changing its logging."""
     from pythonjsonlogger.json import JsonFormatter
 
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter(
+    # Redacted as a whole line, the fields and a traceback too: botocore's
+    # messages repeat the endpoint URL with any password in it (issue 17).
+    handler.setFormatter(RedactingFormatter(JsonFormatter(
         "{levelname}{name}{message}", style="{", timestamp=True,
-        rename_fields={"levelname": "level", "name": "logger"}))
+        rename_fields={"levelname": "level", "name": "logger"})))
     saved = []
     for name in _LOGGERS:
         target = logging.getLogger(name)
