@@ -17,6 +17,11 @@ logger = logging.getLogger("shoebox_sidecar")
 # Loggers whose records go to the JSON stream: the sidecar's and the
 # library's (recovery warnings, for example).
 _LOGGERS = ("shoebox_sidecar", "shoebox")
+# The S3 libraries' loggers: their warnings (never less, whatever the
+# level: their DEBUG lines are every request) go to the JSON stream too,
+# redacted, rather than to logging's last-resort handler, which would
+# print them as plain text with any URL in them whole (issue 17).
+_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 @contextlib.contextmanager
@@ -26,6 +31,7 @@ def json_lines(level: str | int = "INFO", stream: TextIO | None = None) -> Itera
     record: ``timestamp``, ``level``, ``logger``, ``message`` and the
     record's extra fields (``event``, ``archive``, ``key``…), with the
     credentials of every URL in them hidden (:func:`shoebox._redact.redact`).
+    The warnings of botocore, boto3, s3transfer and urllib3 go there too.
     The loggers' previous settings come back afterwards, so that
     :func:`main` can run inside another program (or a test) without
     changing its logging."""
@@ -38,11 +44,12 @@ def json_lines(level: str | int = "INFO", stream: TextIO | None = None) -> Itera
         "{levelname}{name}{message}", style="{", timestamp=True,
         rename_fields={"levelname": "level", "name": "logger"})))
     saved = []
-    for name in _LOGGERS:
+    for name in _LOGGERS + _LIBRARIES:
         target = logging.getLogger(name)
         saved.append((target, target.level, target.propagate))
         target.addHandler(handler)
-        target.setLevel(level)
+        target.setLevel(level if name in _LOGGERS
+                        else max(logging.WARNING, logging.getLogger(_LOGGERS[0]).level))
         target.propagate = False
     try:
         yield

@@ -120,3 +120,17 @@ def test_remembering_a_url_without_userinfo_changes_nothing() -> None:
         remember_url(url)
     assert redact("http://127.0.0.1:9000/b and not a URL@all") == (
         "http://127.0.0.1:9000/b and not a URL@all")
+
+
+def test_the_s3_libraries_warnings_become_redacted_json_lines_not_their_debug() -> None:
+    before = logging.getLogger("botocore").level
+    stream = io.StringIO()
+    with logs.json_lines("DEBUG", stream):
+        logging.getLogger("botocore.endpoint").debug("request to http://u:dbg@h:1/b")
+        logging.getLogger("urllib3.connectionpool").warning(
+            "Retrying after connection broken: http://u:s3cr3t-P4ss@h:1/b")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
+        ("urllib3.connectionpool", "WARNING",
+         "Retrying after connection broken: http://***@h:1/b")]
+    assert logging.getLogger("botocore").level == before  # restored

@@ -11,6 +11,9 @@ userinfo of the URL it is reached by.
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 import socket
 import subprocess
 import sys
@@ -20,7 +23,10 @@ import pytest
 from _sidecar_support import archives_in, bucket_objects, read_compressed, write_archives
 from archive_files import SHOEBOX, archive_bytes, items, subprocess_env
 
+from shoebox import NeverRollChecker, S3UploadCallback, WritingRollManager
+
 SECRET = "s3cr3t-P4ss"
+USER = "u5er-Q7"
 SIDECAR = [sys.executable, "-m", "shoebox_sidecar"]
 COMMANDS = [["cat"], ["stats", "--json"], ["verify"]]
 
@@ -28,7 +34,7 @@ COMMANDS = [["cat"], ["stats", "--json"], ["verify"]]
 def with_userinfo(endpoint: str) -> str:
     """``endpoint`` (``http://host:port``) with a user and :data:`SECRET` in it."""
     scheme, rest = endpoint.split("://", 1)
-    return f"{scheme}://shipper:{SECRET}@{rest}"
+    return f"{scheme}://{USER}:{SECRET}@{rest}"
 
 
 @pytest.fixture
@@ -61,7 +67,7 @@ def test_the_sidecar_never_prints_the_password_of_an_unreachable_endpoint(
     code, output = sidecar(tmp_path, "s3://telemetry/logs", closed_endpoint)
     assert code == 1, output  # the archive is left for the next run
     assert len(archives_in(tmp_path)) == 1
-    assert SECRET not in output and "shipper" not in output
+    assert SECRET not in output and USER not in output
     host = closed_endpoint.rsplit("@", 1)[1]
     # destination_unreachable at the start, the failed upload after: both
     # say where the request went.
@@ -95,14 +101,14 @@ def test_shoebox_commands_never_print_the_password_of_an_unreachable_endpoint(
     code, output = run([*SHOEBOX, *command, "s3://telemetry/logs/",
                         "--endpoint-url", closed_endpoint])
     assert code == 2, output
-    assert SECRET not in output and "shipper" not in output
+    assert SECRET not in output and USER not in output
     host = closed_endpoint.rsplit("@", 1)[1]
     assert output.startswith("shoebox: s3://telemetry/logs/: Could not connect to the "
                              f'endpoint URL: "http://***@{host}/telemetry?'), output
 
 
 def test_an_endpoint_botocore_refuses_is_named_without_its_password(tmp_path: Any) -> None:
-    endpoint = f"http://shipper:{SECRET}@not a host:9000"
+    endpoint = f"http://{USER}:{SECRET}@not a host:9000"
     code, output = run([*SHOEBOX, "cat", "s3://telemetry/logs/", "--endpoint-url", endpoint])
     assert (code, output) == (2, "shoebox: Invalid endpoint: http://***@not a host:9000\n")
     code, output = sidecar(tmp_path, "s3://telemetry/logs", endpoint)
@@ -157,7 +163,7 @@ def test_a_password_botocore_takes_unencoded_is_hidden_too(
     # A space and a quote: no pattern can tell where such a userinfo ends,
     # but botocore connects with it and repeats it in its message.
     host = closed_endpoint.rsplit("@", 1)[1]
-    endpoint = f'http://shipper:{SECRET} "x y@{host}'
+    endpoint = f'http://{USER}:{SECRET} "x y@{host}'
     code, output = run([*SHOEBOX, "cat", "s3://telemetry/logs/", "--endpoint-url", endpoint])
     assert code == 2 and SECRET not in output
     assert f'"http://***@{host}/telemetry?' in output
@@ -179,3 +185,29 @@ def test_export_to_a_missing_bucket_says_so_without_the_password(
     assert code == 2, output
     assert output.startswith("shoebox: ") and "NoSuchBucket" in output
     assert "Traceback" not in output and SECRET not in output
+
+
+def test_the_in_process_upload_callback_leaves_the_password_out_of_the_applications_log(
+        tmp_path: Any, closed_endpoint: str) -> None:
+    # The roll manager logs a failed callback with its traceback, through
+    # the application's own handlers and formatters: botocore's error,
+    # whose message repeats the URL, must not be chained into it.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("shoebox")
+    logger.addHandler(handler)
+    try:
+        callback = S3UploadCallback(destination="s3://telemetry/logs",
+                                    endpoint_url=closed_endpoint)
+        manager = WritingRollManager("app.events", NeverRollChecker(), tmp_path,
+                                     archive_callback=callback)
+        manager.write({"level": "INFO"}, "{}")
+        manager.close()
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "TransientUploadError" in output and "Traceback" in output
+    assert SECRET not in output and USER not in output
+    assert f"***@{closed_endpoint.rsplit('@', 1)[1]}" in output
+    assert os.listdir(tmp_path) == ["app.events"]  # it stays, for the sidecar
