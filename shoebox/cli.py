@@ -34,6 +34,7 @@ from typing import Any
 
 from . import __version__, jsonl, recovery, repairing, s3
 from ._progress import Progress
+from ._redact import RedactingFormatter, redact, remember_url
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
 from .errors import CorruptRecord, DamageSkipped, NotRegularFile, ShoeboxError
@@ -60,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, or a usage error
         return stop.code if isinstance(stop.code, int) else EXIT_ERROR
     command: Callable[[argparse.Namespace], int] = args.command
+    # Before anything can fail and say where: see shoebox._redact.
+    remember_url(getattr(args, "endpoint_url", None))
     try:
         with _log_to_stderr():
             status = command(args)
@@ -604,7 +607,9 @@ def _is_io_error(error: BaseException) -> bool:
 
 
 def _error(message: str) -> None:
-    print(f"shoebox: {message}", file=sys.stderr)
+    # Every message of the command goes out here: botocore's repeat the
+    # endpoint URL, with any password in it (issue 17).
+    print(f"shoebox: {redact(message)}", file=sys.stderr)
 
 
 @contextmanager
@@ -612,7 +617,7 @@ def _log_to_stderr() -> Iterator[None]:
     """Show shoebox's warnings (such as a torn tail truncated by ``recover``)
     on stderr while a command runs."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("shoebox: %(message)s"))
+    handler.setFormatter(RedactingFormatter(logging.Formatter("shoebox: %(message)s")))
     logger = logging.getLogger("shoebox")
     logger.addHandler(handler)
     try:

@@ -221,6 +221,12 @@ class S3Destination(Destination):
     uploaded; any other object is never overwritten
     (:class:`PermanentUploadError`). Raises
     :class:`~shoebox.errors.MissingExtra` without boto3.
+
+    Its errors carry botocore's message with the credentials of the endpoint
+    URL hidden, and are raised ``from None``: botocore's own error, whose
+    message repeats the URL whole, is left out of tracebacks (an
+    application's log prints them, through the roll manager, for the
+    in-process callbacks); it stays reachable as ``__context__``.
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
@@ -257,7 +263,7 @@ class S3Destination(Destination):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except self._boto_errors as exc:
-            raise self._error(exc, None, "checking the bucket failed") from exc
+            raise self._error(exc, None, "checking the bucket failed") from None
 
     def locate(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -294,7 +300,7 @@ class S3Destination(Destination):
             # after throttling: the server asked for fewer requests.
             if (isinstance(error, TransientUploadError) and error.throttled) or \
                     not self._landed(prepared):
-                raise error from exc
+                raise error from None
         self._confirm(prepared, multipart)
         if multipart:
             self._abort_orphans(key)
@@ -337,7 +343,7 @@ class S3Destination(Destination):
                                                              Prefix=self.prefix)
                        for upload in page.get("Uploads", ())]
         except self._boto_errors as exc:
-            raise self._error(exc, None, "listing incomplete multipart uploads failed") from exc
+            raise self._error(exc, None, "listing incomplete multipart uploads failed") from None
         for upload in uploads:
             key, upload_id = upload["Key"], upload["UploadId"]
             if key not in wanted:
@@ -349,7 +355,7 @@ class S3Destination(Destination):
                 if s3.error_code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
                     continue
                 raise self._error(exc, key, f"aborting multipart upload {upload_id} "
-                                            "failed") from exc
+                                            "failed") from None
             aborted.append(f"{self.locate(key)} (upload {upload_id}, started "
                            f"{upload.get('Initiated', 'at an unknown time')})")
         return aborted
@@ -361,7 +367,7 @@ class S3Destination(Destination):
         except self._boto_errors as exc:
             if s3.http_status(exc) == 404:
                 return None
-            raise self._error(exc, key, "HEAD failed") from exc
+            raise self._error(exc, key, "HEAD failed") from None
 
     def _confirm(self, prepared: Prepared, multipart: bool) -> None:
         head = self._head(prepared.key)

@@ -6,6 +6,7 @@ needed (install the ``shoebox-archive[s3]`` extra)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -13,6 +14,7 @@ from typing import IO, Any, ClassVar
 from urllib.parse import urlencode
 
 from ._options import positive_number, whole_number
+from ._redact import redact, remember_url
 from .errors import InvalidOption, MissingExtra
 
 #: Error codes S3 (and MinIO, Ceph) answer with for conditions that pass.
@@ -196,8 +198,21 @@ def client(endpoint_url: str | None = None, **options: Any) -> Any:
     ``endpoint_url`` points it at MinIO, Ceph or a local test server. Without
     it, boto3 takes the endpoint from its configuration: the environment
     variables ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, or
-    ``endpoint_url`` in the AWS config file (botocore 1.31 and later)."""
-    return boto3().client("s3", endpoint_url=endpoint_url, **options)
+    ``endpoint_url`` in the AWS config file (botocore 1.31 and later).
+    The endpoints' credentials are hidden from redacted text from then on
+    (:func:`~shoebox._redact.remember_url`). Raises ``ValueError`` for an
+    endpoint botocore refuses, naming it with its credentials hidden."""
+    # botocore repeats the endpoint in its messages, with any password in
+    # it as given (issue 17): from now on, every redacted text hides it.
+    for url in (endpoint_url, os.environ.get("AWS_ENDPOINT_URL_S3"),
+                os.environ.get("AWS_ENDPOINT_URL")):
+        remember_url(url)
+    try:
+        return boto3().client("s3", endpoint_url=endpoint_url, **options)
+    except ValueError as exc:
+        # botocore's "Invalid endpoint: URL" repeats the URL whole, with
+        # any password in it (issue 17).
+        raise ValueError(redact(str(exc))) from None
 
 
 def boto3() -> Any:
@@ -244,10 +259,13 @@ def upload_file(s3_client: Any, path: str, bucket: str, key: str) -> None:
 
 def is_s3_error(error: BaseException) -> bool:
     """Whether ``error`` is a botocore error (a failed request, missing
-    credentials, a missing bucket or key), without importing botocore."""
-    exceptions = sys.modules.get("botocore.exceptions")
-    return exceptions is not None and isinstance(
-        error, (exceptions.BotoCoreError, exceptions.ClientError))
+    credentials, a missing bucket or key) or boto3's (its transfer
+    manager's ``S3UploadFailedError``), without importing either."""
+    botocore = sys.modules.get("botocore.exceptions")
+    boto3 = sys.modules.get("boto3.exceptions")
+    return (botocore is not None and isinstance(
+        error, (botocore.BotoCoreError, botocore.ClientError))) or (
+        boto3 is not None and isinstance(error, boto3.Boto3Error))
 
 
 def client_config(options: S3Options) -> Any:
@@ -295,7 +313,9 @@ def http_status(exc: BaseException) -> int | None:
 
 def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> str:
     """Why a request to ``bucket`` failed, naming the bucket when it is the
-    trouble (it does not exist, access is denied), else botocore's message.
+    trouble (it does not exist, access is denied), else botocore's message
+    with the credentials of the URLs in it hidden (botocore repeats the
+    endpoint URL whole: ``Could not connect to the endpoint URL: …``).
     ``about_bucket``: the request was about the bucket itself, whose 404
     answer (to a HEAD) has no error code."""
     code = error_code(exc)
@@ -304,7 +324,7 @@ def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> st
         return f"bucket {bucket!r} does not exist ({code or status})"
     if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
         return f"access denied to bucket {bucket!r} ({code or status})"
-    return str(boto_cause(exc))
+    return redact(str(boto_cause(exc)))
 
 
 def is_throttling(exc: BaseException) -> bool:

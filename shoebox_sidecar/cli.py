@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from shoebox._redact import redact, remember_url
 from shoebox.callbacks import after_upload_callback
 from shoebox.destinations import open_destination
 from shoebox.errors import (
@@ -105,7 +106,9 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
     try:
         settings = config.resolve(given, os.environ, getattr(given, "config", None))
     except config.ConfigError as exc:
-        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {redact(str(exc))}\n")
+    # Before anything can print it or fail and say where: see shoebox._redact.
+    remember_url(settings.values.endpoint_url)
     if given.print_config:
         sys.stdout.write(config.render(settings))
         return EXIT_OK, False

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shoebox._redact import redact
+
 from .options import BY_NAME, ENV_PREFIX, OPTIONS
 
 if sys.version_info >= (3, 11):
@@ -108,15 +110,22 @@ def resolve(given: argparse.Namespace, environ: Mapping[str, str],
 
 def render(settings: Settings) -> str:
     """The settings as TOML, one key per line with its origin in a comment;
-    unset options appear commented out."""
+    unset options appear commented out. Credentials in URLs
+    (``endpoint_url = "http://user:password@host"``) are shown as ``***``
+    (:func:`shoebox._redact.redact`), and the comment says so: such a line
+    is valid TOML but no longer the value in use."""
     lines = []
     for option in OPTIONS:
         value = getattr(settings.values, option.name)
         origin = settings.origins[option.name]
         if value is None:
             lines.append(f"# {option.name} = (unset)  # {origin}")
-        else:
-            lines.append(f"{option.name} = {_toml_value(value)}  # {origin}")
+            continue
+        shown = _toml_value(value)
+        hidden = redact(shown)
+        if hidden != shown:
+            origin += "; credentials hidden"
+        lines.append(f"{option.name} = {hidden}  # {origin}")
     return "\n".join(lines) + "\n"
 
 

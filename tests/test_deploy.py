@@ -79,6 +79,35 @@ def test_the_unit_runs_the_sidecar_with_its_config_file_and_waits_out_its_shutdo
     assert service["RestartPreventExitStatus"] == "2"  # bad options: see cli.EXIT_USAGE
 
 
+def test_the_unit_runs_the_sidecar_as_an_unprivileged_user_that_cannot_gain_privileges(
+        tmp_path: Path) -> None:
+    service = unit()["Service"]
+    # A user of its own, never root, in the application's group only.
+    assert service["DynamicUser"] == "yes"
+    for key in ("User", "Group"):
+        assert service.get(key, "") not in ("root", "0")
+    groups = service["SupplementaryGroups"].split()
+    assert groups and not {"root", "0", "wheel", "sudo", "adm"} & set(groups)
+    # No capabilities, none to gain, no set-uid way up.
+    assert service["CapabilityBoundingSet"] == ""
+    assert "AmbientCapabilities" not in service
+    assert service["NoNewPrivileges"] == "yes"
+    # Writes only where its options say: the archive directory (and the
+    # directories it may move archives into); /tmp is its own.
+    assert service["ProtectSystem"] == "strict" and service["ProtectHome"] == "yes"
+    assert service["PrivateTmp"] == "yes"
+    run = settings(shlex.split(service["ExecStart"])[1:], SYSTEMD_CONFIG.read_text(),
+                   tmp_path, "/etc/shoebox-sidecar/sidecar.toml")
+    writable = service["ReadWritePaths"].split()
+    for directory in (run.values.watch_dir, run.values.quarantine_dir):
+        assert directory is None or any(
+            directory == path or directory.startswith(path.rstrip("/") + "/")
+            for path in writable), directory
+    assert run.values.tmp_dir in (None, "/tmp", "/var/tmp")
+    # What it creates is never readable by others.
+    assert int(service["UMask"], 8) & 0o007 == 0o007
+
+
 def _verifiable_unit(tmp_path: Path) -> Path:
     """The unit with its ExecStart binary pointing at a script that exists:
     ``systemd-analyze verify`` refuses a command it cannot find, and the
@@ -159,6 +188,47 @@ def test_the_kubernetes_sidecar_serves_its_probes_on_the_port_its_config_opens(
     # The staging directory is writable though the root file system is not.
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert mounts["sidecar-tmp"] == "/tmp" and values.tmp_dir is None
+
+
+def _container_user() -> tuple[int, int]:
+    """The ``USER uid:gid`` the sidecar's image runs as."""
+    users = [line.split(None, 1)[1] for line in CONTAINERFILE.read_text().splitlines()
+             if line.startswith("USER ")]
+    uid, _, gid = users[-1].strip().partition(":")
+    # Numeric, so that runAsNonRoot can check it without a passwd file.
+    assert uid.isdigit() and gid.isdigit(), users
+    return int(uid), int(gid)
+
+
+def test_no_container_of_the_pod_runs_as_root() -> None:
+    pod = manifest()[1]["spec"]["template"]["spec"]
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    for key in ("runAsUser", "runAsGroup", "fsGroup"):
+        assert isinstance(context[key], int) and context[key] > 0, key
+    for container in pod["containers"]:
+        own = container.get("securityContext", {})
+        assert own.get("runAsNonRoot", context["runAsNonRoot"]) is True, container["name"]
+        assert own.get("runAsUser", context["runAsUser"]) > 0, container["name"]
+        assert own.get("runAsGroup", context["runAsGroup"]) > 0, container["name"]
+        assert own.get("privileged", False) is False, container["name"]
+
+
+def test_the_sidecar_container_is_its_images_user_with_no_privileges_to_gain() -> None:
+    pod = manifest()[1]["spec"]["template"]["spec"]
+    sidecar, app = containers()["shoebox-sidecar"], containers()["app"]
+    context = sidecar["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"]) == _container_user()
+    assert context["runAsNonRoot"] is True
+    # Not the application's user: it reaches the archives through the
+    # volume's group (fsGroup), which the kubelet gives every container.
+    assert context["runAsUser"] != app.get("securityContext", {}).get(
+        "runAsUser", pod["securityContext"]["runAsUser"])
+    assert context["runAsGroup"] != pod["securityContext"]["fsGroup"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_the_pods_grace_period_covers_the_prestop_wait_and_the_shutdown(
