@@ -1,10 +1,11 @@
 """Shipping closed archives: compress, copy to a destination, confirm the copy.
 
 This is the one implementation behind both entry points: the in-process
-callbacks (:class:`~shoebox.callbacks.CompressCallback`,
-:class:`~shoebox.callbacks.S3UploadCallback`) and the ``shoebox-sidecar``
-process. A :class:`Shipper` holds the policy (destination, key template,
-compression, verification), built once; shipping one archive is
+callbacks (:class:`CompressCallback`, :class:`S3UploadCallback`, here) and
+the ``shoebox-sidecar`` process. Where a copy goes (key templates, when an
+archive started) is :mod:`shoebox.keys`. A :class:`Shipper` holds the
+policy (destination, key template, compression, verification), built once;
+shipping one archive is
 
 1. :meth:`Shipper.prepare`: one streaming pass over the archive counts its
    records (walking from header to header, and decoding the first for its
@@ -30,16 +31,11 @@ boto3 is imported only when an S3 destination is used (``shoebox-archive[s3]``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import datetime
 import fcntl
-import functools
 import hashlib
 import os
-import re
 import socket
 import stat
-import struct
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -48,87 +44,33 @@ from typing import IO, Any, cast
 
 from ._chunks import ChunkWalker, TeeReader
 from ._files import check_entry, lock_unheld, open_regular
-from ._timestamps import utc_datetime
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
 from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
-    PREAMBLE_SIZE,
     Incomplete,
-    decode_record,
     record_length,
     record_version,
 )
 from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
 from .errors import CorruptRecord, NotRegularFile
+from .keys import (
+    DEFAULT_KEY_TEMPLATE,
+    HIVE_KEY_TEMPLATE,
+    KEY_TEMPLATE_PRESETS,
+    FirstTimestamp,
+    KeyTemplate,
+    archive_start,
+    read_start,
+)
 from .s3 import S3Options
-
-#: Where archives go unless told otherwise: date-partitioned (UTC date of the
-#: archive's start, see :class:`KeyTemplate`), then the host, then the
-#: archive's own name plus the compression suffix.
-DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
-#: The layout for query engines: Hive-style ``name=value`` segments for the
-#: day and the host, which Athena, Trino, Spark and DuckDB prune on.
-HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{name}{suffix}"
-#: Key templates by name, for ``--key-template hive``.
-KEY_TEMPLATE_PRESETS = {"default": DEFAULT_KEY_TEMPLATE, "hive": HIVE_KEY_TEMPLATE}
 
 #: Compressed copies being staged are named ``.shoebox-XXXXXXXX.partial``.
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
 #: A staged copy younger than this (seconds) is never taken for a stale
 #: one: it may have been created a moment before its maker locked it.
 STALE_TEMPORARY_AGE = 10.0
-# How much of an archive key_of() reads at a time, looking for its first record.
-_KEY_CHUNK = 64 * 1024
-
-_PLACEHOLDERS = ("prefix", "host", "name", "suffix")
-
-
-class KeyTemplate:
-    """How a destination key is built from an archive, parsed once.
-
-    The template (or the name of one of :data:`KEY_TEMPLATE_PRESETS`) holds
-    strftime codes, applied in UTC to the time the archive starts, and the
-    placeholders ``{prefix}`` (the destination's prefix), ``{host}``,
-    ``{name}`` (the archive's file name) and ``{suffix}`` (the compression
-    suffix, such as ``.gz``). Empty path segments are dropped, so an empty
-    prefix leaves no leading ``/``.
-
-    The start is the first record's ``timestamp`` metadata where it has
-    one, else when the archive's file was created (else, on a file system
-    that does not keep that, its modification time): never the time of its
-    last record, so an archive spanning midnight lands in the day it
-    begins. An archive is immutable once closed, so its start, hence its
-    key, is the same on every retry. Raises ``ValueError`` for an unknown
-    placeholder, a template without ``{name}`` (archives would collide) or
-    one giving ``.``/``..`` segments.
-    """
-
-    def __init__(self, template: str = DEFAULT_KEY_TEMPLATE) -> None:
-        template = KEY_TEMPLATE_PRESETS.get(template, template)
-        unknown = sorted(set(re.findall(r"\{(\w*)\}", template)) - set(_PLACEHOLDERS))
-        if unknown:
-            raise ValueError(f"key template {template!r} has unknown placeholders "
-                             f"{unknown}; known: {', '.join(_PLACEHOLDERS)}")
-        if "{name}" not in template:
-            raise ValueError(f"key template {template!r} must contain {{name}}, "
-                             "or different archives would get the same key")
-        self.template = template
-        self.render(name="a.events", started=0.0, host="host")
-
-    def render(self, *, name: str, started: float, host: str, prefix: str = "",
-               suffix: str = "") -> str:
-        """The key of archive ``name`` that started at ``started`` (epoch seconds)."""
-        text = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime(
-            self.template)
-        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix}
-        text = re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], text)
-        parts = [part for part in text.split("/") if part]
-        if not parts or any(part in (".", "..") for part in parts):
-            raise ValueError(f"key template {self.template!r} gives the key {text!r}, "
-                             "which is empty or has '.' or '..' segments")
-        return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -190,9 +132,9 @@ class Shipper:
         self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else None
         self.max_record_size = max_record_size
 
-    def key_for(self, path: str, started: float) -> str:
-        """The destination key of the archive at ``path`` that started at
-        ``started`` (see :class:`KeyTemplate`)."""
+    def render_key(self, path: str, started: float) -> str:
+        """The destination key of the archive at ``path`` given when it
+        started (``started``, epoch seconds; see :class:`KeyTemplate`)."""
         return self.key_template.render(
             name=os.path.basename(path), started=started, host=self.host,
             prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
@@ -203,16 +145,13 @@ class Shipper:
         the destination's choice."""
         return self.tmp_dir or self.destination.scratch_dir()
 
-    def key_of(self, path: str) -> str:
-        """The key the archive at ``path`` ships under, as :meth:`prepare`
-        finds it (reading the first record only). Raises ``OSError``
+    def find_key(self, path: str) -> str:
+        """The key the archive at ``path`` ships under, found as
+        :meth:`prepare` finds it: by reading its first record (only). Raises ``OSError``
         (:class:`~shoebox.errors.NotRegularFile` for anything but a regular
         file really at ``path``)."""
-        first = _FirstTimestamp(self.max_record_size)
         with os.fdopen(open_regular(path), "rb") as source:
-            while not first.done and (chunk := source.read(_KEY_CHUNK)):
-                first.feed(chunk)
-            return self.key_for(path, _started(first, source.fileno()))
+            return self.render_key(path, read_start(source, self.max_record_size))
 
     def abort_incomplete(self, paths: Iterable[str]) -> list[str]:
         """Abort the unfinished copies of the archives at ``paths`` that an
@@ -234,7 +173,7 @@ class Shipper:
                     if lock is None:
                         continue
                     held.append(lock)
-                    keys.add(self.key_of(path))
+                    keys.add(self.find_key(path))
                 except OSError:
                     continue  # unreadable: it cannot be shipped either
             return self.destination.abort_incomplete(keys)
@@ -328,7 +267,7 @@ class Shipper:
         original = hashlib.sha256()
         compressed = _HashingWriter(target)
         counter = _RecordCounter(self.max_record_size)
-        first = _FirstTimestamp(self.max_record_size)
+        first = FirstTimestamp(self.max_record_size)
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
             tee = TeeReader(source, original.update, sink.write, counter.feed, first.feed,
@@ -354,7 +293,8 @@ class Shipper:
                 records = sum(1 for _record in reader)
                 damaged = reader.damaged
         return Prepared(
-            source=path, path=temporary, key=self.key_for(path, _started(first, source.fileno())),
+            source=path, path=temporary,
+            key=self.render_key(path, archive_start(first, source.fileno())),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
@@ -425,90 +365,6 @@ class _RecordCounter(ChunkWalker):
         return self._count if self.at_boundary else None
 
 
-class _FirstTimestamp:
-    """The first record's ``timestamp`` metadata as epoch seconds, from a
-    stream fed chunk by chunk (:attr:`value`; ``None`` if it has none, or the
-    record is damaged). Holds the bytes of that record only, then nothing."""
-
-    def __init__(self, max_record_size: int) -> None:
-        self._max_record_size = max_record_size
-        self._parts: list[bytes] = []
-        self._have = 0
-        self._needed = PREAMBLE_SIZE
-        self._done = False
-        self.value: float | None = None
-
-    @property
-    def done(self) -> bool:
-        """Whether the first record has been seen (or found damaged)."""
-        return self._done
-
-    def feed(self, chunk: bytes) -> None:
-        if self._done or not chunk:
-            return
-        self._parts.append(chunk)
-        self._have += len(chunk)
-        if self._have < self._needed:
-            return
-        head = b"".join(self._parts)
-        self._parts = [head]
-        try:
-            metadata, _payload, _end = decode_record(head, 0, self._max_record_size)
-        except Incomplete as more:  # never more than max_record_size
-            self._needed = more.needed
-            return
-        except CorruptRecord:
-            metadata = {}
-        self._done, self._parts = True, []
-        stamp = metadata.get("timestamp")
-        moment = None if stamp is None else utc_datetime(stamp)
-        self.value = None if moment is None else moment.timestamp()
-
-
-def _started(first: _FirstTimestamp, fd: int) -> float:
-    """When an archive started, for its key: its first record's timestamp,
-    else when its file (open as ``fd``) was created."""
-    return first.value if first.value is not None else _created(fd, os.fstat(fd))
-
-
-def _created(fd: int, status: os.stat_result) -> float:
-    """When the open file ``fd`` was created (its inode born: a rename keeps
-    it), where the system says; else its modification time."""
-    born = getattr(status, "st_birthtime", None)  # BSD, macOS
-    if born is None:
-        born = _statx_birth_time(fd)
-    return status.st_mtime if born is None else float(born)
-
-
-def _statx_birth_time(fd: int) -> float | None:
-    """The birth time Linux's ``statx`` gives for ``fd``, or ``None`` (another
-    system, an old C library, a file system that does not record it)."""
-    statx = getattr(_libc(), "statx", None)
-    if statx is None:
-        return None
-    buffer = ctypes.create_string_buffer(256)  # struct statx
-    if statx(fd, b"", _AT_EMPTY_PATH, _STATX_BTIME, buffer) != 0:
-        return None
-    (mask,) = struct.unpack_from("<I", buffer, 0)
-    if not mask & _STATX_BTIME:
-        return None
-    seconds, nanoseconds = struct.unpack_from("<qI", buffer, _STX_BTIME_OFFSET)
-    return float(seconds) + nanoseconds / 1e9
-
-
-_AT_EMPTY_PATH = 0x1000
-_STATX_BTIME = 0x800
-_STX_BTIME_OFFSET = 80  # stx_btime in struct statx (linux/stat.h)
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
 class _HashingWriter:
     """A write-only stream that hashes and counts what passes to ``target``."""
 
@@ -550,7 +406,7 @@ class CompressCallback(ArchiveCallback):
     def on_close(self, filename: str) -> str:
         directory = DirectoryDestination(os.path.dirname(filename) or ".")
         shipper = Shipper(directory, key_template="{name}{suffix}",
-                                  compression=self.compression, level=self.level)
+                          compression=self.compression, level=self.level)
         result = shipper.ship(filename)
         os.unlink(filename)
         return result.location

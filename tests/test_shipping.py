@@ -97,7 +97,7 @@ def test_the_key_date_is_the_first_records_day_not_the_last(tmp_path: Any,
 
 def birth_day(path: Any) -> str | None:
     """The UTC day the file at ``path`` was created, if the system says."""
-    from shoebox.shipping import _statx_birth_time
+    from shoebox.keys import _statx_birth_time
 
     with open(path, "rb") as file:
         born = _statx_birth_time(file.fileno())

@@ -136,7 +136,7 @@ def test_an_archive_another_process_is_shipping_keeps_its_upload(
     shipper = Shipper(destination,
                       key_template="{prefix}/{name}{suffix}", tmp_dir=tmp_path / "staging")
     client = s3_server.client()
-    key = shipper.key_of(path)
+    key = shipper.find_key(path)
     assert key == "logs/app-000.events.gz"
     upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     with shipper.prepare(path):
