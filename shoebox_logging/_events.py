@@ -1,0 +1,115 @@
+"""What the structlog, loguru and OpenTelemetry integrations share: each
+writes through one :class:`~shoebox_logging.ShoeboxHandler` of its own,
+built from the handler's options, and hands it records whose message is
+the event as a dict (the payload) and whose attributes carry the metadata.
+
+Going through the handler rather than beside it keeps its promises for
+every integration at once: options refused at construction, errors to
+``handleError`` and never to the application, the non-blocking writer
+thread, the disk budget, ``stats()``, fork safety, and closing at
+interpreter exit (``logging.shutdown`` closes every handler still alive).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from ._text import as_text
+from .formatter import ShoeboxJsonFormatter
+from .handler import ShoeboxHandler
+
+#: The handler's options an integration takes. ``level`` is not one: the
+#: library filters by level before shoebox sees an event (structlog's
+#: filtering logger, ``logger.add(level=…)``, OTel's logger provider), and a
+#: handler's level is checked by ``Logger.callHandlers``, which the
+#: integrations never go through, so it would be silently ignored.
+HANDLER_OPTIONS = frozenset(inspect.signature(ShoeboxHandler.__init__).parameters) - {
+    "self", "level"}
+
+# logging's names for its numeric levels, and the numbers for the names
+# records carry; levels a library adds (loguru's TRACE, SUCCESS) keep their
+# own name.
+_LEVEL_NUMBERS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+
+
+class EventFormatter(ShoeboxJsonFormatter):
+    """Formats a record whose message is an event dict as that dict alone,
+    with the default formatter's encoder: compact UTF-8 JSON, orjson where
+    installed, and values JSON cannot hold written as text, so that no value
+    (bytes, datetimes, sets, an object whose ``repr`` fails) fails a record.
+
+    It is a python-json-logger formatter without a prefix, so the handler
+    trusts its output to be a JSON object and does not parse it again.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.render(cast("dict[str, Any]", record.msg))
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        """``event`` as JSON text; keys that are not strings become text."""
+        if type(event) is not dict or not all(type(key) is str for key in event):
+            event = {key if type(key) is str else as_text(key): value
+                     for key, value in event.items()}
+        return self.jsonify_log_record(event)
+
+
+def build_handler(owner: str, options: Mapping[str, Any],
+                  fixed_fields: Iterable[str] = ()) -> ShoeboxHandler:
+    """A handler for the integration ``owner`` (its class name, for errors)
+    from the handler's ``options``, writing records made by
+    :func:`make_record`; ``fixed_fields`` are metadata keys the integration
+    always sets (after the user's ``metadata_fields``).
+
+    An option the handler does not take raises ``TypeError`` naming it and
+    ``owner``, here, as a constructor refusing an unknown keyword would: the
+    options are passed on as they are, not copied into a signature of each
+    integration's own that would drift from the handler's.
+    """
+    unknown = sorted(set(options) - HANDLER_OPTIONS)
+    if unknown:
+        raise TypeError(f"{owner} got an unexpected option {unknown[0]!r}; it takes "
+                        f"ShoeboxHandler's options: {', '.join(sorted(HANDLER_OPTIONS))}")
+    handler = ShoeboxHandler(**options)
+    handler.setFormatter(EventFormatter())
+    fixed = tuple(name for name in fixed_fields if name not in handler.metadata_fields)
+    handler.metadata_fields = handler.metadata_fields + fixed
+    return handler
+
+
+def make_record(event: dict[str, Any], *, logger: str, level: str,
+                created: float | None = None, filename: str = "?", line: int = 0,
+                attributes: Mapping[str, Any] | None = None) -> logging.LogRecord:
+    """A record for :func:`build_handler`'s handler: ``event`` is the payload
+    (the message, so ``metadata_fields`` are looked up in it first),
+    ``attributes`` further metadata values, ``created`` the event's time
+    (seconds since the epoch; now if ``None``).
+
+    Built without ``LogRecord.__init__``, which would look up the caller's
+    frame, thread and process for fields shoebox does not write; ``filename``
+    and ``line`` are what ``handleError`` prints.
+    """
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    fields = {"name": logger, "msg": event, "args": (), "levelname": level,
+              "levelno": _LEVEL_NUMBERS.get(level, 0),
+              "created": time.time() if created is None else created,
+              "exc_info": None, "exc_text": None, "stack_info": None,
+              "filename": filename, "lineno": line}
+    if attributes:
+        fields.update(attributes)
+    record.__dict__ = fields
+    return record
+
+
+def parse_json_object(text: str | bytes | bytearray) -> dict[str, Any] | None:
+    """``text`` as a dict if it is a JSON object, else ``None`` (a renderer
+    left at the end of a processor chain, say)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
