@@ -34,6 +34,8 @@ HANDLER_OPTIONS = frozenset(inspect.signature(ShoeboxHandler.__init__).parameter
 # logging's names for its numeric levels, and the numbers for the names
 # records carry; levels a library adds (loguru's TRACE, SUCCESS) keep their
 # own name.
+# How deep _encodable takes a value apart (a cycle would recurse forever).
+_MAX_DEPTH = 32
 _LEVEL_NUMBERS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
 
 
@@ -56,6 +58,25 @@ class EventFormatter(ShoeboxJsonFormatter):
             event = {key if type(key) is str else as_text(key): value
                      for key, value in event.items()}
         return self.jsonify_log_record(event)
+
+    def _encodable(self, value: object, depth: int = 0) -> object:
+        """``value``, or what JSON can hold in its place: unlike the default
+        formatter (whose values are mostly flat), an event's structured
+        values (an OTel body, a nested dict) are taken apart, so that one
+        bad value deep inside costs only itself. Past a depth that only a
+        cycle reaches, the rest is text."""
+        try:
+            self._encode(value)
+            return value
+        except (TypeError, ValueError, RecursionError):
+            pass
+        if depth < _MAX_DEPTH:
+            if isinstance(value, dict):
+                return {key if type(key) is str else as_text(key):
+                        self._encodable(item, depth + 1) for key, item in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [self._encodable(item, depth + 1) for item in value]
+        return as_text(value)
 
 
 def build_handler(owner: str, options: Mapping[str, Any],
