@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from ._text import as_text
@@ -54,10 +54,13 @@ class EventFormatter(ShoeboxJsonFormatter):
 
     def render(self, event: Mapping[str, Any]) -> str:
         """``event`` as JSON text; keys that are not strings become text."""
-        if type(event) is not dict or not all(type(key) is str for key in event):
-            event = {key if type(key) is str else as_text(key): value
-                     for key, value in event.items()}
-        return self.jsonify_log_record(event)
+        try:
+            return self.jsonify_log_record(event)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            # A key JSON refuses (a tuple, say): checked only now, as keys
+            # are strings in all but a few events.
+            return self.jsonify_log_record({key if type(key) is str else as_text(key): value
+                                            for key, value in event.items()})
 
     def _encodable(self, value: object, depth: int = 0) -> object:
         """``value``, or what JSON can hold in its place: unlike the default
@@ -124,6 +127,24 @@ def make_record(event: dict[str, Any], *, logger: str, level: str,
         fields.update(attributes)
     record.__dict__ = fields
     return record
+
+
+def archive(handler: ShoeboxHandler, source: str,
+            build: Callable[..., logging.LogRecord], *event: Any) -> None:
+    """Hand ``handler`` the record ``build(*event)`` makes of a library's
+    event. An event that cannot be read is reported through the handler's
+    ``handleError`` (as a record of logger ``source``), never raised into
+    the application; ``RecursionError`` goes through, as in logging's
+    handlers (bpo-36272)."""
+    try:
+        record = build(*event)
+    except RecursionError:
+        raise
+    except Exception:
+        handler.handleError(make_record({"event": "<unreadable event>"}, logger=source,
+                                        level="ERROR"))
+        return
+    handler.handle(record)
 
 
 def parse_json_object(text: str | bytes | bytearray) -> dict[str, Any] | None:

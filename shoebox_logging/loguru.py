@@ -15,6 +15,7 @@ kept as ``extra.<name>``, as the handler's formatter does) and
 
 from __future__ import annotations
 
+import logging
 import traceback
 from typing import Any
 
@@ -26,7 +27,7 @@ except ImportError as exc:
     raise MissingExtra("shoebox_logging.loguru needs loguru: "
                        "pip install 'shoebox-archive[loguru]'") from exc
 
-from ._events import build_handler, make_record
+from ._events import archive, build_handler, make_record
 
 __all__ = ["ShoeboxSink"]
 
@@ -53,6 +54,15 @@ def _payload(record: dict[str, Any], text: str) -> dict[str, Any]:
     if exception is not None and exception.type is not None:
         payload["exception"] = _exception_text(exception, text)
     return payload
+
+
+def _record(message: Any) -> logging.LogRecord:
+    record = message.record
+    name = record["name"]
+    return make_record(_payload(record, str(message)),
+                       logger=name if name is not None else "root",
+                       level=record["level"].name, created=record["time"].timestamp(),
+                       filename=record["file"].path, line=record["line"])
 
 
 class ShoeboxSink:
@@ -89,22 +99,7 @@ class ShoeboxSink:
     def write(self, message: Any) -> None:
         """Archive the record of loguru's ``message`` (its formatted text is
         not used: ``format="{message}"`` spares loguru the work)."""
-        handler = self.handler
-        try:
-            record = message.record
-            level = record["level"].name
-            name = record["name"]
-            made = make_record(_payload(record, str(message)),
-                               logger=name if name is not None else "root", level=level,
-                               created=record["time"].timestamp(),
-                               filename=record["file"].path, line=record["line"])
-        except RecursionError:  # as logging's handlers do (bpo-36272)
-            raise
-        except Exception:
-            handler.handleError(make_record({"message": "<unreadable loguru record>"},
-                                            logger=__name__, level="ERROR"))
-            return
-        handler.handle(made)
+        archive(self.handler, __name__, _record, message)
 
     def complete(self) -> None:
         """Wait until every message written so far is in its archive (in

@@ -21,6 +21,7 @@ when there are any; an exception is in them, as the SDK puts it:
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -32,7 +33,7 @@ except ImportError as exc:
     raise MissingExtra("shoebox_logging.otel needs opentelemetry-sdk: "
                        "pip install 'shoebox-archive[otel]'") from exc
 
-from ._events import build_handler, make_record
+from ._events import archive, build_handler, make_record
 
 __all__ = ["ShoeboxLogRecordProcessor"]
 
@@ -91,18 +92,9 @@ class ShoeboxLogRecordProcessor(sdk_logs.LogRecordProcessor):
         """Archive ``log_record``."""
         if self._shut_down:
             return
-        handler = self.handler
-        try:
-            made = self._record(log_record)
-        except RecursionError:  # as logging's handlers do (bpo-36272)
-            raise
-        except Exception:
-            handler.handleError(make_record({"body": "<unreadable OTel record>"},
-                                            logger=__name__, level="ERROR"))
-            return
-        handler.handle(made)
+        archive(self.handler, __name__, self._record, log_record)
 
-    def _record(self, log_record: sdk_logs.ReadWriteLogRecord) -> Any:
+    def _record(self, log_record: sdk_logs.ReadWriteLogRecord) -> logging.LogRecord:
         record = log_record.log_record
         resource = log_record.resource
         resource_attributes = resource.attributes if resource is not None else {}

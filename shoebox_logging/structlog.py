@@ -18,6 +18,7 @@ form), ``host``, ``pid`` and the keys named by ``metadata_fields``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, cast
@@ -32,7 +33,7 @@ except ImportError as exc:
     raise MissingExtra("shoebox_logging.structlog needs structlog: "
                        "pip install 'shoebox-archive[structlog]'") from exc
 
-from ._events import EventFormatter, build_handler, make_record, parse_json_object
+from ._events import EventFormatter, archive, build_handler, make_record, parse_json_object
 
 __all__ = ["ShoeboxLogger", "ShoeboxLoggerFactory", "ShoeboxRenderer"]
 
@@ -72,24 +73,18 @@ class ShoeboxLogger:
         self.name = name
 
     def _log(self, level: str, args: tuple[Any, ...], event_dict: dict[str, Any]) -> None:
-        handler = self._factory.handler
-        record = None
-        try:
-            if args:
-                text = args[0]
-                rendered = parse_json_object(text) if isinstance(
-                    text, (str, bytes, bytearray)) else None
-                event_dict = rendered if rendered is not None else {"event": text}
-            logger = event_dict.get("logger")
-            record = make_record(_prepared(event_dict), level=level,
-                                 logger=logger if type(logger) is str else self.name)
-        except RecursionError:  # as logging's handlers do (bpo-36272)
-            raise
-        except Exception:
-            handler.handleError(make_record({"event": "<unreadable>"}, level=level,
-                                            logger=self.name))
-            return
-        handler.handle(record)
+        archive(self._factory.handler, __name__, self._record, level, args, event_dict)
+
+    def _record(self, level: str, args: tuple[Any, ...],
+                event_dict: dict[str, Any]) -> logging.LogRecord:
+        if args:
+            text = args[0]
+            rendered = parse_json_object(text) if isinstance(
+                text, (str, bytes, bytearray)) else None
+            event_dict = rendered if rendered is not None else {"event": text}
+        logger = event_dict.get("logger")
+        return make_record(_prepared(event_dict), level=level,
+                           logger=logger if type(logger) is str else self.name)
 
     def __getattr__(self, method: str) -> Callable[..., None]:
         level = _LEVELS.get(method)
