@@ -105,8 +105,22 @@ def build_handler(owner: str, options: Mapping[str, Any],
     return handler
 
 
+class EventRecord(logging.LogRecord):
+    """A record made by :func:`make_record`: what logging's code may read of
+    a record and the integrations leave unset is a class default, so each
+    record is a dict of the few fields it has."""
+
+    args: Any = ()
+    levelno = 0
+    exc_info = None
+    exc_text = None
+    stack_info = None
+    filename = "?"
+    lineno = 0
+
+
 def make_record(event: dict[str, Any], *, logger: str, level: str,
-                created: float | None = None, filename: str = "?", line: int = 0,
+                created: float | None = None, filename: str | None = None, line: int = 0,
                 attributes: Mapping[str, Any] | None = None) -> logging.LogRecord:
     """A record for :func:`build_handler`'s handler: ``event`` is the payload
     (the message, so ``metadata_fields`` are looked up in it first),
@@ -117,12 +131,13 @@ def make_record(event: dict[str, Any], *, logger: str, level: str,
     frame, thread and process for fields shoebox does not write; ``filename``
     and ``line`` are what ``handleError`` prints.
     """
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    fields = {"name": logger, "msg": event, "args": (), "levelname": level,
+    record = EventRecord.__new__(EventRecord)
+    fields = {"name": logger, "msg": event, "levelname": level,
               "levelno": _LEVEL_NUMBERS.get(level, 0),
-              "created": time.time() if created is None else created,
-              "exc_info": None, "exc_text": None, "stack_info": None,
-              "filename": filename, "lineno": line}
+              "created": time.time() if created is None else created}
+    if filename is not None:
+        fields["filename"] = filename
+        fields["lineno"] = line
     if attributes:
         fields.update(attributes)
     record.__dict__ = fields
