@@ -1,20 +1,23 @@
 """Runs docs/integrations.md's FastAPI app on uvicorn with a ticker task
 measuring the event loop's lag, for tests/test_integration_asyncio.py.
 
-``python _uvicorn_app.py MODE DIRECTORY STALL_SECONDS``; MODE is ``off``
-(no log handler), ``queued`` (the documented configuration) or
-``blocking`` (the same with ``queue_size: 0``). In the last two, every
-roll of the archive stalls STALL_SECONDS in a callback, standing in for a
-slow disk, and archives roll about every 100 KiB. Prints the port once
-serving; ``GET /lag/start`` starts measuring, ``GET /lag/stop`` returns
-the lags (seconds) seen since. The snippet runs whole, as its own
-``__main__`` block, with ``uvicorn.run`` standing in; it stops on SIGTERM
-as the snippet's handler makes it (status 143).
+``python _uvicorn_app.py MODE DIRECTORY STALL_SECONDS``; MODE is ``queued``
+(the documented configuration) or ``blocking`` (the same with
+``queue_size: 0``). Every roll of the archive stalls STALL_SECONDS in a
+callback, standing in for a slow disk, and archives roll about every 100
+KiB. Prints the port once serving. ``GET /phase/on`` and ``/phase/off``
+switch the app's loggers on and off and measure the lag from then on under
+that phase's name, so that phases with and without logging can alternate
+in one process, on the same machine load; ``GET /lag`` returns the lags
+(seconds) seen per phase. The snippet runs whole, as its own ``__main__``
+block, with ``uvicorn.run`` standing in; it stops on SIGTERM as the
+snippet's handler makes it (status 143).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 import time
@@ -49,32 +52,28 @@ def snippet(directory: str) -> str:
 
 def main() -> None:
     mode, directory, stall = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    lags: list[float] = []
-    measuring = asyncio.Event()
+    lags: dict[str, list[float]] = {"on": [], "off": []}
+    phase: list[str] = []  # the phase being measured, once one started
 
     def run(app: Any, *, log_config: dict[str, Any], **_where: Any) -> None:
         """Stands in for uvicorn.run, which the snippet calls: the same app
         and logging, on a free port, with the ticker and the slow disk."""
-        if mode == "off":
-            log_config = {"version": 1, "disable_existing_loggers": False, "loggers": {
-                name: {"level": "CRITICAL", "propagate": False}
-                for name in log_config["loggers"]}}
-        else:
-            archive = log_config["handlers"]["archive"]
-            archive.update(roll_size_mb=0.1, callbacks=[SlowDisk(stall)])
-            if mode == "blocking":
-                archive["queue_size"] = 0
+        archive = log_config["handlers"]["archive"]
+        archive.update(roll_size_mb=0.1, callbacks=[SlowDisk(stall)])
+        if mode == "blocking":
+            archive["queue_size"] = 0
 
-        @app.get("/lag/start")
-        async def start() -> dict[str, bool]:
-            lags.clear()
-            measuring.set()
-            return {"measuring": True}
+        @app.get("/phase/{name}")
+        async def switch(name: str) -> dict[str, str]:
+            for logger in log_config["loggers"]:
+                logging.getLogger(logger).disabled = name == "off"
+            phase[:] = [name]
+            return {"phase": name}
 
-        @app.get("/lag/stop")
-        async def stop() -> dict[str, list[float]]:
-            measuring.clear()
-            return {"lags": lags}
+        @app.get("/lag")
+        async def lag() -> dict[str, list[float]]:
+            phase.clear()
+            return lags
 
         asyncio.run(serve(uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                                         log_config=log_config))))
@@ -84,8 +83,8 @@ def main() -> None:
         while True:
             before = loop.time()
             await asyncio.sleep(TICK)
-            if measuring.is_set():
-                lags.append(loop.time() - before - TICK)
+            if phase:
+                lags[phase[0]].append(loop.time() - before - TICK)
 
     async def serve(server: uvicorn.Server) -> None:
         ticking = asyncio.create_task(ticker())

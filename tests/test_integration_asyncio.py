@@ -21,7 +21,8 @@ from archive_files import ROOT, subprocess_env
 
 APP = ROOT / "tests" / "_uvicorn_app.py"
 THREADS = 2
-REQUESTS = 250  # per thread
+REQUESTS = 200  # per thread and phase
+ROUNDS = 3  # of a phase without logging, then one with
 STALL = 0.5  # seconds each roll takes on the "slow disk"
 
 
@@ -33,39 +34,43 @@ def get(connection: http.client.HTTPConnection, path: str) -> Any:
     return json.loads(body)
 
 
-def run_app(mode: str, directory: Path) -> list[float]:
-    """Serve in ``mode`` under load; the loop's lags while loaded."""
+def load(port: int, first: int) -> None:
+    """``THREADS`` clients, ``REQUESTS`` orders each, from order ``first`` on."""
+    def client(thread: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for n in range(first + thread * REQUESTS, first + (thread + 1) * REQUESTS):
+            assert get(connection, f"/orders/{n}") == {"order_id": n}
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_app(mode: str, directory: Path) -> dict[str, list[list[float]]]:
+    """Serve in ``mode`` under load, in alternating phases without and with
+    logging; the loop's lags per phase and round."""
     with subprocess.Popen([sys.executable, str(APP), mode, str(directory), str(STALL)],
                           stdout=subprocess.PIPE, text=True, env=subprocess_env()) as process:
-        return _load(process)
-
-
-def _load(process: subprocess.Popen[str]) -> list[float]:
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())  # printed once serving
-        control = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        get(control, "/lag/start")
-
-        def load(thread: int) -> None:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            for n in range(REQUESTS):
-                assert get(connection, f"/orders/{thread * REQUESTS + n}") == {
-                    "order_id": thread * REQUESTS + n}
-            connection.close()
-
-        threads = [threading.Thread(target=load, args=(n,)) for n in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        lags: list[float] = get(control, "/lag/stop")["lags"]
-        control.close()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        # uvicorn's graceful stop, then the documented handler's exit.
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    return lags
+        rounds: dict[str, list[list[float]]] = {"off": [], "on": []}
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline())  # printed once serving
+            control = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for round_ in range(ROUNDS):
+                for phase in ("off", "on"):
+                    seen = len(get(control, "/lag")[phase])
+                    get(control, f"/phase/{phase}")
+                    load(port, first=(2 * round_ + (phase == "on")) * THREADS * REQUESTS)
+                    rounds[phase].append(get(control, "/lag")[phase][seen:])
+            control.close()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            # uvicorn's graceful stop, then the documented handler's exit.
+            assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    return rounds
 
 
 def p90(lags: list[float]) -> float:
@@ -73,27 +78,30 @@ def p90(lags: list[float]) -> float:
 
 
 def test_logging_on_the_event_loop_never_waits_on_the_disk(tmp_path: Path) -> None:
-    off = run_app("off", tmp_path / "off")
     queued = run_app("queued", tmp_path / "queued")
     blocking = run_app("blocking", tmp_path / "blocking")
-    assert len(off) > 20 and len(queued) > 20
 
     # Negative control: logging on the loop, each roll stalls it.
-    assert max(blocking) >= STALL * 0.9
-    # The documented set-up: the loop never sat out a roll, and its lag is
-    # what it is without logging (a ratio: the machine may be busy).
-    assert max(queued) < STALL * 0.9
-    assert p90(queued) <= 2 * p90(off)
+    assert max(max(lags) for lags in blocking["on"]) >= STALL * 0.9
+    # The documented set-up: the loop never sat out a roll, and its lag with
+    # logging stays of the order it has without, phase against neighbouring
+    # phase (a ratio: the machine may be busy, but alike for both; the
+    # margin is the CPU the log calls themselves take on the loop, about
+    # 2x the lag of a quiet machine's idle loop).
+    assert max(max(lags) for lags in queued["on"]) < STALL * 0.9
+    assert statistics.median(map(p90, queued["on"])) <= 3 * statistics.median(
+        map(p90, queued["off"]))
 
-    # And nothing was lost on the way: every request's access and
-    # application records are in the archives.
+    # Nothing was lost on the way: every request of the phases with logging
+    # has its application record and its access record in the archives.
     records = read_records(tmp_path / "queued")
-    loggers = Counter(metadata["logger"] for metadata, _payload in records)
-    total = THREADS * REQUESTS
-    assert loggers["shop"] == total
-    assert loggers["uvicorn.access"] == total + 2  # and the two /lag calls
+    assert not list((tmp_path / "queued").glob("*.open"))
+    assert len(list((tmp_path / "queued").glob("*.events"))) > 2  # it did roll
+    logged = [range((2 * round_ + 1) * THREADS * REQUESTS, (2 * round_ + 2) * THREADS * REQUESTS)
+              for round_ in range(ROUNDS)]
     orders = sorted(int(metadata["order_id"]) for metadata, _payload in records
                     if metadata["logger"] == "shop")
-    assert orders == list(range(total))
-    assert len(list((tmp_path / "queued").glob("*.events"))) > 2  # it did roll
-    assert not list((tmp_path / "queued").glob("*.open"))
+    assert orders == [n for numbers in logged for n in numbers]
+    access = Counter(payload["message"].split('"')[1] for metadata, payload in records
+                     if metadata["logger"] == "uvicorn.access")
+    assert all(access[f"GET /orders/{n} HTTP/1.1"] == 1 for n in orders)
