@@ -22,7 +22,7 @@ from archive_files import ROOT, subprocess_env
 APP = ROOT / "tests" / "_uvicorn_app.py"
 THREADS = 2
 REQUESTS = 200  # per thread and phase
-ROUNDS = 3  # of a phase without logging, then one with
+ROUNDS = 5  # of a phase without logging, then one with
 STALL = 0.5  # seconds each roll takes on the "slow disk"
 
 
