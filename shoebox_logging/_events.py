@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from ._text import as_text
-from .formatter import ShoeboxJsonFormatter
+from .formatter import _UNCHANGING, ShoeboxJsonFormatter
 from .handler import ShoeboxHandler
 
 #: The handler's options an integration takes. ``level`` is not one: the
@@ -49,8 +49,25 @@ class EventFormatter(ShoeboxJsonFormatter):
     trusts its output to be a JSON object and does not parse it again.
     """
 
+    deferrable = True  # see ShoeboxJsonFormatter.deferrable and capture below
+
     def format(self, record: logging.LogRecord) -> str:
         return self.render(cast("dict[str, Any]", record.msg))
+
+    def capture(self, record: logging.LogRecord) -> dict[str, Any] | None:
+        """The record's attributes, for the handler's writer thread to format
+        later (non-blocking mode), when neither the event's values nor the
+        record's other attributes can change meanwhile (strings, numbers,
+        booleans, ``None``); else ``None``: the record is formatted now.
+        The event dict is the integration's own (built for this call), so
+        it is not copied."""
+        attributes = record.__dict__
+        event = cast("dict[str, Any]", record.msg)
+        if not (_UNCHANGING.issuperset(map(type, event.values()))
+                and _UNCHANGING.issuperset(map(type, (value for key, value in attributes.items()
+                                                     if key != "msg")))):
+            return None
+        return attributes.copy()
 
     def render(self, event: Mapping[str, Any]) -> str:
         """``event`` as JSON text; keys that are not strings become text."""

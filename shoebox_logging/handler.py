@@ -261,10 +261,11 @@ class ShoeboxHandler(logging.Handler):
             writer = self._writer
             if writer is not None:
                 formatter = self.formatter
-                # Only the default formatter itself: a subclass's hooks might
-                # look at the thread they run on.
-                captured = (formatter.capture(record)
-                            if type(formatter) is ShoeboxJsonFormatter else None)
+                # Only a class that says so itself (the default formatter, the
+                # integrations'): a subclass's hooks might look at the thread
+                # they run on.
+                captured = (formatter.capture(record)  # type: ignore[union-attr]
+                            if vars(type(formatter)).get("deferrable") else None)
                 writer.put(self._encode(self._metadata(record), self._payload(record))
                            if captured is None else captured, record)
             else:
