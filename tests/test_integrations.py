@@ -181,3 +181,19 @@ def test_the_archive_is_closed_at_interpreter_exit(kind: str, tmp_path: Path) ->
     ((metadata, payload),) = read_records(tmp_path)
     assert metadata["level"] == "INFO"
     assert "bye" in payload.values()
+
+
+def test_non_blocking_mode_archives_values_as_they_were_at_the_log_call(
+        kind: str, tmp_path: Path) -> None:
+    """Events whose values cannot change are formatted later, on the writer
+    thread; one holding a list is formatted at the call, so a change to the
+    list afterwards does not reach the archive."""
+    integration = make(kind, tmp_path, queue_size=100)
+    items = [1]
+    integration.log("mutable", items=items)
+    integration.log("immutable", count=1)
+    items.append(2)
+    integration.close()
+    (_, mutable), (_, immutable) = read_records(tmp_path)
+    assert integration.field(mutable, "items") == [1]
+    assert integration.field(immutable, "count") == 1
