@@ -32,7 +32,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, jsonl, recovery, repairing, s3
+from . import __version__, jsonl, otlp, recovery, repairing, s3
 from ._progress import Progress
 from ._redact import RedactingFormatter, redact, remember_url
 from .archive import ArchiveReader, DamagedRange
@@ -150,6 +150,13 @@ class _Output:
     def __init__(self, args: argparse.Namespace) -> None:
         self._render = (jsonl.render_metadata if args.metadata_only else
                         jsonl.render_payload if args.payload_only else jsonl.render_record)
+        # --format otlp: records are kept as they are and each batch printed
+        # as one OTLP ExportLogsServiceRequest line.
+        self._otlp = args.format == "otlp"
+        if self._otlp and (args.metadata_only or args.payload_only):
+            raise _UsageError("--format otlp prints whole records: no --metadata-only "
+                              "or --payload-only")
+        self._records: list[tuple[Metadata, str]] = []
         self._match = _matcher(args.where)
         self._limit: int | None = args.limit
         self._out = sys.stdout.buffer
@@ -166,13 +173,22 @@ class _Output:
         """Print the record if it matches ``--where``."""
         if self._match is not None and not self._match(metadata):
             return
-        self._lines.append(self._render(metadata, payload))
         self.written += 1
-        if len(self._lines) == _BATCH:
+        if self._otlp:
+            self._records.append((metadata, payload))
+            if len(self._records) == _BATCH:
+                self._lines.append(otlp.render_request(self._records))
+                self._records.clear()
+        else:
+            self._lines.append(self._render(metadata, payload))
+        if len(self._lines) == _BATCH or (self._otlp and self._lines):
             self._out.write("".join(self._lines).encode())
             self._lines.clear()
 
     def flush(self) -> None:
+        if self._records:
+            self._lines.append(otlp.render_request(self._records))
+            self._records.clear()
         self._out.write("".join(self._lines).encode())
         self._lines.clear()
         self._out.flush()
@@ -684,6 +700,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="only records whose metadata KEY matches VALUE (a glob allowed); "
                           "repeat to require several")
     cat.add_argument("--limit", type=_non_negative, metavar="N", help="stop after N records")
+    cat.add_argument("--format", choices=["jsonl", "otlp"], default="jsonl",
+                     help="jsonl (default): one record per line; otlp: OTLP JSON log records, "
+                          f"one ExportLogsServiceRequest per line of up to {_BATCH} records, "
+                          "to replay into an OpenTelemetry pipeline")
     cat.add_argument("-f", "--follow", action="store_true",
                      help="print every record there, then the records of live (.open) "
                           "archives as they are written, across rolls, until Ctrl-C "

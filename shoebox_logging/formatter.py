@@ -85,6 +85,12 @@ class ShoeboxJsonFormatter(JsonFormatter):
     :mod:`shoebox_logging._orjson`), the rest takes the ``json`` path.
     """
 
+    #: Whether the handler may format this class's records later, on its
+    #: writer thread, from what :meth:`capture` took. Read from each class
+    #: itself, never inherited: a subclass's hooks might look at the thread
+    #: they run on.
+    deferrable = True
+
     def __init__(self, *, static_fields: dict[str, Any] | None = None,
                  encoder: Encoder = "auto") -> None:
         super().__init__(static_fields=static_fields)

@@ -109,7 +109,8 @@ class ShoeboxHandler(logging.Handler):
     - ``metadata_fields``: names (a list, or one comma-separated string) of
       record attributes, ``extra`` fields included, copied into the
       metadata with ``str()`` when the record has them, beside the standard
-      :data:`STANDARD_METADATA`.
+      :data:`STANDARD_METADATA`; for a record whose message is a dict
+      (structlog's event dict), that dict's keys are looked up first.
     - ``durability``: ``"close"`` (fsync when an archive is finished),
       ``"record"`` or ``"never"``.
     - ``max_record_mb``: the largest record written (64 MiB).
@@ -264,10 +265,11 @@ class ShoeboxHandler(logging.Handler):
             writer = self._writer
             if writer is not None:
                 formatter = self.formatter
-                # Only the default formatter itself: a subclass's hooks might
-                # look at the thread they run on.
-                captured = (formatter.capture(record)
-                            if type(formatter) is ShoeboxJsonFormatter else None)
+                # Only a class that says so itself (the default formatter, the
+                # integrations'): a subclass's hooks might look at the thread
+                # they run on.
+                captured = (formatter.capture(record)  # type: ignore[union-attr]
+                            if vars(type(formatter)).get("deferrable") else None)
                 writer.put(self._encode(self._metadata(record), self._payload(record))
                            if captured is None else captured, record)
             else:
@@ -356,11 +358,19 @@ class ShoeboxHandler(logging.Handler):
                     "host": self._host, "pid": self._pid}
         if self.metadata_fields:
             attributes = record.__dict__
+            # A dict logged as the message (structlog's event dict, through
+            # ProcessorFormatter.wrap_for_formatter) holds the record's
+            # fields; its keys win, as in the default formatter's payload.
+            event = record.msg if isinstance(record.msg, dict) else None
             for name in self.metadata_fields:
-                if name in attributes:
+                if event is not None and name in event:
+                    value = event[name]
+                elif name in attributes:
                     value = attributes[name]
-                    # Most are strings already: no call for them.
-                    metadata[name] = value if type(value) is str else as_text(value)
+                else:
+                    continue
+                # Most are strings already: no call for them.
+                metadata[name] = value if type(value) is str else as_text(value)
         return metadata
 
     def _payload(self, record: logging.LogRecord) -> str:

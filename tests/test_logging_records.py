@@ -51,6 +51,13 @@ def test_metadata_fields_can_name_record_attributes(tmp_path: Path) -> None:
     assert metadata["funcName"] == "_log_one" and metadata["lineno"].isdigit()
 
 
+def test_metadata_fields_are_taken_from_a_dict_message_first(tmp_path: Path) -> None:
+    """structlog's ProcessorFormatter path logs the event dict as the message."""
+    metadata, _ = _log_one(tmp_path, {"event": "paid", "order": 42, "tenant": "t-dict"},
+                           metadata_fields=("order", "tenant"), extra={"tenant": "t-extra"})
+    assert (metadata["order"], metadata["tenant"]) == ("42", "t-dict")
+
+
 def test_timestamp_is_the_records_creation_time_in_utc(tmp_path: Path) -> None:
     before = datetime.datetime.now(datetime.timezone.utc)
     metadata, payload = _log_one(tmp_path, "hi")

@@ -15,11 +15,15 @@ from archive_files import ROOT, subprocess_env
 from shoebox import MissingExtra
 
 #: Integration modules: the extra each needs, and the top-level packages it
-#: may import (pandas comes with the dask extra's dask[dataframe]).
+#: may import (pandas comes with the dask extra's dask[dataframe]); those of
+#: shoebox_logging may also import shoebox_logging and python-json-logger.
 INTEGRATIONS = {
     "shoebox.arrow": ("arrow", {"pyarrow"}),
     "shoebox.dask": ("dask", {"dask", "fsspec", "pandas", "pyarrow"}),
     "shoebox.export": ("arrow", {"pyarrow"}),
+    "shoebox_logging.structlog": ("structlog", {"structlog"}),
+    "shoebox_logging.loguru": ("loguru", {"loguru"}),
+    "shoebox_logging.otel": ("otel", {"opentelemetry"}),
 }
 
 SCRIPT = """
@@ -53,7 +57,7 @@ def imported_packages(module: str) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level:
             names.add((node.module or "").split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"shoebox"}
+    return names - set(sys.stdlib_module_names) - {"shoebox", "shoebox_logging", "pythonjsonlogger"}
 
 
 @pytest.mark.parametrize("module", INTEGRATIONS)
