@@ -159,7 +159,8 @@ def test_write_returns_whether_the_record_was_kept(tmp_path: Any) -> None:
     manager.close()
     assert manager.stats() == {"records_written": 4, "bytes_written": 4 * len(small),
                                "records_dropped": 1, "errors": 0,
-                               "archives_closed": 2}  # rolled at the budget, then closed
+                               "archives_closed": 2,  # rolled at the budget, then closed
+                               "records_deferred": 0, "records_dropped_reentrant": 0}
 
 
 def test_the_budget_counts_other_processes_archives_open_or_finished(tmp_path: Any) -> None:
