@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
+from _logging_support import (  # noqa: F401
+    GateRollChecker,
+    attach,
+    open_files,
+    read_records,
+    restore_logging,
+)
 from archive_files import subprocess_env
 
-from shoebox import RollChecker
-from shoebox.roll_checker import SizedArchive
 from shoebox_logging import ShoeboxHandler
 from shoebox_logging._options import DEFAULT_CLOSE_TIMEOUT
 
@@ -187,25 +191,11 @@ def test_close_timeout_takes_numbers_and_numeric_strings(tmp_path: Path, value: 
     handler.close()
 
 
-class Stalled(RollChecker):
-    """Holds the thread writing inside its write until released, as a
-    stalled disk would."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def check(self, archive: SizedArchive) -> bool:
-        self.entered.set()
-        assert self.release.wait(30), "the test never released the write"
-        return False
-
-
 @pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize("queue_size", [0, 10], ids=["blocking", "non-blocking"])
 def test_close_returns_while_another_thread_is_stuck_in_a_write_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], queue_size: int) -> None:
-    stalled = Stalled()
+    stalled = GateRollChecker()  # a write held, as a stalled disk holds it
     handler = ShoeboxHandler(directory=tmp_path, queue_size=queue_size, roll_checker=stalled,
                              close_timeout=0.2)
     logger = attach(handler)
@@ -218,7 +208,7 @@ def test_close_returns_while_another_thread_is_stuck_in_a_write_and_says_so(
     closer.start()
     closer.join(30)
     returned = not closer.is_alive()
-    stalled.release.set()  # let the stuck thread go, whatever happened
+    stalled.gate.set()  # let the stuck thread go, whatever happened
     stuck.join(10)
     assert returned, "close() waited for the stalled write"
     err = capsys.readouterr().err
