@@ -225,7 +225,11 @@ class WritingRollManager:
         try:
             return self._append(record, records)
         finally:
-            self._leave(writer=True)
+            if self._deferred or self._queue:
+                self._leave(writer=True)
+            else:  # the hot path: no call
+                self._busy = False
+                lock.release()
 
     def _write_queued(self, record: bytes, records: int) -> bool:
         """The lock is taken: queue the record for whoever holds the lock (or
@@ -271,7 +275,8 @@ class WritingRollManager:
         writes what other threads queued (every holder must, see
         :meth:`_write_queued`)."""
         try:
-            self._write_deferred()
+            if self._deferred:
+                self._write_deferred()
         finally:
             self._busy = False
             self._lock.release()

@@ -88,10 +88,10 @@ _Failure = tuple[type, "int | None"]
 
 
 class _Emitting(threading.local):
-    """Per thread: whether the thread is inside the handler (``emit`` or
-    ``close``), so that a log call it makes meanwhile (a ``__del__`` run by
-    the garbage collector, a signal handler, a callback) is known as
-    re-entrant: one attribute look-up per record."""
+    """Per thread, in non-blocking mode: whether the thread is inside the
+    handler (``emit`` or ``close``), so that a log call it makes meanwhile
+    (a ``__del__`` run by the garbage collector, a signal handler, a
+    callback) is known as re-entrant: one attribute look-up per record."""
 
     busy = False
 
@@ -163,11 +163,14 @@ class ShoeboxHandler(logging.Handler):
 
     Re-entrant log calls (a record logged by the thread while it is inside
     the handler: a ``__del__`` run by the garbage collector in the middle of
-    a write, a signal handler, a callback run during a roll) never nest
-    into the call in progress: the record is set aside and written by the
-    outer call before it returns (``stats()["records_deferred"]``); one
-    logged during :meth:`close` after its last write is counted in
-    ``records_dropped_reentrant``.
+    a write, a signal handler, a callback run during a roll) never deadlock
+    and never nest into the call in progress: the record is set aside and
+    written by the outer call before it returns
+    (``stats()["records_deferred"]``); one logged during :meth:`close`
+    after its last write is counted in ``records_dropped_reentrant``. In
+    blocking mode the roll manager does that (see
+    :class:`~shoebox.roll_manager.WritingRollManager`), at no cost per
+    record; in non-blocking mode the handler does, with a per-thread flag.
     """
 
     _budget_error: BudgetExceeded | None
@@ -292,50 +295,59 @@ class ShoeboxHandler(logging.Handler):
         the default formatter can take what it needs now (see
         :meth:`ShoeboxJsonFormatter.capture`). Called re-entrantly (see the
         class), set the record aside for the outer call to write."""
+        writer = self._writer
+        if writer is None:
+            # Blocking mode: nothing here a re-entrant call could break;
+            # the roll manager defers a write by the thread inside it.
+            try:
+                self._write(self._encode(self._metadata(record), self._payload(record)),
+                            record, 1)
+            except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
+                raise
+            except Exception:
+                self._unwritable_record(record)
+            return
         emitting = self._emitting
         if emitting.busy:
             # Issue 17: this thread is inside the handler, maybe holding a
-            # lock of the writer thread or half-way through a roll; the
-            # outer call writes the record once it is done.
+            # lock of the writer thread (a signal handler waiting for room
+            # in the queue, nested in another, ran out of stack; one in
+            # Event.set deadlocked); the outer call queues the record.
             self._deferred.append(record)
             with self._failure_lock:
                 self._records_deferred += 1
             return
         emitting.busy = True
         try:
-            self._emit(record)
+            self._queue(writer, record)
             if self._deferred:
-                self._emit_deferred()
+                self._emit_deferred(writer)
         finally:
             # A record set aside after the look above (a signal just then)
             # waits for the next log call, on any thread, or close().
             emitting.busy = False
 
-    def _emit_deferred(self) -> None:
-        """Write the records set aside by re-entrant calls, from any thread
-        inside the handler (writing one may set more aside)."""
+    def _emit_deferred(self, writer: WriterThread) -> None:
+        """Queue the records set aside by re-entrant calls, from any thread
+        inside the handler (queuing one may set more aside)."""
         deferred = self._deferred
         while deferred:
             try:
                 record = deferred.popleft()
             except IndexError:  # another thread took the last one
                 return
-            self._emit(record)
+            self._queue(writer, record)
 
-    def _emit(self, record: logging.LogRecord) -> None:
+    def _queue(self, writer: WriterThread, record: logging.LogRecord) -> None:
+        """Non-blocking mode: hand the record to the writer thread."""
         try:
-            writer = self._writer
-            if writer is not None:
-                formatter = self.formatter
-                # Only the default formatter itself: a subclass's hooks might
-                # look at the thread they run on.
-                captured = (formatter.capture(record)
-                            if type(formatter) is ShoeboxJsonFormatter else None)
-                writer.put(self._encode(self._metadata(record), self._payload(record))
-                           if captured is None else captured, record)
-            else:
-                self._write(self._encode(self._metadata(record), self._payload(record)),
-                            record, 1)
+            formatter = self.formatter
+            # Only the default formatter itself: a subclass's hooks might
+            # look at the thread they run on.
+            captured = (formatter.capture(record)
+                        if type(formatter) is ShoeboxJsonFormatter else None)
+            writer.put(self._encode(self._metadata(record), self._payload(record))
+                       if captured is None else captured, record)
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
             raise
         except Exception:
@@ -382,15 +394,17 @@ class ShoeboxHandler(logging.Handler):
         emitting = self._emitting
         outer = not emitting.busy
         # Records logged by this thread while it closes (a finalizer run by
-        # an allocation here, a signal handler) are set aside, not nested.
+        # an allocation here, a signal handler) are set aside, not nested
+        # (non-blocking mode; in blocking mode the roll manager's close()
+        # writes them).
         emitting.busy = True
         deadline = time.monotonic() + self.close_timeout
         try:
             writer = self._writer
             if writer is not None:
                 writer.close(self.close_timeout)
-            if outer:
-                self._emit_deferred()
+                if outer:
+                    self._emit_deferred(writer)
             self._leave_deleted_archive()
             if not self._manager.close(timeout=max(0.0, deadline - time.monotonic())):
                 self._report_not_closed()

@@ -100,10 +100,13 @@ class WriterThread:
         self.dropped_closing = 0
         self._items: collections.deque[_Item] = collections.deque()
         self._wakeup = threading.Event()
-        self._room = threading.Condition(threading.Lock())
+        # Re-entrant locks, both: a thread holding one may log again (a
+        # signal handler, a __del__ run by the garbage collector), and a
+        # plain lock would deadlock it (issue 17).
+        self._room = threading.Condition(threading.RLock())
         self._waiting_for_room = 0
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._start_lock = threading.RLock()
 
     def put(self, encoded: bytes | dict[str, Any], record: logging.LogRecord) -> None:
         """Queue one record: encoded, or what
@@ -150,7 +153,8 @@ class WriterThread:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record put so far is written, or ``timeout``
         seconds; returns whether they were."""
-        thread = self._thread
+        with self._start_lock:  # a thread being started is started once it is released
+            thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         done = threading.Event()
@@ -225,8 +229,14 @@ class WriterThread:
             if self._thread is None and not self._closing:
                 thread = threading.Thread(target=self._run, name="shoebox-log-writer",
                                           daemon=True)
-                thread.start()
+                # Known before it starts: a put() re-entered while it starts
+                # (a signal handler) must not start a second one.
                 self._thread = thread
+                try:
+                    thread.start()
+                except BaseException:
+                    self._thread = None
+                    raise
 
     def _run(self) -> None:
         try:
