@@ -36,6 +36,10 @@ from .roll_checker import RollChecker
 logger = logging.getLogger("shoebox.roll_manager")
 
 _MB = 1024 * 1024
+#: How many times :meth:`WritingRollManager.close` finishes an archive to
+#: write records logged re-entrantly by the roll before it (a callback, a
+#: finalizer); what is logged after the last is counted as dropped.
+CLOSE_ROUNDS = 3
 
 # Managers alive in this process, reset in a forked child (see
 # os.register_at_fork below), as logging does for its handlers.
@@ -98,7 +102,13 @@ class WritingRollManager:
 
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
-    once. A thread that finds the lock taken does not sleep on it: it
+    once. Re-entrant: a write made by the thread already inside the manager
+    (an archive callback that logs, a garbage-collected object's
+    ``__del__`` or a signal handler run in the middle of a write or a roll)
+    is deferred, not nested into the half-done one: the outer call writes
+    it before it returns, and :meth:`stats` counts it
+    (``records_deferred``; ``records_dropped_reentrant`` if it could not be
+    written after all). A thread that finds the lock taken does not sleep on it: it
     queues its record, the lock's holder writes every queued record (in one
     ``write`` call) as it lets go of the lock, and the thread returns once
     its record is written, as if it had written it itself. With
@@ -120,6 +130,8 @@ class WritingRollManager:
     _archives_closed: int
     _episode_dropped: int
     _dropping: bool
+    _records_deferred: int
+    _deferred_dropped: int
 
     def __init__(self, filename_template: str, roll_checker: RollChecker | plugins.Spec,
                  directory: str | os.PathLike[str] = ".",
@@ -152,8 +164,14 @@ class WritingRollManager:
             "buffer_size": whole_number("buffer_size", buffer_size)}
         self._hold_gil = flag("hold_gil", hold_gil)
         self._lock = threading.RLock()
+        # Whether the lock's holder is inside: only that thread can see it
+        # True once it holds the lock, so it is how a re-entrant call (same
+        # thread, lock taken again) tells itself apart (issue 17).
+        self._busy = False
         # Records of threads that found the lock taken (see write_encoded).
         self._queue: collections.deque[_Waiter] = collections.deque()
+        # Records written re-entrantly, for the outer call to write (see _leave).
+        self._deferred: collections.deque[tuple[bytes, int]] = collections.deque()
         self._wakeup = threading.Event()  # for the idle-roll thread
         self._archive: ArchiveWriter | None = None
         self._timer: threading.Thread | None = None
@@ -186,25 +204,29 @@ class WritingRollManager:
     def write_encoded(self, record: bytes, records: int = 1) -> bool:
         """Append one record made by :func:`~shoebox.encode_record` (or
         ``records`` of them, concatenated, written as one); as :meth:`write`.
-        Returns False when the disk budget dropped them."""
+        Returns False when the disk budget dropped them. A re-entrant call
+        (see the class) returns True at once: the record is deferred, and
+        its outcome shows in :meth:`stats` only."""
         lock = self._lock
         if not lock.acquire(False):
             return self._write_queued(record, records)
+        if self._busy:
+            # This thread is inside already, half-way through a write or a
+            # roll (issue 17: a __del__ run by the garbage collector, a
+            # signal handler): writing now would break that one.
+            self._deferred.append((record, records))
+            self._records_deferred += records
+            lock.release()
+            return True
+        self._busy = True
         try:
             return self._append(record, records)
         finally:
-            lock.release()
-            if self._queue:
-                # Another writer queued behind this one: threads meet here.
-                # With hold_gil, from now on the active archive's writes
-                # keep the GIL, so that they stop meeting (see
-                # shoebox._gil_write); the next archive starts without,
-                # until they meet again. (Other
-                # holders, the idle-roll thread or stats(), do not count.)
-                archive = self._archive
-                if archive is not None and self._hold_gil:
-                    archive.hold_gil = True
-                self._drain()
+            if self._deferred or self._queue:
+                self._leave(writer=True)
+            else:  # the hot path: no call
+                self._busy = False
+                lock.release()
 
     def _write_queued(self, record: bytes, records: int) -> bool:
         """The lock is taken: queue the record for whoever holds the lock (or
@@ -234,10 +256,51 @@ class WritingRollManager:
         """Write the queued records of waiting threads, if the lock is free."""
         queue, lock = self._queue, self._lock
         while queue and lock.acquire(False):
+            if self._busy:
+                # Re-entered (see write_encoded): the outer call drains.
+                lock.release()
+                return
+            self._busy = True
             try:
                 self._write_batch([queue.popleft() for _ in range(len(queue))])
             finally:
-                lock.release()
+                self._leave(drain=False)
+
+    def _leave(self, drain: bool = True, writer: bool = False) -> None:
+        """The outermost holder lets go of the lock: it writes the records
+        deferred by re-entrant calls meanwhile, releases the lock, then
+        writes what other threads queued (every holder must, see
+        :meth:`_write_queued`)."""
+        try:
+            if self._deferred:
+                self._write_deferred()
+        finally:
+            self._busy = False
+            self._lock.release()
+        if drain and self._queue:
+            # Another writer queued behind this one: threads meet here.
+            # With hold_gil, from now on the active archive's writes keep
+            # the GIL, so that they stop meeting (see shoebox._gil_write);
+            # the next archive starts without, until they meet again.
+            # (Other holders, the idle-roll thread or stats(), do not count.)
+            archive = self._archive
+            if writer and archive is not None and self._hold_gil:
+                archive.hold_gil = True
+            self._drain()
+
+    def _write_deferred(self) -> None:
+        """Under the lock, busy: write the records deferred by re-entrant
+        calls (writing one may defer more: a roll's callback that logs)."""
+        deferred = self._deferred
+        while deferred:
+            record, records = deferred.popleft()
+            try:
+                self._append(record, records)
+            except Exception:
+                # Nobody is left to raise to: counted, and logged (a
+                # re-entrant log record from here is deferred in turn).
+                self._deferred_dropped += records
+                logger.exception("writing %d record(s) logged re-entrantly failed", records)
 
     def _write_batch(self, batch: list[_Waiter]) -> None:
         """Under the lock: write the records of waiting threads as one write,
@@ -310,21 +373,31 @@ class WritingRollManager:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the lock; after releasing it, write what threads queued
-        meanwhile (see :meth:`_write_queued`: every holder must)."""
+        """Hold the lock; on the way out, write what was deferred or queued
+        meanwhile (see :meth:`_leave`). Re-entered by the thread inside (a
+        callback asking for :meth:`stats`), it only holds the lock again:
+        the outer call leaves."""
         self._lock.acquire()
+        if self._busy:
+            try:
+                yield
+            finally:
+                self._lock.release()
+            return
+        self._busy = True
         try:
             yield
         finally:
-            self._lock.release()
-            if self._queue:
-                self._drain()
+            self._leave()
 
     def stats(self) -> dict[str, int]:
         """Counters since the manager was made (in a forked child: since the
         fork): ``records_written``, ``bytes_written`` (encoded bytes appended
         to archives), ``records_dropped`` (by the disk budget), ``errors``
-        (writes that raised, rolls that failed), ``archives_closed`` and
+        (writes that raised, rolls that failed), ``archives_closed``,
+        ``records_deferred`` (written re-entrantly, so written after the
+        outer call: see the class), ``records_dropped_reentrant`` (of
+        those, the ones whose write failed or came after :meth:`close`) and
         ``skipped_not_regular`` (names in the directory matching the
         archives' that the disk budget's scans found not to be regular
         files, a symbolic link say, and left out, each path once; 0
@@ -337,6 +410,8 @@ class WritingRollManager:
                         self._archive.size if self._archive is not None else 0),
                     "records_dropped": self._records_dropped, "errors": self._errors,
                     "archives_closed": self._archives_closed,
+                    "records_deferred": self._records_deferred,
+                    "records_dropped_reentrant": self._deferred_dropped,
                     "skipped_not_regular": (self._budget.skipped_not_regular
                                             if self._budget is not None else 0)}
 
@@ -346,23 +421,46 @@ class WritingRollManager:
             if self._archive is not None:
                 self._archive.flush()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> bool:
         """Finalize the active archive (rename from ``.open``, callbacks) and
-        stop the idle-roll thread. Closing twice is harmless."""
-        with self._locked():
-            if self._closed:
-                return
-            self._closed = True
-            self._wakeup.set()
-            timer, self._timer = self._timer, None
-            _live_writers.discard(self)
+        stop the idle-roll thread. Closing twice is harmless.
+
+        Records deferred by re-entrant writes (a callback or finalizer that
+        logs during the last roll) are written first, in a new archive
+        finished in turn, up to :data:`CLOSE_ROUNDS` times; any left are
+        counted in ``records_dropped_reentrant``. With ``timeout``, waits at
+        most that many seconds for the lock (another thread writing into a
+        stalled disk, a slow callback) and for the idle-roll thread, and
+        returns False if it could not close: the archive stays ``.open``
+        for its writer, or :func:`shoebox.recover`. A close from inside a
+        write or roll (re-entrant) returns False too, closing nothing: the
+        outer call is half-way through."""
+        lock = self._lock
+        if not lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._busy or self._closed:
+            lock.release()
+            return self._closed
+        self._busy = True
+        self._wakeup.set()
+        timer, self._timer = self._timer, None
+        _live_writers.discard(self)
         try:
-            with self._locked():
+            for _ in range(CLOSE_ROUNDS):
+                self._write_deferred()
                 if self._archive is not None:
-                    self._finish()
+                    self._finish()  # may defer more: the next round writes them
+                if not self._deferred:
+                    break
         finally:
+            self._closed = True
+            while self._deferred:
+                self._deferred_dropped += self._deferred.popleft()[1]
+            self._leave()  # threads queued meanwhile get ArchiveClosed
             if timer is not None and timer is not threading.current_thread():
-                timer.join()
+                timer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return True
 
     def abandon_active(self, filename: str) -> bool:
         """Drop the active archive without finalizing it, if it is still
@@ -431,6 +529,7 @@ class WritingRollManager:
         self._errors = self._archives_closed = 0
         self._episode_dropped = 0  # by the budget since it was last reached
         self._dropping = False
+        self._records_deferred = self._deferred_dropped = 0
 
     def _open(self) -> ArchiveWriter:
         """Create the next archive under a name nobody has taken."""
@@ -529,7 +628,9 @@ class WritingRollManager:
     def _reset_after_fork(self) -> None:
         """In a forked child: drop the parent's archive and threads."""
         self._lock = threading.RLock()
+        self._busy = False
         self._queue = collections.deque()  # the parent's waiting threads are not here
+        self._deferred = collections.deque()
         self._wakeup = threading.Event()
         self._timer = None
         archive, self._archive = self._archive, None

@@ -18,6 +18,8 @@ from shoebox.roll_checker import RollChecker, size_or_time
 DEFAULT_ROLL_SIZE_MB = 64
 #: ... after this long, whichever comes first, unless told otherwise.
 DEFAULT_ROLL_MINUTES = 15
+#: Seconds ``close()`` (and ``flush()``) may take, unless told otherwise.
+DEFAULT_CLOSE_TIMEOUT = 5.0
 #: Metadata every record carries; ``metadata_fields`` cannot reuse these names.
 STANDARD_METADATA = ("level", "logger", "timestamp", "host", "pid")
 
@@ -74,3 +76,8 @@ def record_size(max_record_mb: float | str | None) -> int:
 def queue_size(size: int | str | None) -> int:
     """``queue_size``: 0 (blocking mode) or more."""
     return 0 if size is None else whole_number("queue_size", size)
+
+
+def close_timeout(seconds: float | str | None) -> float:
+    """``close_timeout``: how long ``close()`` and ``flush()`` may wait, in seconds."""
+    return DEFAULT_CLOSE_TIMEOUT if seconds is None else positive_number("close_timeout", seconds)

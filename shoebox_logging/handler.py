@@ -3,6 +3,7 @@ string metadata plus a JSON payload, in rolling shoebox archives."""
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -86,6 +87,15 @@ def _trusted(formatter: logging.Formatter | None) -> bool:
 _Failure = tuple[type, "int | None"]
 
 
+class _Emitting(threading.local):
+    """Per thread, in non-blocking mode: whether the thread is inside the
+    handler (``emit`` or ``close``), so that a log call it makes meanwhile
+    (a ``__del__`` run by the garbage collector, a signal handler, a
+    callback) is known as re-entrant: one attribute look-up per record."""
+
+    busy = False
+
+
 class ShoeboxHandler(logging.Handler):
     """Archives every record it handles as metadata plus a JSON payload.
 
@@ -131,6 +141,11 @@ class ShoeboxHandler(logging.Handler):
       docs/performance.md), at a price: a write the kernel stalls (a
       saturated disk, a network file system) then stalls every thread of
       the process, not only those logging.
+    - ``close_timeout`` (default 5 seconds): the longest :meth:`close`
+      takes, and :meth:`flush`, whatever other threads do (so
+      ``logging.shutdown()`` at exit takes at most twice that per
+      handler); records still queued when it runs out are counted as
+      dropped (``records_dropped_closing``).
     - ``clock``: seconds, for the time-based roll, for the check (at most
       once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
       written was not deleted, and for the disk budget's looks at the
@@ -146,6 +161,17 @@ class ShoeboxHandler(logging.Handler):
     :attr:`failed`. Writing resumes by itself when the problem is gone; a
     deleted directory is created again with a new archive. Records dropped
     from a full queue are counted in :attr:`dropped`.
+
+    Re-entrant log calls (a record logged by the thread while it is inside
+    the handler: a ``__del__`` run by the garbage collector in the middle of
+    a write, a signal handler, a callback run during a roll) never deadlock
+    and never nest into the call in progress: the record is set aside and
+    written by the outer call before it returns
+    (``stats()["records_deferred"]``); one logged during :meth:`close`
+    after its last write is counted in ``records_dropped_reentrant``. In
+    blocking mode the roll manager does that (see
+    :class:`~shoebox.roll_manager.WritingRollManager`), at no cost per
+    record; in non-blocking mode the handler does, with a per-thread flag.
     """
 
     _budget_error: BudgetExceeded | None
@@ -164,12 +190,14 @@ class ShoeboxHandler(logging.Handler):
                  level: int | str = logging.NOTSET,
                  max_local_mb: float | str | None = None,
                  hold_gil: bool = False,
+                 close_timeout: float | str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
         self.metadata_fields = _options.field_names(metadata_fields)
         self.max_record_size = _options.record_size(max_record_mb)
         size = _options.queue_size(queue_size)
+        self.close_timeout = _options.close_timeout(close_timeout)
         when_full = one_of("when_full", when_full, WHEN_FULL_MODES)  # also without a queue
         self._writer = (WriterThread(self._write, queue_size=size, when_full=when_full,
                                      encode=self._encode_captured)
@@ -213,23 +241,32 @@ class ShoeboxHandler(logging.Handler):
         """Counters for this process: ``records_written``, ``bytes_written``
         (encoded bytes appended to archives), ``records_dropped`` (by the
         disk budget, ``records_dropped_budget``, and from a full queue,
-        ``records_dropped_queue``), ``errors`` (records lost to errors: a
-        failed write, as in :attr:`failed`, a formatter that raised, a
-        record too large), ``archives_closed`` and ``skipped_not_regular``
-        (names in the directory that the disk budget found not to be
-        regular files, a symbolic link say, and left out; each path once).
-        A record is in exactly one of written, dropped and errors once
-        :meth:`flush` returned."""
+        ``records_dropped_queue``, still queued when :meth:`close` ran out of
+        time, ``records_dropped_closing``, and logged re-entrantly too late
+        to be written, ``records_dropped_reentrant``), ``errors`` (records
+        lost to errors: a failed write, as in :attr:`failed`, a formatter
+        that raised, a record too large), ``archives_closed``,
+        ``records_deferred`` (records logged re-entrantly and written, or
+        dropped, after the outer call, already counted in one of the
+        others) and ``skipped_not_regular`` (names in the directory that
+        the disk budget found not to be regular files, a symbolic link say,
+        and left out; each path once). A record is in exactly one of
+        written, dropped and errors once :meth:`flush` returned."""
         core = self._manager.stats()
-        queue = self.dropped
+        writer = self._writer
+        queue = writer.dropped if writer is not None else 0
+        closing = writer.dropped_closing if writer is not None else 0
         with self._failure_lock:
             errors = self.failed + self._unwritable
+            reentrant = core["records_dropped_reentrant"] + self._deferred_dropped
+            deferred = core["records_deferred"] + self._records_deferred
         return {"records_written": core["records_written"],
                 "bytes_written": core["bytes_written"],
-                "records_dropped": core["records_dropped"] + queue,
+                "records_dropped": core["records_dropped"] + queue + closing + reentrant,
                 "records_dropped_budget": core["records_dropped"],
-                "records_dropped_queue": queue, "errors": errors,
-                "archives_closed": core["archives_closed"],
+                "records_dropped_queue": queue, "records_dropped_closing": closing,
+                "records_dropped_reentrant": reentrant, "errors": errors,
+                "archives_closed": core["archives_closed"], "records_deferred": deferred,
                 "skipped_not_regular": core["skipped_not_regular"]}
 
     @property
@@ -260,21 +297,62 @@ class ShoeboxHandler(logging.Handler):
         """Build metadata and payload, encode them, and write the record; in
         non-blocking mode, queue it, formatted on the writer thread where
         the default formatter can take what it needs now (see
-        :meth:`ShoeboxJsonFormatter.capture`)."""
-        try:
-            writer = self._writer
-            if writer is not None:
-                formatter = self.formatter
-                # Only a class that says so itself (the default formatter, the
-                # integrations'): a subclass's hooks might look at the thread
-                # they run on.
-                captured = (formatter.capture(record)  # type: ignore[union-attr]
-                            if vars(type(formatter)).get("deferrable") else None)
-                writer.put(self._encode(self._metadata(record), self._payload(record))
-                           if captured is None else captured, record)
-            else:
+        :meth:`ShoeboxJsonFormatter.capture`). Called re-entrantly (see the
+        class), set the record aside for the outer call to write."""
+        writer = self._writer
+        if writer is None:
+            # Blocking mode: nothing here a re-entrant call could break;
+            # the roll manager defers a write by the thread inside it.
+            try:
                 self._write(self._encode(self._metadata(record), self._payload(record)),
                             record, 1)
+            except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
+                raise
+            except Exception:
+                self._unwritable_record(record)
+            return
+        emitting = self._emitting
+        if emitting.busy:
+            # Issue 17: this thread is inside the handler, maybe holding a
+            # lock of the writer thread (a signal handler waiting for room
+            # in the queue, nested in another, ran out of stack; one in
+            # Event.set deadlocked); the outer call queues the record.
+            self._deferred.append(record)
+            with self._failure_lock:
+                self._records_deferred += 1
+            return
+        emitting.busy = True
+        try:
+            self._queue(writer, record)
+            if self._deferred:
+                self._emit_deferred(writer)
+        finally:
+            # A record set aside after the look above (a signal just then)
+            # waits for the next log call, on any thread, or close().
+            emitting.busy = False
+
+    def _emit_deferred(self, writer: WriterThread) -> None:
+        """Queue the records set aside by re-entrant calls, from any thread
+        inside the handler (queuing one may set more aside)."""
+        deferred = self._deferred
+        while deferred:
+            try:
+                record = deferred.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            self._queue(writer, record)
+
+    def _queue(self, writer: WriterThread, record: logging.LogRecord) -> None:
+        """Non-blocking mode: hand the record to the writer thread."""
+        try:
+            formatter = self.formatter
+            # Only a class that says so itself (the default formatter, the
+            # integrations'): a subclass's hooks might look at the thread
+            # they run on.
+            captured = (formatter.capture(record)  # type: ignore[union-attr]
+                        if vars(type(formatter)).get("deferrable") else None)
+            writer.put(self._encode(self._metadata(record), self._payload(record))
+                       if captured is None else captured, record)
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
             raise
         except Exception:
@@ -299,28 +377,62 @@ class ShoeboxHandler(logging.Handler):
         self.handleError(record)
 
     def flush(self) -> None:
-        """Wait until every record handled so far is written to its archive.
+        """Wait until every record handled so far is written to its archive,
+        or ``close_timeout`` seconds.
 
         Records reach the operating system when written; ``durability``
         says when they are also forced to disk.
         """
         writer = self._writer
         if writer is not None:
-            writer.flush()
+            writer.flush(self.close_timeout)
 
     def close(self) -> None:
         """Write what is queued, then finalize the active archive (rename from
-        ``.open``, callbacks). Closing twice is harmless; records handled
-        after closing are reported through :meth:`handleError`."""
+        ``.open``, callbacks), within ``close_timeout`` seconds whatever
+        other threads do: records still queued then are counted as dropped
+        (``records_dropped_closing``); an archive another thread is still
+        writing then (a stalled disk) stays ``.open`` for
+        :func:`shoebox.recover`, reported through :meth:`handleError`.
+        Closing twice is harmless; records handled after closing are
+        reported through :meth:`handleError`."""
+        emitting = self._emitting
+        outer = not emitting.busy
+        # Records logged by this thread while it closes (a finalizer run by
+        # an allocation here, a signal handler) are set aside, not nested
+        # (non-blocking mode; in blocking mode the roll manager's close()
+        # writes them).
+        emitting.busy = True
+        deadline = time.monotonic() + self.close_timeout
         try:
             writer = self._writer
             if writer is not None:
-                writer.close()
+                writer.close(self.close_timeout)
+                if outer:
+                    self._emit_deferred(writer)
             self._leave_deleted_archive()
-            self._manager.close()
+            if not self._manager.close(timeout=max(0.0, deadline - time.monotonic())):
+                self._report_not_closed()
         finally:
+            if outer:
+                emitting.busy = False
+                # Set aside after the archive was finished: too late.
+                while self._deferred:
+                    self._deferred.popleft()
+                    with self._failure_lock:
+                        self._deferred_dropped += 1
             _live_handlers.discard(self)
             super().close()
+
+    def _report_not_closed(self) -> None:
+        active = self._manager.active_filename
+        try:
+            raise TimeoutError(f"{self!r}: close() gave up after close_timeout="
+                               f"{self.close_timeout}s, another thread still writing "
+                               f"{active}; shoebox.recover() finishes it")
+        except TimeoutError:
+            self.handleError(logging.makeLogRecord(
+                {"name": __name__, "msg": "closing %s", "args": (self,)}))
 
     def _leave_deleted_archive(self) -> None:
         """Before finishing: an archive deleted since the last check cannot be
@@ -459,7 +571,13 @@ class ShoeboxHandler(logging.Handler):
         self._unwritable = 0
         self._budget_error = None
         self._failure = None
-        self._failure_lock = threading.Lock()
+        # Re-entrant: a signal handler may log while this thread holds it.
+        self._failure_lock = threading.RLock()
+        # Records logged re-entrantly (see emit), for an outer call to
+        # write; how many, and how many of them came too late (see close).
+        self._deferred: collections.deque[logging.LogRecord] = collections.deque()
+        self._records_deferred = self._deferred_dropped = 0
+        self._emitting = _Emitting()
         if self._writer is not None:
             self._writer.reset_after_fork()
 

@@ -39,8 +39,10 @@ _COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("shoebox_handler_bytes_written", "Encoded bytes written to archives",
      {"": "bytes_written"}),
     ("shoebox_handler_records_dropped", "Records dropped: past the disk budget "
-     "(max_local_mb) or from a full queue (when_full=drop)",
-     {"budget": "records_dropped_budget", "queue": "records_dropped_queue"}),
+     "(max_local_mb), from a full queue (when_full=drop), not written in time by "
+     "close(), logged re-entrantly too late",
+     {"budget": "records_dropped_budget", "queue": "records_dropped_queue",
+      "closing": "records_dropped_closing", "reentrant": "records_dropped_reentrant"}),
     ("shoebox_handler_errors", "Records lost to errors (failed writes, formatter "
      "errors, records too large)", {"": "errors"}),
     ("shoebox_handler_archives_closed", "Archives finished (renamed from .open)",
@@ -86,7 +88,7 @@ def register(handler: ShoeboxHandler, registry: Any = None) -> Any:
     (default: prometheus_client's ``REGISTRY``) as
     ``shoebox_handler_records_written_total``,
     ``shoebox_handler_bytes_written_total``,
-    ``shoebox_handler_records_dropped_total{reason="budget"|"queue"}``,
+    ``shoebox_handler_records_dropped_total{reason="budget"|"queue"|"closing"|"reentrant"}``,
     ``shoebox_handler_errors_total`` and
     ``shoebox_handler_archives_closed_total``, labelled by ``directory``.
     Registering a handler twice is harmless; a handler that is garbage

@@ -1,5 +1,6 @@
 """Helpers shared by the ``test_logging_*`` files: a fixture that undoes
-logging configuration, reading archives back, and waiting with a deadline."""
+logging configuration, reading archives back, waiting with a deadline,
+and a roll checker that holds a write."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from shoebox import ReadingRollManager
+from shoebox import ReadingRollManager, RollChecker
+from shoebox.roll_checker import SizedArchive
 
 
 @pytest.fixture
@@ -67,3 +69,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         pause.wait(0.01)
+
+
+class GateRollChecker(RollChecker):
+    """Never rolls; holds the thread writing inside its first write until
+    opened (as a stalled disk would), so a test can fill the queue or
+    queue threads behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def check(self, archive: SizedArchive) -> bool:
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return False

@@ -160,6 +160,7 @@ def test_write_returns_whether_the_record_was_kept(tmp_path: Any) -> None:
     assert manager.stats() == {"records_written": 4, "bytes_written": 4 * len(small),
                                "records_dropped": 1, "errors": 0,
                                "archives_closed": 2,  # rolled at the budget, then closed
+                               "records_deferred": 0, "records_dropped_reentrant": 0,
                                "skipped_not_regular": 0}
 
 

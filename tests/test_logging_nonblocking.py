@@ -12,27 +12,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
+from _logging_support import (  # noqa: F401
+    GateRollChecker,
+    attach,
+    open_files,
+    read_records,
+    restore_logging,
+)
 
-from shoebox import ArchiveReader, ReadingRollManager, RollChecker
-from shoebox.roll_checker import SizedArchive
+from shoebox import ArchiveReader, ReadingRollManager
 from shoebox_logging import ShoeboxHandler, ShoeboxJsonFormatter
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
-class GateRollChecker(RollChecker):
-    """Never rolls; holds the writer inside its first write until opened,
-    so a test can fill the queue behind it."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def check(self, archive: SizedArchive) -> bool:
-        self.entered.set()
-        assert self.gate.wait(30), "the test never opened the gate"
-        return False
 
 
 def test_records_tracebacks_stacks_and_extras_arrive_intact(tmp_path: Path) -> None:

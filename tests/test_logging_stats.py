@@ -42,9 +42,11 @@ def test_stats_count_written_bytes_archives_and_lost_records(
     stats = handler.stats()
     assert stats == {
         "records_written": 500, "records_dropped": 0, "records_dropped_budget": 0,
-        "records_dropped_queue": 0, "errors": 1,
+        "records_dropped_queue": 0, "records_dropped_closing": 0,
+        "records_dropped_reentrant": 0, "errors": 1,
         "bytes_written": sum(os.path.getsize(tmp_path / name) for name in os.listdir(tmp_path)),
-        "archives_closed": len(os.listdir(tmp_path)), "skipped_not_regular": 0}
+        "archives_closed": len(os.listdir(tmp_path)), "records_deferred": 0,
+        "skipped_not_regular": 0}
     assert len(records) == 500 and stats["archives_closed"] > 1
 
 
