@@ -17,6 +17,7 @@ from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
+    Buffer,
     Incomplete,
     Metadata,
     Record,
@@ -272,6 +273,37 @@ class _Allowance:
         reach = max(self._reach, offset + length)
         return self.spent + length <= min(self._cap, reach) + RECHECK_RATIO * offset
 
+    def may_check(self, buf: Buffer, pos: int, offset: int) -> bool:
+        """Whether the record whose header is at ``buf[pos]`` (file
+        ``offset``) may be checked: False for a header no record has.
+        Raises :class:`~shoebox.codec.Incomplete` when ``buf`` ends in it."""
+        try:
+            length = record_length(buf, pos, self._cap)
+        except CorruptRecord:
+            return False
+        return self.allows(offset, length)
+
+    def decode(self, buf: Buffer, pos: int, offset: int) -> tuple[Metadata, str, int]:
+        """``decode_record`` of the record at ``buf[pos]`` (file ``offset``),
+        once damage has been met only if it may be checked (else
+        :class:`~shoebox.errors.CorruptRecord`, "left unchecked"); a record
+        checked and found damaged is counted."""
+        if self.spent:
+            length = record_length(buf, pos, self._cap)
+            if not self.allows(offset, length):
+                raise CorruptRecord(
+                    f"record of {length} bytes left unchecked: {self.spent} bytes of "
+                    f"damaged records checked already, the most recovery checks here")
+        try:
+            return decode_record(buf, pos, self._cap)
+        except CorruptRecord:
+            try:
+                length = record_length(buf, pos, self._cap)
+            except (Incomplete, CorruptRecord):
+                raise  # refused on its preamble or header: nothing else was read
+            self.refused(offset, length)
+            raise
+
     def limit(self, offset: int) -> int:
         """A length up to which every record from ``offset`` on may be
         checked (without asking :meth:`allows` for each)."""
@@ -469,31 +501,11 @@ class ArchiveReader:
         self.close()
 
     def _decode(self) -> tuple[Metadata, str, int]:
-        """Decode the record at the current offset, as ``decode_record``;
-        once damage has been met, only if the allowance lets it be checked,
-        and counting it there if it turns out damaged."""
-        buf, pos, allowance = self._buf, self._pos, self._allowance
-        if allowance.spent:
-            length = record_length(buf, pos, self.max_record_size)
-            if not allowance.allows(self._base + pos, length):
-                raise CorruptRecord(
-                    f"record of {length} bytes left unchecked: {allowance.spent} bytes of "
-                    f"damaged records checked already, the most recovery checks here")
-        try:
-            return decode_record(buf, pos, self.max_record_size)
-        except CorruptRecord:
-            if self.recover:
-                self._refused()
-            raise
-
-    def _refused(self) -> None:
-        """Count the record at the current offset, checked and found damaged,
-        against the allowance."""
-        try:
-            length = record_length(self._buf, self._pos, self.max_record_size)
-        except (Incomplete, CorruptRecord):
-            return  # refused on its preamble or header: nothing else was read
-        self._allowance.refused(self.offset, length)
+        """Decode the record at the current offset (when recovering, within
+        the allowance)."""
+        if self.recover:
+            return self._allowance.decode(self._buf, self._pos, self.offset)
+        return decode_record(self._buf, self._pos, self.max_record_size)
 
     def _fill(self, needed: int) -> bool:
         """Make ``needed`` bytes available from ``self._pos``; False at end of file."""
@@ -510,19 +522,27 @@ class ArchiveReader:
         parts = [buf]
         have = len(buf)
         while have < needed or have == len(buf):
-            try:
-                chunk = self._read(max(self._chunk_size, needed - have))
-            except self._stream_errors as exc:
-                self._stream_error = BadCompressedData(
-                    f"{self.compression} data is damaged or ends early ({exc})")
-                chunk = b""
+            chunk = self._read_chunk(max(self._chunk_size, needed - have))
             if not chunk:
-                self._eof = True
                 break
             parts.append(chunk)
             have += len(chunk)
         self._buf = b"".join(parts)
         return have > len(buf)
+
+    def _read_chunk(self, size: int) -> bytes:
+        """Up to ``size`` bytes more of the archive; ``b""`` at its end and
+        when its compressed data is damaged (noted for :meth:`read` to
+        report)."""
+        try:
+            chunk = self._read(size)
+        except self._stream_errors as exc:
+            self._stream_error = BadCompressedData(
+                f"{self.compression} data is damaged or ends early ({exc})")
+            chunk = b""
+        if not chunk:
+            self._eof = True
+        return chunk
 
     def _fill_long(self, start: bytes | bytearray, needed: int) -> bool:
         """Read up to ``needed`` bytes into one buffer that begins with
@@ -534,14 +554,8 @@ class ArchiveReader:
         piece = max(self._chunk_size, _PIECE)
         with memoryview(target) as view:
             while have < needed:
-                try:
-                    chunk = self._read(min(piece, needed - have))
-                except self._stream_errors as exc:
-                    self._stream_error = BadCompressedData(
-                        f"{self.compression} data is damaged or ends early ({exc})")
-                    chunk = b""
+                chunk = self._read_chunk(min(piece, needed - have))
                 if not chunk:
-                    self._eof = True
                     break
                 view[have:have + len(chunk)] = chunk
                 have += len(chunk)
@@ -574,27 +588,18 @@ class ArchiveReader:
     def _validates(self) -> bool:
         """Whether a whole, valid record starts at ``self._pos`` (reading more
         of the file if needed), checked only if the allowance lets it be:
-        the length in its header says what checking it costs."""
+        the length in its header says what checking it costs, and the
+        header is read before the rest."""
+        allowance = self._allowance
         while True:
             try:
-                length = record_length(self._buf, self._pos, self.max_record_size)
+                if not allowance.may_check(self._buf, self._pos, self.offset):
+                    return False
+                allowance.decode(self._buf, self._pos, self.offset)
             except Incomplete as more:
                 if not self._fill(more.needed):
                     return False
             except CorruptRecord:
-                return False
-            else:
-                break
-        if not self._allowance.allows(self.offset, length):
-            return False
-        while True:
-            try:
-                decode_record(self._buf, self._pos, self.max_record_size)
-            except Incomplete as more:
-                if not self._fill(more.needed):
-                    return False
-            except CorruptRecord:
-                self._allowance.refused(self.offset, length)
                 return False
             else:
                 return True

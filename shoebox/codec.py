@@ -114,22 +114,27 @@ def _decode_strings(buf: Buffer | memoryview, start: int, lengths: tuple[int, ..
                     terminated: bool) -> list[str]:
     """Decode the UTF-8 strings of the given byte lengths that start at
     ``buf[start]`` one after another, each followed by a NUL byte if
-    ``terminated`` (which must be there: :class:`BadMetadata` if not)."""
-    strings = []
-    pos = start
-    for index, length in enumerate(lengths):
-        try:
-            strings.append(str(buf[pos:pos + length], "utf-8"))
-        except UnicodeDecodeError as exc:
-            raise CorruptRecord(f"metadata string at +{pos - start} is not valid UTF-8 "
-                                f"({exc.reason})") from None
-        pos += length
-        if terminated:
+    ``terminated``: those must be there (:class:`BadMetadata` if not,
+    checked before any string is decoded)."""
+    gap = 1 if terminated else 0
+    if terminated:
+        pos = start
+        for index, length in enumerate(lengths):
+            pos += length
             if buf[pos] != 0:
                 raise BadMetadata(f"metadata lengths do not add up: string {index} "
                                   f"({length} bytes) is not followed by its NUL "
                                   f"terminator at +{pos - start}")
             pos += 1
+    strings = []
+    pos = start
+    for length in lengths:
+        try:
+            strings.append(str(buf[pos:pos + length], "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CorruptRecord(f"metadata string at +{pos - start} is not valid UTF-8 "
+                                f"({exc.reason})") from None
+        pos += length + gap
     return strings
 
 
@@ -395,22 +400,22 @@ class Version2Codec(RecordCodec):
             raise BadMetadata(
                 f"metadata lengths do not add up: {count} strings of {sum(lengths)} bytes "
                 f"and their terminators in {meta_end - strings_start} bytes")
+        # The lengths and terminators first, then UTF-8: with one NUL per
+        # string (none inside one) and the lengths those of the pieces, the
+        # area is decoded once and split; else the strings are taken by
+        # their lengths, which checks each terminator.
+        area = bytes(data[strings_start:meta_end])
+        pieces = area.split(b"\0")
         try:
-            text = str(data[strings_start:meta_end], "utf-8")
+            if len(pieces) == count + 1 and lengths == tuple(map(len, pieces))[:-1]:
+                strings = area.decode("utf-8").split("\0")
+                del strings[-1]
+            else:
+                strings = _decode_strings(data, strings_start, lengths, terminated=True)
             payload = str(data[meta_end:end - 4], "utf-8")
         except UnicodeDecodeError as exc:
             raise CorruptRecord(f"metadata or payload is not valid UTF-8 ({exc.reason})"
                                 ) from None
-        strings = text.split("\0")
-        # With exactly one NUL per string (none inside one), the split gives
-        # the strings if the lengths say so; else take them by their lengths
-        # (which checks each terminator).
-        if len(strings) != count + 1 or (
-                lengths != tuple(map(len, strings if text.isascii() else bytes(
-                    data[strings_start:meta_end]).split(b"\0")))[:-1]):
-            strings = _decode_strings(data, strings_start, lengths, terminated=True)
-        else:
-            del strings[-1]
         return _pairs(strings), payload, end
 
     def decode_run(self, buf: Buffer, start: int,
@@ -451,7 +456,7 @@ class Version2Codec(RecordCodec):
             # first 2 * pairs NULs (the payload may hold NULs of its own).
             raw = buf[start + 24 + 4 * count:end - 4]
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode()
             except UnicodeDecodeError:
                 return
             strings = text.split("\0", count)
