@@ -300,7 +300,7 @@ class _Allowance:
             try:
                 length = record_length(buf, pos, self._cap)
             except (Incomplete, CorruptRecord):
-                raise  # refused on its preamble or header: nothing else was read
+                length = 0  # refused on its preamble or header: nothing else was read
             self.refused(offset, length)
             raise
 
@@ -313,9 +313,10 @@ class _Allowance:
         return min(self._cap, reach) + RECHECK_RATIO * offset - self.spent
 
     def refused(self, offset: int, length: int) -> None:
-        """Count a record checked and found damaged."""
-        self.spent += length
-        self._reach = max(self._reach, offset + length)
+        """Count a record of ``length`` bytes checked and found damaged."""
+        if length:
+            self.spent += length
+            self._reach = max(self._reach, offset + length)
 
 
 class DamagedRange(NamedTuple):
