@@ -17,6 +17,7 @@ from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
+    Buffer,
     Incomplete,
     Metadata,
     Record,
@@ -38,6 +39,9 @@ Durability = Literal["close", "record", "never"]
 DURABILITY_MODES: tuple[Durability, ...] = ("close", "record", "never")
 #: Permission bits of new archive files (before the process umask applies).
 DEFAULT_FILE_MODE = 0o640
+# A refill that must bring in more than this (a long record) reads into
+# one buffer of the record's size, in pieces of this size.
+_PIECE = 1 << 20
 
 
 class ArchiveWriter:
@@ -230,6 +234,91 @@ def _head(raw: IO[bytes]) -> bytes | None:
         return None
 
 
+#: How many times over a recovering reader may check bytes of records that
+#: turn out damaged, per byte of the file before them (see :class:`_Allowance`).
+RECHECK_RATIO = 2
+
+
+class _Allowance:
+    """The bound that keeps a recovering reader linear in the size of the
+    file, whatever its bytes (issue 17; ``docs/format.md``, "Damage and
+    recovery").
+
+    Checking a record (checksum, UTF-8, lengths) costs its claimed length L,
+    and a record that fails leaves the reader one byte further on: a file
+    of fake headers, each claiming a record half the file long, made
+    recovery quadratic. So the bytes of records checked and refused are
+    *spent*, and a record of claimed length L at file offset b is checked
+    only if ``spent + L <= min(max_record_size, reach) + RECHECK_RATIO * b``,
+    where ``reach`` is the furthest end of a record checked so far (the
+    candidate's own included). A record that may not be checked counts as
+    damaged. Every record checked lies inside the file, so ``reach`` and
+    ``b`` are at most its size N: the bytes spent on refused records never
+    exceed ``(RECHECK_RATIO + 1) * N``, and the records returned take N at
+    most. Honest damage never meets the bound: damaged records are disjoint,
+    so they spend at most b before offset b, and one length field
+    corrupted to claim a longer record is paid by ``reach``.
+    """
+
+    __slots__ = ("_cap", "_reach", "spent")
+
+    def __init__(self, max_record_size: int) -> None:
+        self._cap = max_record_size
+        self._reach = 0
+        #: Bytes of records checked and refused so far.
+        self.spent = 0
+
+    def allows(self, offset: int, length: int) -> bool:
+        """Whether the record of ``length`` bytes at file ``offset`` may be checked."""
+        reach = max(self._reach, offset + length)
+        return self.spent + length <= min(self._cap, reach) + RECHECK_RATIO * offset
+
+    def may_check(self, buf: Buffer, pos: int, offset: int) -> bool:
+        """Whether the record whose header is at ``buf[pos]`` (file
+        ``offset``) may be checked: False for a header no record has.
+        Raises :class:`~shoebox.codec.Incomplete` when ``buf`` ends in it."""
+        try:
+            length = record_length(buf, pos, self._cap)
+        except CorruptRecord:
+            return False
+        return self.allows(offset, length)
+
+    def decode(self, buf: Buffer, pos: int, offset: int) -> tuple[Metadata, str, int]:
+        """``decode_record`` of the record at ``buf[pos]`` (file ``offset``),
+        once damage has been met only if it may be checked (else
+        :class:`~shoebox.errors.CorruptRecord`, "left unchecked"); a record
+        checked and found damaged is counted."""
+        if self.spent:
+            length = record_length(buf, pos, self._cap)
+            if not self.allows(offset, length):
+                raise CorruptRecord(
+                    f"record of {length} bytes left unchecked: {self.spent} bytes of "
+                    f"damaged records checked already, the most recovery checks here")
+        try:
+            return decode_record(buf, pos, self._cap)
+        except CorruptRecord:
+            try:
+                length = record_length(buf, pos, self._cap)
+            except (Incomplete, CorruptRecord):
+                length = 0  # refused on its preamble or header: nothing else was read
+            self.refused(offset, length)
+            raise
+
+    def limit(self, offset: int) -> int:
+        """A length up to which every record from ``offset`` on may be
+        checked (without asking :meth:`allows` for each)."""
+        if not self.spent:
+            return self._cap
+        reach = max(self._reach, offset)
+        return min(self._cap, reach) + RECHECK_RATIO * offset - self.spent
+
+    def refused(self, offset: int, length: int) -> None:
+        """Count a record of ``length`` bytes checked and found damaged."""
+        if length:
+            self.spent += length
+            self._reach = max(self._reach, offset + length)
+
+
 class DamagedRange(NamedTuple):
     """A byte range a recovering reader skipped, and why."""
 
@@ -306,13 +395,15 @@ class ArchiveReader:
         self.max_record_size = max_record_size
         self.live = live
         self.damaged: list[DamagedRange] = []
+        self._allowance = _Allowance(max_record_size)
         self._chunk_size = chunk_size
-        self._buf = b""
+        # bytes, or a bytearray after a refill for a long record.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._base = 0  # file offset of self._buf[0]
         # Where the record read last starts: buffer and offset in it, and
         # the file offset of that buffer once a refill has replaced it.
-        self._last_buf = b""
+        self._last_buf: bytes | bytearray = b""
         self._start = 0
         self._last_base = 0
         self._eof = False
@@ -331,7 +422,7 @@ class ArchiveReader:
             return None
         # No size limit: the record was read, so its length is good.
         end = self._start + record_length(self._last_buf, self._start, 1 << 64)
-        return self._last_buf[self._start:end]
+        return bytes(self._last_buf[self._start:end])
 
     @property
     def record_offset(self) -> int | None:
@@ -355,8 +446,7 @@ class ArchiveReader:
         """Return the next ``(metadata, payload)``; raise ``EndOfFile`` after the last."""
         while True:
             try:
-                metadata, payload, end = decode_record(self._buf, self._pos,
-                                                       self.max_record_size)
+                metadata, payload, end = self._decode()
             except Incomplete as more:
                 if self._fill(more.needed):
                     continue
@@ -382,13 +472,15 @@ class ArchiveReader:
         # from the codec's decode_run, one resumption per record; read()
         # handles the rest (other versions, refills, damage, the end). A
         # read() called between two yields moves the offset, which ends
-        # the run.
+        # the run. After damage, a run takes only records the allowance
+        # lets be checked; read() asks it about each of the others.
         decode_run = CURRENT.decode_run
-        max_record_size = self.max_record_size
+        allowance = self._allowance
         while True:
             buf = self._buf
             start = self._pos
-            for metadata, payload, end in decode_run(buf, start, max_record_size):
+            limit = allowance.limit(self._base + start)
+            for metadata, payload, end in decode_run(buf, start, limit):
                 self._last_buf, self._start, self._pos = buf, start, end
                 yield metadata, payload
                 if self._pos != end:
@@ -409,6 +501,13 @@ class ArchiveReader:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _decode(self) -> tuple[Metadata, str, int]:
+        """Decode the record at the current offset (when recovering, within
+        the allowance)."""
+        if self.recover:
+            return self._allowance.decode(self._buf, self._pos, self.offset)
+        return decode_record(self._buf, self._pos, self.max_record_size)
+
     def _fill(self, needed: int) -> bool:
         """Make ``needed`` bytes available from ``self._pos``; False at end of file."""
         if self._eof:
@@ -419,22 +518,50 @@ class ArchiveReader:
         buf = self._buf[self._pos:]
         self._base += self._pos
         self._pos = 0
+        if needed - len(buf) > _PIECE:
+            return self._fill_long(buf, needed)
         parts = [buf]
         have = len(buf)
         while have < needed or have == len(buf):
-            try:
-                chunk = self._read(max(self._chunk_size, needed - have))
-            except self._stream_errors as exc:
-                self._stream_error = BadCompressedData(
-                    f"{self.compression} data is damaged or ends early ({exc})")
-                chunk = b""
+            chunk = self._read_chunk(max(self._chunk_size, needed - have))
             if not chunk:
-                self._eof = True
                 break
             parts.append(chunk)
             have += len(chunk)
         self._buf = b"".join(parts)
         return have > len(buf)
+
+    def _read_chunk(self, size: int) -> bytes:
+        """Up to ``size`` bytes more of the archive; ``b""`` at its end and
+        when its compressed data is damaged (noted for :meth:`read` to
+        report)."""
+        try:
+            chunk = self._read(size)
+        except self._stream_errors as exc:
+            self._stream_error = BadCompressedData(
+                f"{self.compression} data is damaged or ends early ({exc})")
+            chunk = b""
+        if not chunk:
+            self._eof = True
+        return chunk
+
+    def _fill_long(self, start: bytes | bytearray, needed: int) -> bool:
+        """Read up to ``needed`` bytes into one buffer that begins with
+        ``start``: a long record is copied once, not read in pieces and
+        joined (a second copy of its size; issue 17)."""
+        target = bytearray(needed)
+        have = len(start)
+        target[:have] = start
+        piece = max(self._chunk_size, _PIECE)
+        with memoryview(target) as view:
+            while have < needed:
+                chunk = self._read_chunk(min(piece, needed - have))
+                if not chunk:
+                    break
+                view[have:have + len(chunk)] = chunk
+                have += len(chunk)
+        self._buf = target if have == needed else target[:have]
+        return have > len(start)
 
     def _damage(self, error: CorruptRecord) -> None:
         """Raise ``error`` at the current offset (strict), or skip to the next
@@ -461,10 +588,15 @@ class ArchiveReader:
 
     def _validates(self) -> bool:
         """Whether a whole, valid record starts at ``self._pos`` (reading more
-        of the file if needed)."""
+        of the file if needed), checked only if the allowance lets it be:
+        the length in its header says what checking it costs, and the
+        header is read before the rest."""
+        allowance = self._allowance
         while True:
             try:
-                decode_record(self._buf, self._pos, self.max_record_size)
+                if not allowance.may_check(self._buf, self._pos, self.offset):
+                    return False
+                allowance.decode(self._buf, self._pos, self.offset)
             except Incomplete as more:
                 if not self._fill(more.needed):
                     return False

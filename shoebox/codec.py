@@ -24,6 +24,7 @@ from typing import ClassVar
 
 from .errors import (
     BadMarker,
+    BadMetadata,
     ChecksumMismatch,
     CorruptRecord,
     InvalidRecord,
@@ -51,9 +52,16 @@ _crc32 = zlib.crc32
 #: CRC-32 of any data followed by its own CRC (little-endian): checking a
 #: record against it takes one ``crc32`` call and no unpacking.
 _CRC_RESIDUE = 0x2144DF1C
+# Records longer than this are checksummed and decoded through a memoryview
+# of the buffer: a slice of a 64 MiB record is a 64 MiB copy (issue 17: one
+# record of the maximum size peaked at 600 MB). Shorter ones are sliced,
+# which costs less than making a view.
+_VIEW_ABOVE = 1 << 16
 
 Metadata = dict[str, str]
 Record = tuple[Metadata, str]
+#: What records are decoded from: bytes, or a bytearray a reader filled.
+Buffer = bytes | bytearray
 
 
 class Incomplete(Exception):
@@ -69,6 +77,21 @@ class Incomplete(Exception):
 def _lengths_struct(count: int, signed: bool) -> struct.Struct:
     """A ``struct.Struct`` for ``count`` little-endian 32-bit lengths."""
     return struct.Struct(f"<{count}{'i' if signed else 'I'}")
+
+
+# Unpackers of ``count`` uint32 lengths, by count: a dict lookup, not an
+# lru_cache call, since decode_run checks every record's lengths.
+_V2_LENGTHS: dict[int, Callable[[Buffer, int], tuple[int, ...]]] = {}
+
+
+def _v2_lengths_unpacker(count: int) -> Callable[[Buffer, int], tuple[int, ...]]:
+    """The ``unpack_from`` of ``count`` version 2 string lengths (made once)."""
+    unpack = _V2_LENGTHS.get(count)
+    if unpack is None:
+        if len(_V2_LENGTHS) >= 256:  # bounded, like _V2_HEADS
+            _V2_LENGTHS.clear()
+        unpack = _V2_LENGTHS[count] = _lengths_struct(count, signed=False).unpack_from
+    return unpack
 
 
 # Packers of a version 2 head after the preamble (flags, extension,
@@ -87,21 +110,46 @@ def _v2_head_packer(pairs: int) -> Callable[..., bytes]:
     return pack
 
 
-def _decode_strings(buf: bytes, start: int, lengths: tuple[int, ...], gap: int) -> Metadata:
+def _decode_strings(buf: Buffer | memoryview, start: int, lengths: tuple[int, ...],
+                    terminated: bool) -> list[str]:
     """Decode the UTF-8 strings of the given byte lengths that start at
-    ``buf[start]``, each followed by ``gap`` bytes, into a dict of
-    alternating keys and values."""
+    ``buf[start]`` one after another, each followed by a NUL byte if
+    ``terminated``: those must be there (:class:`BadMetadata` if not,
+    checked before any string is decoded)."""
+    gap = 1 if terminated else 0
+    if terminated:
+        pos = start
+        for index, length in enumerate(lengths):
+            pos += length
+            if buf[pos] != 0:
+                raise BadMetadata(f"metadata lengths do not add up: string {index} "
+                                  f"({length} bytes) is not followed by its NUL "
+                                  f"terminator at +{pos - start}")
+            pos += 1
     strings = []
     pos = start
     for length in lengths:
         try:
-            strings.append(buf[pos:pos + length].decode("utf-8"))
+            strings.append(str(buf[pos:pos + length], "utf-8"))
         except UnicodeDecodeError as exc:
             raise CorruptRecord(f"metadata string at +{pos - start} is not valid UTF-8 "
                                 f"({exc.reason})") from None
         pos += length + gap
+    return strings
+
+
+def _pairs(strings: list[str]) -> Metadata:
+    """Alternating keys and values as a dict; :class:`BadMetadata` when a
+    key repeats (the block then describes no dict)."""
     it = iter(strings)
-    return dict(zip(it, it, strict=True))
+    metadata = dict(zip(it, it, strict=True))
+    if 2 * len(metadata) != len(strings):
+        seen = set()
+        for key in strings[::2]:
+            if key in seen:
+                raise BadMetadata(f"metadata repeats key {key!r}")
+            seen.add(key)
+    return metadata
 
 
 def _bad_metadata(metadata: object) -> RecordTypeError:
@@ -162,7 +210,7 @@ class RecordCodec:
 
     version: ClassVar[int]
 
-    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+    def decode(self, buf: Buffer, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
         """Decode the record whose preamble starts at ``buf[start]``.
 
         Returns ``(metadata, payload, end)`` where ``end`` is the offset just
@@ -172,7 +220,7 @@ class RecordCodec:
         """
         raise NotImplementedError
 
-    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+    def length(self, buf: Buffer, start: int, max_record_size: int) -> int:
         """The byte length of the record whose preamble starts at ``buf[start]``,
         from its header alone: nothing decoded, no checksum checked (for
         counting or skipping records fast).
@@ -191,7 +239,7 @@ class Version1Codec(RecordCodec):
     _COUNT = struct.Struct("<i")
     HEADER_END = PREAMBLE_SIZE + _HEADER.size
 
-    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+    def length(self, buf: Buffer, start: int, max_record_size: int) -> int:
         if len(buf) - start < self.HEADER_END:
             raise Incomplete(self.HEADER_END)
         meta_len, payload_len, end_marker = self._HEADER.unpack_from(buf, start + PREAMBLE_SIZE)
@@ -206,7 +254,7 @@ class Version1Codec(RecordCodec):
                 f"record length {total} exceeds max_record_size {max_record_size}")
         return total
 
-    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
+    def decode(self, buf: Buffer, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
         total = self.length(buf, start, max_record_size)
         if len(buf) - start < total:
             raise Incomplete(total)
@@ -214,16 +262,18 @@ class Version1Codec(RecordCodec):
         meta_start = start + self.HEADER_END
         (count,) = self._COUNT.unpack_from(buf, meta_start)
         if count < 0 or count % 4:
-            raise CorruptRecord(f"version 1 metadata count field {count} is not 4 * pairs")
+            raise BadMetadata(f"version 1 metadata count field {count} is not 4 * pairs")
         fields = count // 2
         if 4 + 4 * fields > meta_len:
-            raise CorruptRecord(
+            raise BadMetadata(
                 f"version 1 metadata count {count} does not fit its block of {meta_len} bytes")
         lengths = _lengths_struct(fields, signed=True).unpack_from(buf, meta_start + 4)
         strings_start = meta_start + 4 + 4 * fields
         if min(lengths, default=0) < 0 or strings_start + sum(lengths) != meta_start + meta_len:
-            raise CorruptRecord("version 1 metadata lengths do not add up to the block length")
-        metadata = _decode_strings(buf, strings_start, lengths, 0)
+            raise BadMetadata("version 1 metadata lengths do not add up to the block length")
+        strings = _decode_strings(buf, strings_start, lengths, terminated=False)
+        it = iter(strings)
+        metadata = dict(zip(it, it, strict=True))
         payload_start = meta_start + meta_len
         (length,) = self._COUNT.unpack_from(buf, payload_start)
         if length != payload_len - 4:
@@ -300,7 +350,7 @@ class Version2Codec(RecordCodec):
         return b"".join((_V2_PREAMBLE, head, data,
                          _pack_crc(_crc32(data, _crc32(head)))))
 
-    def length(self, buf: bytes, start: int, max_record_size: int) -> int:
+    def length(self, buf: Buffer, start: int, max_record_size: int) -> int:
         if len(buf) - start < self.HEADER_END:
             raise Incomplete(self.HEADER_END)
         ext_len, meta_len, payload_len = self._LENGTHS.unpack_from(buf, start + 8)
@@ -310,9 +360,7 @@ class Version2Codec(RecordCodec):
                 f"record length {total} exceeds max_record_size {max_record_size}")
         return total
 
-    def decode(self, buf: bytes, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
-        # Few calls and no attribute lookups on the common path: readers
-        # call this for every record.
+    def decode(self, buf: Buffer, start: int, max_record_size: int) -> tuple[Metadata, str, int]:
         try:
             marker, version, flags, ext_len, meta_len, payload_len, pairs = _unpack_v2_head(
                 buf, start)
@@ -329,9 +377,10 @@ class Version2Codec(RecordCodec):
         end = start + total
         if len(buf) < end:
             raise Incomplete(total)
-        if _crc32(buf[start + PREAMBLE_SIZE:end]) != _CRC_RESIDUE:
+        data: Buffer | memoryview = memoryview(buf) if total > _VIEW_ABOVE else buf
+        if _crc32(data[start + PREAMBLE_SIZE:end]) != _CRC_RESIDUE:
             (stored,) = self._PAIRS.unpack_from(buf, end - 4)
-            actual = zlib.crc32(buf[start + PREAMBLE_SIZE:end - 4])
+            actual = _crc32(data[start + PREAMBLE_SIZE:end - 4])
             raise ChecksumMismatch(
                 f"checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
         if flags & _V2_UNKNOWN_REQUIRED:
@@ -341,41 +390,55 @@ class Version2Codec(RecordCodec):
         meta_end = meta_start + meta_len
         if ext_len:
             (pairs,) = self._PAIRS.unpack_from(buf, meta_start)
-        strings_start = meta_start + 4 + 8 * pairs
+        count = 2 * pairs
+        strings_start = meta_start + 4 + 4 * count
         if strings_start > meta_end:
-            raise CorruptRecord(
+            raise BadMetadata(
                 f"metadata pair count {pairs} does not fit its block of {meta_len} bytes")
+        lengths = _lengths_struct(count, signed=False).unpack_from(buf, meta_start + 4)
+        if sum(lengths) + count != meta_end - strings_start:
+            raise BadMetadata(
+                f"metadata lengths do not add up: {count} strings of {sum(lengths)} bytes "
+                f"and their terminators in {meta_end - strings_start} bytes")
+        # The lengths and terminators first, then UTF-8: with one NUL per
+        # string (none inside one) and the lengths those of the pieces, the
+        # area is decoded once and split; else the strings are taken by
+        # their lengths, which checks each terminator.
+        area = bytes(data[strings_start:meta_end])
+        pieces = area.split(b"\0")
         try:
-            parts = buf[strings_start:meta_end].decode("utf-8").split("\0")
-            payload = buf[meta_end:end - 4].decode("utf-8")
+            if len(pieces) == count + 1 and lengths == tuple(map(len, pieces))[:-1]:
+                strings = area.decode("utf-8").split("\0")
+                del strings[-1]
+            else:
+                strings = _decode_strings(data, strings_start, lengths, terminated=True)
+            payload = str(data[meta_end:end - 4], "utf-8")
         except UnicodeDecodeError as exc:
             raise CorruptRecord(f"metadata or payload is not valid UTF-8 ({exc.reason})"
                                 ) from None
-        if len(parts) == 2 * pairs + 1 and not parts[-1]:
-            # No string holds a NUL of its own: the terminators split them.
-            # zip's strict= would cost more than the rest of the dict (the
-            # empty part after the last terminator has no partner anyway).
-            it = iter(parts)
-            return dict(zip(it, it)), payload, end  # noqa: B905
-        lengths = _lengths_struct(2 * pairs, signed=False).unpack_from(buf, meta_start + 4)
-        if strings_start + sum(lengths) + 2 * pairs != meta_end:
-            raise CorruptRecord("metadata lengths do not add up to the block length")
-        return _decode_strings(buf, strings_start, lengths, 1), payload, end
+        return _pairs(strings), payload, end
 
-    def decode_run(self, buf: bytes, start: int,
+    def decode_run(self, buf: Buffer, start: int,
                    max_record_size: int) -> Iterator[tuple[Metadata, str, int]]:
         """Decode the records that follow one another from ``buf[start]``, as
         :meth:`decode` does, while they are plain: whole in ``buf``, of this
-        version, with an intact checksum, no extension area, no flags, and
-        no NUL inside a metadata string. It stops, without a word, at the
-        first that is not (or at the end of ``buf``); :meth:`decode` then
-        says what that one is. Yields ``(metadata, payload, end)``.
+        version, no longer than ``max_record_size`` (nor than the size above
+        which :meth:`decode` reads through a memoryview), with an intact
+        checksum, no extension area, no flags, no NUL inside a metadata
+        string and lengths that agree with the strings. It stops, without a
+        word, at the first that is not (or at the end of ``buf``);
+        :meth:`decode` then says what that one is. Yields ``(metadata,
+        payload, end)``.
 
         The readers' loop: per record one resumption instead of a call,
         and only the checks a plain record needs.
         """
         unpack = _unpack_v2_head
         crc32 = _crc32
+        limit = min(max_record_size, _VIEW_ABOVE)
+        # The lengths unpacker of the pair count seen last: records in a
+        # run mostly have the same count.
+        unpack_lengths, last_count = _v2_lengths_unpacker(0), 0
         while True:
             try:
                 marker, version, flags, ext_len, meta_len, payload_len, pairs = unpack(
@@ -385,19 +448,37 @@ class Version2Codec(RecordCodec):
             total = 24 + meta_len + payload_len
             end = start + total
             if (marker != MARKER or version != 2 or flags or ext_len
-                    or total > max_record_size or len(buf) < end
+                    or total > limit or len(buf) < end
                     or crc32(buf[start + PREAMBLE_SIZE:end]) != _CRC_RESIDUE):
                 return
-            meta_end = start + 20 + meta_len
+            count = 2 * pairs
+            # Metadata strings and payload decoded in one call, split at the
+            # first 2 * pairs NULs (the payload may hold NULs of its own).
+            raw = buf[start + 24 + 4 * count:end - 4]
             try:
-                parts = buf[start + 24 + 8 * pairs:meta_end].decode("utf-8").split("\0")
-                payload = buf[meta_end:end - 4].decode("utf-8")
+                text = raw.decode()
             except UnicodeDecodeError:
                 return
-            if len(parts) != 2 * pairs + 1 or parts[-1]:
-                return
-            it = iter(parts)
-            yield dict(zip(it, it)), payload, end  # noqa: B905 - see decode()
+            strings = text.split("\0", count)
+            payload = strings.pop()
+            if count != last_count:
+                unpack_lengths, last_count = _v2_lengths_unpacker(count), count
+            # The lengths must be the strings' (issue 17: a block whose lengths
+            # disagree is corrupt, CRC or not). Byte lengths are character
+            # lengths in ASCII text; else take them from the bytes.
+            if text.isascii():
+                if (len(payload) != payload_len
+                        or unpack_lengths(buf, start + 24) != tuple(map(len, strings))):
+                    return
+            else:
+                sizes = [*map(len, raw.split(b"\0", count))]
+                if sizes.pop() != payload_len or unpack_lengths(buf, start + 24) != tuple(sizes):
+                    return
+            it = iter(strings)
+            metadata = dict(zip(it, it))  # noqa: B905 - zip's strict= costs more than the rest
+            if len(metadata) != pairs:
+                return  # a key repeats
+            yield metadata, payload, end
             start = end
 
 
@@ -418,12 +499,12 @@ CURRENT_VERSION = CURRENT.version
 encode_record = CURRENT.encode
 
 
-def record_version(buf: bytes, start: int = 0) -> int:
+def record_version(buf: Buffer, start: int = 0) -> int:
     """The version field of the record whose preamble starts at ``buf[start]``."""
     return _PREAMBLE.unpack_from(buf, start)[1]
 
 
-def decode_record(buf: bytes, start: int = 0,
+def decode_record(buf: Buffer, start: int = 0,
                   max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> tuple[Metadata, str, int]:
     """Decode the record of any registered version that starts at ``buf[start]``.
 
@@ -436,7 +517,7 @@ def decode_record(buf: bytes, start: int = 0,
     return _codec_at(buf, start).decode(buf, start, max_record_size)
 
 
-def record_length(buf: bytes, start: int = 0,
+def record_length(buf: Buffer, start: int = 0,
                   max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> int:
     """The byte length of the record of any registered version that starts at
     ``buf[start]``, read from its preamble and header only (see
@@ -446,7 +527,7 @@ def record_length(buf: bytes, start: int = 0,
     return _codec_at(buf, start).length(buf, start, max_record_size)
 
 
-def _codec_at(buf: bytes, start: int) -> RecordCodec:
+def _codec_at(buf: Buffer, start: int) -> RecordCodec:
     """The codec of the record whose preamble starts at ``buf[start]``."""
     if len(buf) - start < PREAMBLE_SIZE:
         raise Incomplete(PREAMBLE_SIZE)
@@ -467,6 +548,7 @@ __all__ = [
     "MARKER",
     "MARKER_BYTES",
     "PREAMBLE_SIZE",
+    "Buffer",
     "Incomplete",
     "Metadata",
     "Record",

@@ -100,6 +100,15 @@ class ChecksumMismatch(CorruptRecord):
     """A record's stored checksum does not match its contents."""
 
 
+class BadMetadata(CorruptRecord):
+    """A record's metadata block does not describe a dict the way
+    ``docs/format.md`` says: its pair count does not fit the block, its
+    string lengths do not add up to the block's length, a string is not
+    followed by its NUL terminator where its length says, or a key repeats.
+    Refused even when the checksum holds: another reader of the format
+    would take the strings by their lengths and read something else."""
+
+
 class TruncatedRecord(CorruptRecord):
     """A record's lengths run past the end of the file (a torn write)."""
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Generator, Iterable, Iterator
 
 from ._files import file_kind, open_regular
-from .archive import ArchiveReader, DamagedRange
+from .archive import ArchiveReader, DamagedRange, _Allowance
 from .codec import (
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
@@ -217,6 +217,9 @@ class _Tail:
         self._records = 0
         # Where skipped damage started (recover), while no record validates.
         self._damage: tuple[int, str] | None = None
+        # What checking damaged records may cost: as ArchiveReader's, so
+        # that a crafted live file costs what its size costs (issue 17).
+        self._allowance = _Allowance(follower.max_record_size)
 
     @classmethod
     def open(cls, name: str, key: _Key, follower: Follower) -> _Tail | None:
@@ -282,8 +285,12 @@ class _Tail:
             if self._damage is not None and not self._resync():
                 return
             try:
-                metadata, payload, end = decode_record(self._buf, self._pos,
-                                                       follower.max_record_size)
+                if follower.recover:
+                    metadata, payload, end = self._allowance.decode(
+                        self._buf, self._pos, self._base + self._pos)
+                else:
+                    metadata, payload, end = decode_record(self._buf, self._pos,
+                                                           follower.max_record_size)
             except Incomplete:
                 return  # the writer has not finished it: look again next poll
             except CorruptRecord as error:
@@ -312,10 +319,15 @@ class _Tail:
                 return False
             self._pos = found
             try:
-                decode_record(self._buf, found, self._follower.max_record_size)
+                # The header first: it says whether the record may be checked.
+                valid = self._allowance.may_check(self._buf, found, self._base + found)
+                if valid:
+                    self._allowance.decode(self._buf, found, self._base + found)
             except Incomplete:
                 return False
             except CorruptRecord:
+                valid = False
+            if not valid:
                 self._pos = found + 1
                 continue
             assert self._damage is not None
