@@ -165,6 +165,9 @@ def writable_directory(path: str) -> None:
     in it, creating none: raises :class:`~shoebox.errors.UnusableDirectory`
     naming ``path`` and why when it cannot be created, is no directory, or
     is not writable (permissions, a read-only file system)."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UnusableDirectory(errno.ENOTDIR, "archives cannot be written there: it is not "
+                                "a directory", path)
     try:
         makedirs_durable(path)
     except OSError as exc:

@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import plugins
+from ._files import writable_directory
 from ._options import flag, one_of, positive_number, whole_number
 from .archive import DEFAULT_FILE_MODE, DURABILITY_MODES, ArchiveWriter, Durability
 from .budget import DiskBudget
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
-from .errors import ArchiveClosed, BudgetExceeded, NoMoreFiles
+from .errors import ArchiveClosed, ArchiveVanished, BudgetExceeded, NoMoreFiles, UnusableDirectory
 from .naming import OPEN_SUFFIX, candidates, finalize, name_pattern, render_filename
 from .roll_checker import RollChecker
 
@@ -40,6 +41,10 @@ _MB = 1024 * 1024
 #: write records logged re-entrantly by the roll before it (a callback, a
 #: finalizer); what is logged after the last is counted as dropped.
 CLOSE_ROUNDS = 3
+#: How often (seconds, by the manager's clock) a write looks whether the
+#: active archive was deleted under it: one ``fstat`` per record would cost
+#: as much as the write.
+VANISHED_CHECK_SECONDS = 1.0
 
 # Managers alive in this process, reset in a forked child (see
 # os.register_at_fork below), as logging does for its handlers.
@@ -100,6 +105,20 @@ class WritingRollManager:
     its rescans).
     :meth:`stats` counts what was written, dropped and lost.
 
+    The manager owns its archive's health, as :class:`logging.FileHandler`
+    owns its stream. The directory is created if missing and checked when
+    the manager is built: one it may not create files in raises
+    :class:`~shoebox.errors.UnusableDirectory` then, and again, naming why,
+    from the write that cannot open the next archive. An active archive
+    deleted under the writer (its directory removed, say: writes into it
+    still succeed, but nobody can read them) is noticed by the first write
+    at least :data:`VANISHED_CHECK_SECONDS` after the last look (by
+    ``clock``), and at :meth:`close`: it is dropped without being renamed,
+    the record that found it is written again into a new archive, and an
+    :class:`~shoebox.errors.ArchiveVanished` goes to ``on_archive_vanished``
+    (default: logged on the ``shoebox.roll_manager`` logger); the records
+    written into the deleted file since the last look are lost.
+
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
     once. Re-entrant: a write made by the thread already inside the manager
@@ -143,6 +162,7 @@ class WritingRollManager:
                  buffer_size: int = 0,
                  max_local_mb: float | str | None = None,
                  on_budget_exceeded: Callable[[BudgetExceeded], object] | None = None,
+                 on_archive_vanished: Callable[[ArchiveVanished], object] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  hold_gil: bool = False) -> None:
         if not render_filename(filename_template):
@@ -180,7 +200,14 @@ class WritingRollManager:
             int(positive_number("max_local_mb", max_local_mb) * _MB), self.directory,
             name_pattern(filename_template), clock=clock))
         self._on_budget_exceeded = on_budget_exceeded
+        self._on_archive_vanished = on_archive_vanished
+        self._clock = clock
+        self._next_vanished_check = clock() + VANISHED_CHECK_SECONDS
         self._reset_counters()
+        # As logging.FileHandler opens its file: a directory that cannot be
+        # used fails here, not at every write after. No archive is created,
+        # so a forked child still opens its own on its first record.
+        writable_directory(self.directory)
         _live_writers.add(self)
 
     @property
@@ -352,6 +379,15 @@ class WritingRollManager:
         try:
             archive = self._archive or self._open()
             archive.write_encoded(record)
+            now = self._clock()
+            if now >= self._next_vanished_check:
+                self._next_vanished_check = now + VANISHED_CHECK_SECONDS
+                if archive.unlinked:
+                    # The record went into the deleted file, with those
+                    # written since the last look: it goes into a new one.
+                    self._leave_vanished(archive)
+                    archive = self._open()
+                    archive.write_encoded(record)
         except Exception:
             self._errors += 1
             raise
@@ -449,6 +485,8 @@ class WritingRollManager:
         try:
             for _ in range(CLOSE_ROUNDS):
                 self._write_deferred()
+                if self._archive is not None and self._archive.unlinked:
+                    self._leave_vanished(self._archive)  # it cannot be renamed
                 if self._archive is not None:
                     self._finish()  # may defer more: the next round writes them
                 if not self._deferred:
@@ -462,29 +500,20 @@ class WritingRollManager:
                 timer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return True
 
-    def abandon_active(self, filename: str) -> bool:
-        """Drop the active archive without finalizing it, if it is still
-        ``filename``: for an archive whose file was deleted under the writer
-        (see :class:`~shoebox.errors.ArchiveVanished`), which can be neither
-        renamed nor written usefully. The next write opens a new archive.
-        Returns whether an archive was dropped."""
-        with self._locked():
-            archive = self._archive
-            if archive is None or archive.filename != filename:
-                return False
-            self._archive = None
-            self._bytes_written += archive.size
-            archive.abandon()
-            return True
-
-    def vanished_active(self) -> str | None:
-        """The path of the active archive if its file was deleted while open
-        (its directory removed, say), else ``None``; one ``fstat``. Writes
-        into such a file succeed but nobody can read them: drop it with
-        :meth:`abandon_active`."""
-        with self._locked():
-            archive = self._archive
-            return archive.filename if archive is not None and archive.unlinked else None
+    def _leave_vanished(self, archive: ArchiveWriter) -> None:
+        """Under the lock: drop the active ``archive``, deleted under the
+        writer, without finalizing it (it can be neither renamed nor written
+        usefully), and report it; the next write opens a new archive."""
+        self._archive = None
+        self._bytes_written += archive.size
+        archive.abandon()
+        error = ArchiveVanished(f"{archive.filename} was deleted while being written; "
+                                f"records written to it since are lost",
+                                filename=archive.filename)
+        if self._on_archive_vanished is not None:
+            self._on_archive_vanished(error)
+        else:
+            logger.warning("%s", error)
 
     def __enter__(self) -> WritingRollManager:
         return self
@@ -537,7 +566,6 @@ class WritingRollManager:
             # Once per archive: what other processes wrote, or the sidecar
             # deleted, since the last look.
             self._budget.rescan()
-        os.makedirs(self.directory, exist_ok=True)
         base = os.path.join(self.directory, render_filename(self.filename_template))
         for final in candidates(base):
             if os.path.lexists(final):
@@ -546,6 +574,16 @@ class WritingRollManager:
                 archive = self.archive_class(final + OPEN_SUFFIX, **self._archive_options)
             except FileExistsError:
                 continue
+            except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+                # The directory went away, was replaced or may no longer be
+                # written: say which, as at construction (this also
+                # recreates a removed one, and the archive is opened again).
+                writable_directory(self.directory)
+                if isinstance(exc, FileNotFoundError):
+                    archive = self.archive_class(final + OPEN_SUFFIX, **self._archive_options)
+                    break
+                raise UnusableDirectory(exc.errno or 0, f"archives cannot be written there: "
+                                        f"{exc.strerror}", self.directory) from exc
             break
         self._archive = archive
         self.roll_checker.start(archive)

@@ -17,7 +17,6 @@ from typing import Any
 
 from pythonjsonlogger.core import BaseJsonFormatter
 
-from shoebox._files import writable_directory
 from shoebox._options import one_of
 from shoebox.archive import Durability
 from shoebox.codec import Metadata, encode_record
@@ -29,8 +28,6 @@ from ._text import as_text, utc_timestamp, utf8_safe
 from .formatter import ShoeboxJsonFormatter
 from .writer_thread import WHEN_FULL_MODES, WhenFull, WriterThread
 
-#: Seconds between two checks of whether the active archive still has a name.
-UNLINK_CHECK_SECONDS = 1.0
 #: Archive names unless ``filename_template`` says otherwise.
 DEFAULT_FILENAME_TEMPLATE = "log_%Y%m%d_%H%M%S_%f_{host}_{pid}.events"
 # Handlers alive in this process, reset in a forked child, as logging does
@@ -146,9 +143,10 @@ class ShoeboxHandler(logging.Handler):
       ``logging.shutdown()`` at exit takes at most twice that per
       handler); records still queued when it runs out are counted as
       dropped (``records_dropped_closing``).
-    - ``clock``: seconds, for the time-based roll, for the check (at most
-      once every :data:`UNLINK_CHECK_SECONDS`) that the archive being
-      written was not deleted, and for the disk budget's looks at the
+    - ``clock``: seconds, for the time-based roll, for the roll manager's
+      check (at most once every
+      :data:`~shoebox.roll_manager.VANISHED_CHECK_SECONDS`) that the archive
+      being written was not deleted, and for the disk budget's looks at the
       directory; :func:`time.monotonic` unless a test injects its own.
 
     The payload is the formatter's output: :class:`ShoeboxJsonFormatter`
@@ -175,6 +173,7 @@ class ShoeboxHandler(logging.Handler):
     """
 
     _budget_error: BudgetExceeded | None
+    _vanished_error: ArchiveVanished | None
 
     def __init__(self, *, directory: str | os.PathLike[str],
                  filename_template: str = DEFAULT_FILENAME_TEMPLATE,
@@ -208,15 +207,10 @@ class ShoeboxHandler(logging.Handler):
             directory,
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size, max_local_mb=max_local_mb,
-            on_budget_exceeded=self._budget_exceeded, clock=clock, hold_gil=hold_gil)
-        # As logging.FileHandler opens its file: a directory that cannot be
-        # used fails the configuration, instead of every record being
-        # dropped after it (issue 13). No archive is created here, so a
-        # forked child still opens its own on its first record.
-        writable_directory(self._manager.directory)
+            on_budget_exceeded=self._budget_exceeded,
+            on_archive_vanished=self._archive_vanished, clock=clock, hold_gil=hold_gil)
         super().__init__(level)
         self._clock = clock
-        self._next_unlink_check = clock() + UNLINK_CHECK_SECONDS
         self.setFormatter(ShoeboxJsonFormatter())
         self._host = socket.gethostname()
         self._failure: _Failure | None = None
@@ -410,8 +404,10 @@ class ShoeboxHandler(logging.Handler):
                 writer.close(self.close_timeout)
                 if outer:
                     self._emit_deferred(writer)
-            self._leave_deleted_archive()
-            if not self._manager.close(timeout=max(0.0, deadline - time.monotonic())):
+            closed = self._manager.close(timeout=max(0.0, deadline - time.monotonic()))
+            self._report_vanished(logging.makeLogRecord(
+                {"name": __name__, "msg": "closing %s", "args": (self,)}))
+            if not closed:
                 self._report_not_closed()
         finally:
             if outer:
@@ -433,24 +429,6 @@ class ShoeboxHandler(logging.Handler):
         except TimeoutError:
             self.handleError(logging.makeLogRecord(
                 {"name": __name__, "msg": "closing %s", "args": (self,)}))
-
-    def _leave_deleted_archive(self) -> None:
-        """Before finishing: an archive deleted since the last check cannot be
-        renamed; leave it and report it, as a write would have."""
-        active = self._manager.active_filename
-        if active is not None and not os.path.exists(active):
-            self._leave_vanished(active, logging.makeLogRecord(
-                {"name": __name__, "msg": "closing %s", "args": (self,)}))
-
-    def _leave_vanished(self, filename: str, record: logging.LogRecord) -> None:
-        """Drop the active archive ``filename``, deleted under the handler (its
-        directory removed, say), and report it with ``record``."""
-        self._manager.abandon_active(filename)
-        try:
-            raise ArchiveVanished(f"{filename} was deleted while being written; records "
-                                  f"written to it since are lost", filename=filename)
-        except ArchiveVanished:
-            self.handleError(record)
 
     def _encode(self, metadata: Metadata, payload: str) -> bytes:
         """The encoded record; text UTF-8 cannot encode is escaped rather
@@ -512,24 +490,12 @@ class ShoeboxHandler(logging.Handler):
         """Write ``count`` encoded records (concatenated); report a failure
         with the first one's ``record``, never raise."""
         try:
-            manager = self._manager
-            written = manager.write_encoded(encoded, count)
-            now = self._clock()
-            if now >= self._next_unlink_check:
-                # Writing to a deleted file succeeds, so nothing else would
-                # notice: every record would go into a file nobody can read.
-                # One fstat per record would cost as much as the write, so
-                # look at most every UNLINK_CHECK_SECONDS; the records
-                # written between the deletion and the check are lost.
-                self._next_unlink_check = now + UNLINK_CHECK_SECONDS
-                gone = manager.vanished_active()
-                if gone is not None:
-                    self._leave_vanished(gone, record)
-                    # They went into the deleted file.
-                    written = manager.write_encoded(encoded, count)
+            written = self._manager.write_encoded(encoded, count)
         except Exception:
             self._write_failed(record, count)
             return
+        finally:
+            self._report_vanished(record)
         self._failure = None
         if not written:
             self._report_budget(record)
@@ -539,6 +505,20 @@ class ShoeboxHandler(logging.Handler):
         thread, under its lock: kept for :meth:`_report_budget`, which
         reports it through handleError once the lock is released."""
         self._budget_error = error
+
+    def _archive_vanished(self, error: ArchiveVanished) -> None:
+        """The roll manager's report of its archive deleted under it, on the
+        writing thread, under its lock: kept for :meth:`_report_vanished`,
+        which reports it through handleError once the lock is released."""
+        self._vanished_error = error
+
+    def _report_vanished(self, record: logging.LogRecord) -> None:
+        error, self._vanished_error = self._vanished_error, None
+        if error is not None:
+            try:
+                raise error
+            except ArchiveVanished:
+                self.handleError(record)
 
     def _report_budget(self, record: logging.LogRecord) -> None:
         error, self._budget_error = self._budget_error, None
@@ -570,6 +550,7 @@ class ShoeboxHandler(logging.Handler):
         # large), for stats().
         self._unwritable = 0
         self._budget_error = None
+        self._vanished_error = None
         self._failure = None
         # Re-entrant: a signal handler may log while this thread holds it.
         self._failure_lock = threading.RLock()

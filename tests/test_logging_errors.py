@@ -17,8 +17,8 @@ import pytest
 from _logging_support import attach, open_files, read_records, restore_logging  # noqa: F401
 
 from shoebox import UnusableDirectory
+from shoebox.roll_manager import VANISHED_CHECK_SECONDS
 from shoebox_logging import ShoeboxHandler
-from shoebox_logging.handler import UNLINK_CHECK_SECONDS
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -46,12 +46,12 @@ def test_a_deleted_directory_is_reported_and_logging_resumes_in_a_new_archive(
     logger.info("before")
     handler.flush()
     shutil.rmtree(directory)
-    # The handler checks at most once a second whether its archive still has
+    # The roll manager checks at most once a second whether its archive still has
     # a name; records until then go into the deleted file.
     logger.info("lost")
     handler.flush()
     assert not directory.exists()
-    clock.now += UNLINK_CHECK_SECONDS
+    clock.now += VANISHED_CHECK_SECONDS
     logger.info("noticed")
     handler.flush()
     assert directory.exists()
@@ -93,7 +93,8 @@ def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usab
         logger.info("lost %d", n)  # nothing raises here
     assert handler.failed == 3
     err = capsys.readouterr().err
-    assert err.count(LOGGING_ERROR) == 1 and "FileExistsError" in err
+    assert err.count(LOGGING_ERROR) == 1 and "UnusableDirectory" in err
+    assert "archives cannot be written there: it is not a directory" in err
 
     directory.unlink()
     logger.info("kept")
@@ -135,7 +136,7 @@ def _read_only(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("unusable", "reason"), [
-    (_file_in_the_way, "cannot create it (File exists)"),
+    (_file_in_the_way, "it is not a directory"),
     pytest.param(_under_a_read_only_parent, "cannot create it (Permission denied)",
                  marks=pytest.mark.unprivileged),
     pytest.param(_read_only, "may not create files in it (mode 500",

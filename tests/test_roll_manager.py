@@ -334,3 +334,56 @@ def test_a_failed_roll_after_a_write_is_logged_not_raised(tmp_path, caplog):
     assert sorted(os.listdir(tmp_path)) == ["r.events", "r_1.events"]
     assert [m["i"] for m, _ in read_all(tmp_path)] == ["0", "1"]
 
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_manager_notices_its_archive_deleted_reports_it_and_writes_on_in_a_new_one(
+        tmp_path):
+    """The writer owns its file's health: a deleted active archive is
+    dropped, reported to on_archive_vanished, and the record that noticed it
+    is written into a new archive, counted once."""
+    from shoebox import ArchiveVanished
+    from shoebox.roll_manager import VANISHED_CHECK_SECONDS
+
+    directory, clock, reports = tmp_path / "archive", _Clock(), []
+    manager = WritingRollManager("a_%f.events", NeverRollChecker(), directory,
+                                 on_archive_vanished=reports.append, clock=clock)
+    manager.write({"n": "0"}, "{}")
+    os.unlink(manager.active_filename)
+    manager.write({"n": "lost"}, "{}")  # before the next look: into the deleted file
+    clock.now += VANISHED_CHECK_SECONDS
+    manager.write({"n": "1"}, "{}")
+    assert len(reports) == 1 and isinstance(reports[0], ArchiveVanished)
+    assert "was deleted while being written" in str(reports[0])
+    manager.write({"n": "2"}, "{}")
+    manager.close()
+    names = sorted(os.listdir(directory))
+    assert len(names) == 1 and not names[0].endswith(".open")
+    records = list(ReadingRollManager("*.events", directory))
+    assert [metadata["n"] for metadata, _ in records] == ["1", "2"]
+    assert manager.stats()["records_written"] == 4  # "1" counted once
+
+
+def test_an_archive_deleted_before_close_is_left_and_reported(tmp_path):
+    reports = []
+    manager = WritingRollManager("a.events", NeverRollChecker(), tmp_path,
+                                 on_archive_vanished=reports.append)
+    manager.write({"n": "0"}, "{}")
+    os.unlink(manager.active_filename)
+    assert manager.close()
+    assert os.listdir(tmp_path) == [] and len(reports) == 1
+
+
+def test_a_directory_that_cannot_be_used_fails_when_the_manager_is_built(tmp_path):
+    from shoebox import UnusableDirectory
+
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(UnusableDirectory, match="cannot create"):
+        WritingRollManager("a.events", NeverRollChecker(), tmp_path / "file" / "archive")
