@@ -12,7 +12,6 @@ from typing import IO, Literal, NamedTuple
 
 from . import compression
 from ._gil_write import gil_write
-from ._options import one_of, whole_number
 from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
@@ -33,6 +32,7 @@ from .errors import (
     EndOfFile,
     TruncatedRecord,
 )
+from .options import one_of, whole_number
 
 Durability = Literal["close", "record", "never"]
 #: When an :class:`ArchiveWriter` calls ``fsync``.

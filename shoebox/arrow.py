@@ -37,10 +37,10 @@ from itertools import accumulate, chain, repeat
 from typing import Any
 from urllib.parse import unquote
 
-from ._options import one_of, whole_number
 from .archive import DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
 from .errors import DamageSkipped, MissingExtra
+from .options import one_of, whole_number
 from .reading import Openable
 from .sources import expand_paths
 

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._options import one_of
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .naming import is_open
+from .options import one_of
 
 try:
     import dask.bag as db

@@ -34,12 +34,12 @@ from urllib.parse import quote
 
 from . import compression, s3
 from ._files import makedirs_durable
-from ._options import one_of, whole_number
 from ._timestamps import utc_datetime
 from .arrow import HIVE_NULL, ON_DAMAGE, Layout, endpoint_url
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .jsonl import render_record
+from .options import one_of, whole_number
 from .sources import STDIN, Source, expand_paths
 
 try:

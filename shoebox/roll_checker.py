@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from . import plugins
-from ._options import positive_number
+from .options import positive_number
 
 
 class SizedArchive(Protocol):

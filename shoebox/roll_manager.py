@@ -25,13 +25,13 @@ from typing import Any
 
 from . import plugins
 from ._files import writable_directory
-from ._options import flag, one_of, positive_number, whole_number
 from .archive import DEFAULT_FILE_MODE, DURABILITY_MODES, ArchiveWriter, Durability
 from .budget import DiskBudget
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, encode_record
 from .errors import ArchiveClosed, ArchiveVanished, BudgetExceeded, NoMoreFiles, UnusableDirectory
 from .naming import OPEN_SUFFIX, candidates, finalize, name_pattern, render_filename
+from .options import flag, one_of, positive_number, whole_number
 from .roll_checker import RollChecker
 
 logger = logging.getLogger("shoebox.roll_manager")

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from typing import IO, Any, ClassVar
 from urllib.parse import urlencode
 
-from ._options import positive_number, whole_number
 from ._redact import redact, remember_url
 from .errors import InvalidOption, MissingExtra
+from .options import positive_number, whole_number
 
 #: Error codes S3 (and MinIO, Ceph) answer with for conditions that pass.
 TRANSIENT_CODES = frozenset({

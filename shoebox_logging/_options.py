@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shoebox import plugins
-from shoebox._options import positive_number, whole_number
 from shoebox.callbacks import ArchiveCallback, CallbackList
 from shoebox.codec import DEFAULT_MAX_RECORD_SIZE
+from shoebox.options import positive_number, whole_number
 from shoebox.roll_checker import RollChecker, size_or_time
 
 #: Roll at this size or ...

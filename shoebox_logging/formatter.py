@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
-from shoebox._options import one_of
 from shoebox.errors import MissingExtra
+from shoebox.options import one_of
 
 from ._text import as_text, utc_timestamp
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from pythonjsonlogger.core import BaseJsonFormatter
 
-from shoebox._options import one_of
 from shoebox.archive import Durability
 from shoebox.codec import Metadata, encode_record
 from shoebox.errors import ArchiveVanished, BudgetExceeded, InvalidRecord
+from shoebox.options import one_of
 from shoebox.roll_manager import WritingRollManager
 
 from . import _options

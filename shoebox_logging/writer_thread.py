@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from shoebox._options import one_of, whole_number
+from shoebox.options import one_of, whole_number
 
 WhenFull = Literal["block", "drop"]
 #: What :class:`WriterThread` can do when its queue is full.
