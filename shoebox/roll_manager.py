@@ -175,7 +175,8 @@ class WritingRollManager:
         self.archive_callback: ArchiveCallback = (
             plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
             if archive_callback is not None else ArchiveCallback())
-        # Checked here, not when the first archive opens (issue 11).
+        # Checked here, not when the first archive opens: a bad value must fail
+        # the configuration, not the first record (issue 11).
         self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
         self._archive_options: dict[str, Any] = {
             "durability": one_of("durability", durability, DURABILITY_MODES),
