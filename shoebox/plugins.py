@@ -78,15 +78,17 @@ def create_as(kind: type[_T], option: str, spec: Any, **kwargs: Any) -> _T:
     names the option the spec was given as, for the errors."""
     plugin = _create(option, spec, kwargs)
     if not isinstance(plugin, kind):
-        raise TypeError(f"{option} {spec!r} gives {plugin!r}, not a {kind.__name__}")
+        named = spec.get("()") if isinstance(spec, Mapping) else spec
+        raise TypeError(f"{option} {named!r} gives {plugin!r}, not a {kind.__name__}")
     return plugin
 
 
 def _create(option: str, spec: Any, kwargs: dict[str, Any]) -> Any:
     if isinstance(spec, Mapping):
         if "()" not in spec:
+            # Its keys only: its values may hold secrets (an endpoint URL).
             raise ValueError(f"{option}: a plugin given as a mapping needs a '()' key "
-                             f"naming its factory: {dict(spec)!r}")
+                             f"naming its factory; it has {sorted(spec)!r}")
         options = {key: value for key, value in spec.items() if key != "()"}
         spec = str(spec["()"])
         kwargs = {**options, **kwargs}

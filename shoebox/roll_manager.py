@@ -250,11 +250,16 @@ class WritingRollManager:
         try:
             return self._append(record, records)
         finally:
-            if self._deferred or self._queue:
+            if self._deferred:
                 self._leave(writer=True)
-            else:  # the hot path: no call
+            else:  # the hot path: no call unless threads queued
                 self._busy = False
                 lock.release()
+                # Looked at after releasing: a thread that queued before
+                # this look is drained here; one that queued after it finds
+                # the lock free and takes it itself.
+                if self._queue:
+                    self._drain_queued(writer=True)
 
     def _write_queued(self, record: bytes, records: int) -> bool:
         """The lock is taken: queue the record for whoever holds the lock (or
@@ -306,15 +311,19 @@ class WritingRollManager:
             self._busy = False
             self._lock.release()
         if drain and self._queue:
-            # Another writer queued behind this one: threads meet here.
-            # With hold_gil, from now on the active archive's writes keep
-            # the GIL, so that they stop meeting (see shoebox._gil_write);
-            # the next archive starts without, until they meet again.
-            # (Other holders, the idle-roll thread or stats(), do not count.)
-            archive = self._archive
-            if writer and archive is not None and self._hold_gil:
-                archive.hold_gil = True
-            self._drain()
+            self._drain_queued(writer)
+
+    def _drain_queued(self, writer: bool) -> None:
+        """After releasing the lock, with records queued: another writer
+        queued behind this one, so threads meet here. With hold_gil, from
+        now on the active archive's writes keep the GIL, so that they stop
+        meeting (see shoebox._gil_write); the next archive starts without,
+        until they meet again. (Other holders, the idle-roll thread or
+        stats(), do not count: ``writer`` is False for them.)"""
+        archive = self._archive
+        if writer and archive is not None and self._hold_gil:
+            archive.hold_gil = True
+        self._drain()
 
     def _write_deferred(self) -> None:
         """Under the lock, busy: write the records deferred by re-entrant
@@ -481,8 +490,8 @@ class WritingRollManager:
             return self._closed
         self._busy = True
         self._wakeup.set()
-        timer, self._timer = self._timer, None
         _live_writers.discard(self)
+        timer = None
         try:
             for _ in range(CLOSE_ROUNDS):
                 self._write_deferred()
@@ -494,6 +503,11 @@ class WritingRollManager:
                     break
         finally:
             self._closed = True
+            # Taken after the rounds: one that opened an archive for
+            # deferred records found this thread still there, rather than
+            # starting one nobody would join.
+            timer, self._timer = self._timer, None
+            self._wakeup.set()
             while self._deferred:
                 self._deferred_dropped += self._deferred.popleft()[1]
             self._leave()  # threads queued meanwhile get ArchiveClosed

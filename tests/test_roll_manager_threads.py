@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from shoebox import (
     NeverRollChecker,
     ReadingRollManager,
     RollChecker,
+    SizeRollChecker,
     WritingRollManager,
     encode_record,
 )
@@ -271,3 +273,44 @@ def test_a_write_from_inside_a_roll_on_the_same_thread_is_written_after_it(tmp_p
     assert stats["records_deferred"] == 20 and stats["records_dropped_reentrant"] == 0
     assert stats["errors"] == 0
 
+
+
+class _SlowToLetGo(WritingRollManager):
+    """A manager whose holder pauses between finishing a write and releasing
+    the lock, so that another thread queues its record in that moment."""
+
+    pause = threading.Event()  # set: the next holder to let go pauses
+    paused = threading.Event()
+
+    @property
+    def _busy(self) -> bool:
+        return self.__dict__.get("_busy_flag", False)
+
+    @_busy.setter
+    def _busy(self, value: bool) -> None:
+        if not value and type(self).pause.is_set():
+            type(self).pause.clear()
+            type(self).paused.set()
+            time.sleep(0.3)  # another thread runs and queues meanwhile
+        self.__dict__["_busy_flag"] = value
+
+
+def test_a_record_queued_while_the_holder_lets_go_is_written_without_a_later_write(tmp_path):
+    """The holder looks for queued records after releasing the lock: a
+    thread that queued just before the release is not left waiting for
+    someone else's next write (there is none here, and no idle-roll thread)."""
+    manager = _SlowToLetGo("a.events", SizeRollChecker(roll_size_mb=64), tmp_path)
+    manager.write({"n": "0"}, "{}")
+    _SlowToLetGo.pause.set()
+    first = threading.Thread(target=manager.write, args=({"n": "1"}, "{}"))
+    first.start()
+    assert _SlowToLetGo.paused.wait(10)
+    second = threading.Thread(target=manager.write, args=({"n": "2"}, "{}"))
+    second.start()
+    first.join(10)
+    second.join(10)
+    alive = second.is_alive()
+    manager.close()  # frees a stuck writer, so that the test ends either way
+    second.join(10)
+    assert not alive, "the queued write waited for a later write"
+    assert sorted(m["n"] for m, _ in ReadingRollManager("*.events", tmp_path)) == ["0", "1", "2"]
