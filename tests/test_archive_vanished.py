@@ -1,13 +1,12 @@
 """The core's hooks for an archive deleted while being written:
-``ArchiveWriter.unlinked`` and ``WritingRollManager.abandon_active``."""
+``ArchiveWriter.unlinked`` and ``ArchiveVanished`` (the roll manager's own
+handling is in test_roll_manager.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from shoebox import ArchiveReader, ArchiveVanished, ArchiveWriter, NeverRollChecker
-from shoebox.roll_manager import WritingRollManager
+from shoebox import ArchiveVanished, ArchiveWriter
 
 
 def test_unlinked_tells_whether_the_file_was_deleted(tmp_path: Path) -> None:
@@ -20,26 +19,6 @@ def test_unlinked_tells_whether_the_file_was_deleted(tmp_path: Path) -> None:
     assert writer.unlinked
     writer.close()
     assert not writer.unlinked
-
-
-def test_abandon_active_drops_only_the_named_archive(tmp_path: Path) -> None:
-    directory = tmp_path / "archive"
-    manager = WritingRollManager("a_%f.events", NeverRollChecker(), directory)
-    manager.write({"n": "1"}, "{}")
-    first = manager.active_filename
-    assert first is not None
-    assert not manager.abandon_active(first + ".other")
-    assert manager.active_filename == first
-
-    shutil.rmtree(directory)
-    assert manager.abandon_active(first)
-    assert manager.active_filename is None
-    manager.write({"n": "2"}, "{}")  # a new archive, in the directory made again
-    manager.close()
-
-    (path,) = directory.iterdir()
-    with ArchiveReader(path) as reader:
-        assert [metadata for metadata, _ in reader] == [{"n": "2"}]
 
 
 def test_archive_vanished_is_a_file_not_found_error_naming_the_file() -> None:
