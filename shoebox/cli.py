@@ -39,6 +39,7 @@ from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
 from .errors import CorruptRecord, DamageSkipped, ShoeboxError
 from .follow import Follower
 from .sources import STDIN, Source, expand
+from .windows import TimeWindow, WindowTally, parse_moment
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -111,6 +112,7 @@ def _cat(args: argparse.Namespace) -> int:
                     _report_damage(archive.reader.damaged, progress)
     finally:
         progress.clear()
+    walk.report_window()
     return EXIT_OK
 
 
@@ -120,6 +122,9 @@ def _follow(args: argparse.Namespace, output: _Output) -> int:
     for path in args.paths:
         if path == STDIN or s3.is_s3_url(path):
             raise _UsageError(f"--follow follows local archives, not {path}")
+    if args.since is not None or args.until is not None:
+        raise _UsageError("--follow prints records as they come: --since/--until "
+                          "read a window of finished archives")
     pause = threading.Event()  # never set: its wait() is a sleep Ctrl-C interrupts
     no_bar = _progress(0, extra_condition=False)
     with Follower(args.paths, recover=args.recover,
@@ -351,6 +356,7 @@ def _stats(args: argparse.Namespace) -> int:
             total.add(summary)
     finally:
         progress.clear()
+    walk.report_window()
     if args.json:
         json.dump({"files": [summary.as_json(args.top_n) for summary in files],
                    "total": total.as_json(args.top_n)}, sys.stdout, ensure_ascii=False)
@@ -442,9 +448,11 @@ def _export(args: argparse.Namespace) -> int:
                             columns=args.columns, storage_options=storage,
                             on_damage="skip" if args.recover else "raise",
                             max_record_size=args.max_record_size)
-        sources = exporter.sources(args.paths)
+        window = _window(args)
+        sources = exporter.sources(args.paths, window=window)
     except (TypeError, ValueError) as error:
         raise _UsageError(str(error)) from None
+    tally = WindowTally()
     layout = exporter.layout(sources)
     progress = _progress(len(sources))
     records = files = bytes_out = 0
@@ -457,7 +465,8 @@ def _export(args: argparse.Namespace) -> int:
 
             with warnings.catch_warnings(record=True) as skipped:
                 warnings.simplefilter("always", DamageSkipped)
-                result = exporter.export_archive(source, layout, tick=tick)
+                result = exporter.export_archive(source, layout, tick=tick, window=window,
+                                                 tally=tally)
             if skipped:
                 progress.clear()
             for warning in skipped:
@@ -477,6 +486,8 @@ def _export(args: argparse.Namespace) -> int:
           f"{records:,} records, "
           f"{bytes_in / 1e6:,.1f} MB in, {bytes_out / 1e6:,.1f} MB out: "
           f"{files} {args.format} files in {exporter.dest}")
+    if window is not None:
+        _error(_window_summary(window, records, tally, exporter.pruned))
     return EXIT_OK
 
 
@@ -513,15 +524,18 @@ def _sources(args: argparse.Namespace, hint: str = "") -> list[Source]:
     many ``.open`` archives were left out (and ``hint`` what else does)."""
     sources: list[Source] = []
     skipped = 0
+    window = _window(args)
+    args.pruned = 0
     for path in args.paths:  # one at a time, so that an error names its PATH
         try:
             with _naming(path):
                 found = expand([path], endpoint_url=args.endpoint_url,
-                               include_open=args.include_open)
+                               include_open=args.include_open, window=window)
         except ValueError as error:  # an s3:// URL without a bucket
             raise _UsageError(str(error)) from None
         sources += found.sources
         skipped += len(found.skipped_open)
+        args.pruned += found.pruned
     if skipped:
         # Without this, a directory of live archives read as nothing, exit 0
         # (issue 13).
@@ -538,18 +552,24 @@ class _Archive:
     reader: ArchiveReader
     walk: _Walk
     #: Records read from it so far.
+    read: int = 0
+    #: Records it gave (those inside ``--since``/``--until``).
     records: int = 0
 
     def __iter__(self) -> Iterator[Record]:
         reader, progress, before = self.reader, self.walk.progress, self.walk.records
-        count = 0
+        window, tally = self.walk.window, self.walk.tally
+        count = given = 0
         try:
             for count, record in enumerate(reader, 1):
                 if not count & (_TICK - 1):
                     progress.tick(before + count, reader.offset)
+                if window is not None and not tally.admits(window, record[0].get("timestamp")):
+                    continue
+                given += 1
                 yield record
         finally:
-            self.records = count
+            self.read, self.records = count, given
 
 
 class _Walk:
@@ -563,6 +583,16 @@ class _Walk:
         self.recover = args.recover if recover is None else recover
         #: Records read so far in all archives.
         self.records = 0
+        #: ``--since``/``--until``, and what it left out.
+        self.window: TimeWindow | None = getattr(args, "window", None)
+        self.tally = WindowTally()
+        self.given = 0
+
+    def report_window(self) -> None:
+        """Say on stderr what ``--since``/``--until`` left out."""
+        if self.window is not None:
+            _error(_window_summary(self.window, self.given, self.tally,
+                                   getattr(self.args, "pruned", 0)))
 
     @contextmanager
     def open(self, source: Source) -> Iterator[_Archive]:
@@ -574,8 +604,39 @@ class _Walk:
                                      if reader.compression == "none" else None)
             archive = _Archive(source, reader, self)
             yield archive
-            self.records += archive.records
+            self.records += archive.read
+            self.given += archive.records
             self.progress.finish_file(self.records, reader.offset)
+
+
+def _window_summary(window: TimeWindow, given: int, tally: WindowTally, pruned: int) -> str:
+    """The stderr line of a windowed command: what it kept and left out."""
+    return (f"{window.describe()}: {given:,} record{'' if given == 1 else 's'} inside, "
+            f"{tally.outside:,} outside, {tally.untimed:,} without a readable timestamp "
+            f"(outside every window); {pruned:,} archive{'' if pruned == 1 else 's'} "
+            f"left unread (their names show no record inside)")
+
+
+def _moment(text: str) -> str:
+    """A ``--since``/``--until`` value, checked now: ISO 8601 text."""
+    try:
+        parse_moment(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-11-27T14:00:00Z (UTC without a "
+            f"zone), not {text!r}") from None
+    return text
+
+
+def _window(args: argparse.Namespace) -> TimeWindow | None:
+    """The command's ``--since``/``--until`` as a window (``None`` without
+    either); kept on ``args.window``."""
+    try:
+        window = TimeWindow.of(getattr(args, "since", None), getattr(args, "until", None))
+    except ValueError as error:
+        raise _UsageError(f"--{error}") from None
+    args.window = window
+    return window
 
 
 def _progress(files: int, *, extra_condition: bool = True) -> Progress:
@@ -657,12 +718,20 @@ def _parser() -> argparse.ArgumentParser:
     reading.add_argument("--include-open", action="store_true",
                          help="also read the .open archives in directories, globs and S3 "
                               "folders (a live writer's: up to its last whole record)")
+    windowed = argparse.ArgumentParser(add_help=False)
+    windowed.add_argument("--since", type=_moment, metavar="WHEN",
+                          help="only records whose timestamp metadata is at or after WHEN "
+                               "(ISO 8601; UTC without a zone); archives whose names show "
+                               "they hold none are not read")
+    windowed.add_argument("--until", type=_moment, metavar="WHEN",
+                          help="only records whose timestamp is before WHEN; records "
+                               "without a readable timestamp are outside every window")
     recovering = argparse.ArgumentParser(add_help=False)
     recovering.add_argument("--recover", action="store_true",
                             help="skip damaged records (reported on stderr) instead of stopping")
 
     cat = commands.add_parser(
-        "cat", parents=[reading, recovering], help="print records as JSON Lines",
+        "cat", parents=[reading, windowed, recovering], help="print records as JSON Lines",
         description='Print every record as one JSON object per line: {"metadata": {...}, '
                     '"payload": ...}. A payload that is valid JSON is embedded as JSON, '
                     'any other payload as a string.')
@@ -688,7 +757,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(command=_verify)
 
     stats = commands.add_parser(
-        "stats", parents=[reading, recovering], help="summarise archives",
+        "stats", parents=[reading, windowed, recovering], help="summarise archives",
         description="Records, bytes, compression ratio, first and last timestamp, record "
                     "versions and the most frequent metadata values.")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -701,7 +770,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(command=_stats)
 
     export = commands.add_parser(
-        "export", parents=[finished, recovering],
+        "export", parents=[finished, windowed, recovering],
         help="write archives as Hive-partitioned Parquet or JSON Lines",
         description="Write the records of the archives as Parquet (zstd columns) or gzip JSON "
                     "Lines under a directory or an s3:// prefix, Hive-partitioned "

@@ -63,14 +63,17 @@ from .compression import SUFFIXES, check_level, open_compressor
 from .destinations import Destination, DirectoryDestination, Prepared, open_destination
 from .errors import CorruptRecord
 from .s3 import S3Options
+from .windows import Span, SpanCollector, span_token
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
 #: archive's start, see :class:`KeyTemplate`), then the host, then the
 #: archive's own name plus the compression suffix.
 DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
 #: The layout for query engines: Hive-style ``name=value`` segments for the
-#: day and the host, which Athena, Trino, Spark and DuckDB prune on.
-HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{name}{suffix}"
+#: day and the host, which Athena, Trino, Spark and DuckDB prune on, and the
+#: archive's span (first and last record time) before its name, which
+#: windowed reads prune on from a listing alone (issue 21).
+HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{span}_{name}{suffix}"
 #: Key templates by name, for ``--key-template hive``.
 KEY_TEMPLATE_PRESETS = {"default": DEFAULT_KEY_TEMPLATE, "hive": HIVE_KEY_TEMPLATE}
 
@@ -82,7 +85,7 @@ STALE_TEMPORARY_AGE = 10.0
 # How much of an archive key_of() reads at a time, looking for its first record.
 _KEY_CHUNK = 64 * 1024
 
-_PLACEHOLDERS = ("prefix", "host", "name", "suffix")
+_PLACEHOLDERS = ("prefix", "host", "name", "suffix", "span")
 
 
 class KeyTemplate:
@@ -91,9 +94,11 @@ class KeyTemplate:
     The template (or the name of one of :data:`KEY_TEMPLATE_PRESETS`) holds
     strftime codes, applied in UTC to the time the archive starts, and the
     placeholders ``{prefix}`` (the destination's prefix), ``{host}``,
-    ``{name}`` (the archive's file name) and ``{suffix}`` (the compression
-    suffix, such as ``.gz``). Empty path segments are dropped, so an empty
-    prefix leaves no leading ``/``.
+    ``{name}`` (the archive's file name), ``{suffix}`` (the compression
+    suffix, such as ``.gz``) and ``{span}`` (the first and last record
+    time, ``20261127T235900Z-20261128T010000Z``, or ``untimed``; see
+    :mod:`shoebox.windows`: finding it reads every record's timestamp).
+    Empty path segments are dropped, so an empty prefix leaves no leading ``/``.
 
     The start is the first record's ``timestamp`` metadata where it has
     one, else when the archive's file was created (else, on a file system
@@ -115,14 +120,20 @@ class KeyTemplate:
             raise ValueError(f"key template {template!r} must contain {{name}}, "
                              "or different archives would get the same key")
         self.template = template
+        #: Whether keys carry the archive's span (so shipping reads every
+        #: record's timestamp).
+        self.needs_span = "{span}" in template
         self.render(name="a.events", started=0.0, host="host")
 
     def render(self, *, name: str, started: float, host: str, prefix: str = "",
-               suffix: str = "") -> str:
-        """The key of archive ``name`` that started at ``started`` (epoch seconds)."""
+               suffix: str = "", span: Span | None = None) -> str:
+        """The key of archive ``name`` that started at ``started`` (epoch
+        seconds) and holds records from ``span`` (``None``: none with a
+        readable timestamp)."""
         text = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime(
             self.template)
-        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix}
+        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix,
+                  "span": span_token(span)}
         text = re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], text)
         parts = [part for part in text.split("/") if part]
         if not parts or any(part in (".", "..") for part in parts):
@@ -190,12 +201,12 @@ class Shipper:
         self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else None
         self.max_record_size = max_record_size
 
-    def key_for(self, path: str, started: float) -> str:
+    def key_for(self, path: str, started: float, span: Span | None = None) -> str:
         """The destination key of the archive at ``path`` that started at
-        ``started`` (see :class:`KeyTemplate`)."""
+        ``started`` and holds records from ``span`` (see :class:`KeyTemplate`)."""
         return self.key_template.render(
             name=os.path.basename(path), started=started, host=self.host,
-            prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
+            prefix=self.destination.prefix, suffix=SUFFIXES[self.compression], span=span)
 
     @property
     def scratch_dir(self) -> str:
@@ -210,7 +221,14 @@ class Shipper:
         with open(path, "rb") as source:
             while not first.done and (chunk := source.read(_KEY_CHUNK)):
                 first.feed(chunk)
-            return self.key_for(path, _started(first, source.fileno()))
+            started, span = _started(first, source.fileno()), None
+            if self.key_template.needs_span:
+                # The whole archive, as prepare() reads it (the reader closes
+                # the duplicate it is given; the duplicate shares the offset).
+                source.seek(0)
+                span = _span_of(os.fdopen(os.dup(source.fileno()), "rb"), recover=True,
+                                max_record_size=self.max_record_size)
+            return self.key_for(path, started, span)
 
     def abort_incomplete(self, paths: Iterable[str]) -> list[str]:
         """Abort the unfinished copies of the archives at ``paths`` that an
@@ -321,16 +339,18 @@ class Shipper:
         compressed = _HashingWriter(target)
         counter = _RecordCounter(self.max_record_size)
         first = _FirstTimestamp(self.max_record_size)
+        span = None
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
             tee = TeeReader(source, original.update, sink.write, counter.feed, first.feed,
                             name=path)
-            if self.verify:
-                # Decodes every record and checks its checksum; the first
-                # damaged one raises CorruptRecord naming file and offset.
-                for _record in ArchiveReader(cast(IO[bytes], tee),
-                                             max_record_size=self.max_record_size):
-                    pass
+            if self.verify or self.key_template.needs_span:
+                # Decodes every record: with verify, checking its checksum
+                # (the first damaged one raises CorruptRecord naming file and
+                # offset); for the span, reading its timestamp (damage is
+                # skipped there: without verify a damaged archive ships).
+                span = _span_of(cast(IO[bytes], tee), recover=not self.verify,
+                                max_record_size=self.max_record_size)
             tee.drain()
         target.flush()
         records, damaged = counter.finish(), []
@@ -343,11 +363,22 @@ class Shipper:
                 records = sum(1 for _record in reader)
                 damaged = reader.damaged
         return Prepared(
-            source=path, path=temporary, key=self.key_for(path, _started(first, source.fileno())),
+            source=path, path=temporary,
+            key=self.key_for(path, _started(first, source.fileno()), span),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
             format_version=counter.first_version, damaged=damaged)
+
+
+def _span_of(stream: IO[bytes], *, recover: bool, max_record_size: int) -> Span | None:
+    """The span of the records of the archive ``stream`` (read to its last
+    record), for ``{span}``; ``None`` when none has a readable timestamp."""
+    spans = SpanCollector()
+    with ArchiveReader(stream, recover=recover, max_record_size=max_record_size) as reader:
+        for metadata, _payload in reader:
+            spans.add(metadata)
+    return spans.span
 
 
 def _remove_stale(directory: str, now: float) -> list[str]:
