@@ -188,17 +188,18 @@ class Layout:
                 payloads.append(payload)
                 offsets.append(offset)
                 if len(payloads) >= batch_size or carried + offset - mark >= BATCH_BYTES:
-                    yield self._batch(metadatas, payloads, offsets, runs)
+                    yield self.make_batch(metadatas, payloads, offsets, runs)
                     metadatas, payloads, offsets = [], [], []
                     runs = [(0, name)]
                     carried, mark = 0, offset
             carried += offset - mark
         if payloads:
-            yield self._batch(metadatas, payloads, offsets, runs)
+            yield self.make_batch(metadatas, payloads, offsets, runs)
 
-    def _batch(self, metadatas: list[Metadata], payloads: list[str], offsets: list[int],
-               runs: list[tuple[int, str]]) -> pa.RecordBatch:
-        """One batch, built column by column from the records' parts."""
+    def make_batch(self, metadatas: list[Metadata], payloads: list[str], offsets: list[int],
+                   runs: list[tuple[int, str]]) -> pa.RecordBatch:
+        """One batch, built column by column from the records' parts; ``runs``
+        gives the ``(first row, archive name)`` of each archive's rows, in order."""
         string = pa.string()
         ends = pa.array(list(accumulate(map(len, metadatas), initial=0)), pa.int32())
         keys = pa.array(list(chain.from_iterable(metadatas)), string)

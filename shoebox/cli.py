@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import __version__, jsonl, recovery, repairing, s3
 from ._progress import Progress
@@ -491,6 +491,91 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- compact ---------------------------------------------------------------
+
+def _compact(args: argparse.Namespace) -> int:
+    from .lake import Compaction  # pyarrow: only this command needs it
+
+    _window(args)  # checked here, for the flags' names in the message
+    client = None
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise _UsageError("--scheduler needs distributed: "
+                              "pip install 'shoebox-archive[dask]'") from None
+        client = Client(args.scheduler)
+    progress = Progress(sys.stderr, files=0, enabled=sys.stderr.isatty(), unit="days")
+    log = _JsonLines(enabled=not progress.enabled)
+    records = 0
+
+    def tell(event: str, fields: dict[str, Any]) -> None:
+        nonlocal records
+        log.emit(event, fields)
+        if event == "plan":
+            progress.total = fields["days"]
+            progress.start_file(f"{fields['archives']} archives to read", None)
+        elif event == "day":
+            records += fields["records"]
+            progress.finish_file(records, 0)
+            progress.start_file(f"day {fields['day']} done", None)
+
+    try:
+        try:
+            compaction = Compaction(
+                args.src, args.to, since=args.since, until=args.until,
+                target_mb=args.target_mb,
+                endpoint_url=args.endpoint_url,
+                on_damage="skip" if args.recover else "raise", client=client,
+                on_progress=tell, max_record_size=args.max_record_size)
+        except (TypeError, ValueError) as error:
+            raise _UsageError(str(error)) from None
+        with _naming(args.src):
+            result = compaction.run()
+    finally:
+        progress.clear()
+        if client is not None:
+            client.close()
+    for message in result.damaged:
+        _error(message)
+    for removed in result.removed:
+        _error(f"removed {removed}, left by a compaction that did not finish")
+    days = len(result.days)
+    print(f"compacted {result.archives} archive{'' if result.archives == 1 else 's'} "
+          f"({result.skipped} skipped as already done), {result.records:,} records, "
+          f"{result.bytes_in / 1e6:,.1f} MB in, {result.bytes_out / 1e6:,.1f} MB out: "
+          f"{result.files} parquet file{'' if result.files == 1 else 's'} over {days} "
+          f"day{'' if days == 1 else 's'} in {compaction.store.url}")
+    log.emit("summary", {"archives": result.archives, "skipped": result.skipped,
+                         "records": result.records, "files": result.files,
+                         "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
+                         "days": days, "damaged": len(result.damaged)})
+    return EXIT_OK
+
+
+class _JsonLines:
+    """Progress as JSON lines on stderr, in the sidecar's style (``timestamp``,
+    ``level``, ``logger``, ``message``, ``event`` and the event's fields),
+    when no bar can be drawn: for logs and CI."""
+
+    _MESSAGES: ClassVar[dict[str, str]] = {
+        "plan": "planned", "scanned": "archive read for its days", "day": "day compacted",
+        "summary": "compaction done"}
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def emit(self, event: str, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        import datetime
+
+        line = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "level": "INFO", "logger": "shoebox.lake",
+                "message": self._MESSAGES.get(event, event), "event": event, **fields}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
+
 def _keys(text: str) -> list[str]:
     """Comma-separated keys; the empty string gives none."""
     return [key.strip() for key in text.split(",")] if text.strip() else []
@@ -706,14 +791,15 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="BYTES", help="largest record to accept (default: %(default)s)")
     # export reads finished archives only: a live one's file would be
     # exported under a name it loses when it is finished.
-    finished = argparse.ArgumentParser(add_help=False, parents=[size])
+    endpoint = argparse.ArgumentParser(add_help=False)
+    endpoint.add_argument("--endpoint-url", metavar="URL",
+                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
+                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
+    finished = argparse.ArgumentParser(add_help=False, parents=[size, endpoint])
     finished.add_argument("paths", nargs="+", metavar="PATH",
                           help="archive file, directory, glob, - (stdin) or s3://bucket/key "
                                "(that object, else the folder key/; globs allowed); gzip and "
                                "zstd archives are detected by content")
-    finished.add_argument("--endpoint-url", metavar="URL",
-                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
-                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
     reading = argparse.ArgumentParser(add_help=False, parents=[finished])
     reading.add_argument("--include-open", action="store_true",
                          help="also read the .open archives in directories, globs and S3 "
@@ -790,6 +876,28 @@ def _parser() -> argparse.ArgumentParser:
                         help="metadata keys to give columns of their own, beside level, "
                              "logger, timestamp, host and pid")
     export.set_defaults(command=_export)
+
+    compact = commands.add_parser(
+        "compact", parents=[size, endpoint, windowed, recovering],
+        help="compact archives into a few large sorted Parquet files per day",
+        description="Turn the archives under SRC (a directory or s3:// prefix) into a "
+                    "Hive-partitioned Parquet lake under DEST: dt=YYYY-MM-DD by each record's "
+                    "own day, few large zstd files per day sorted by host then time, and a "
+                    "manifest (DEST/_shoebox/days/) of the archives each file holds. "
+                    "Incremental and exactly once: a re-run compacts only what no manifest "
+                    "holds; a run killed at any moment is finished by the next. "
+                    "docs/query.md shows how to query the result.")
+    compact.add_argument("src", metavar="SRC", help="directory or s3://bucket/prefix of "
+                                                    "archives (the sidecar's --dest)")
+    compact.add_argument("--to", required=True, metavar="DEST",
+                         help="directory or s3://bucket/prefix of the lake (not inside SRC)")
+    compact.add_argument("--target-mb", type=float, default=256.0, metavar="MB",
+                         help="size of the files to write; a smaller day is one file "
+                              "(default: %(default)s)")
+    compact.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a Dask scheduler (tcp://host:8786) whose workers compact "
+                              "the days (default: in this process)")
+    compact.set_defaults(command=_compact)
 
     recover = commands.add_parser(
         "recover", parents=[size], help="finalize archives left .open by crashed writers",

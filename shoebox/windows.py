@@ -220,6 +220,17 @@ class TimeWindow:
         return ((self.until is None or start < self.until)
                 and (self.since is None or start + DAY > self.since))
 
+    def whole_days(self) -> TimeWindow:
+        """The window widened to whole UTC days: from the midnight before
+        ``since`` to the one after ``until``."""
+        since = until = None
+        if self.since is not None:
+            since = datetime.datetime.combine(self.since.date(), datetime.time(), UTC)
+        if self.until is not None:
+            until = datetime.datetime.combine((self.until - _TICK).date(), datetime.time(),
+                                              UTC) + DAY
+        return TimeWindow(since, until)
+
     def may_hold(self, name: str) -> bool:
         """Whether the archive ``name`` (a path, key or URL) can hold records
         inside, judged by its name alone: its ``dt=`` folder and its span."""

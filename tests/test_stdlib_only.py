@@ -20,6 +20,7 @@ INTEGRATIONS = {
     "shoebox.arrow": ("arrow", {"pyarrow"}),
     "shoebox.dask": ("dask", {"dask", "fsspec", "pandas", "pyarrow"}),
     "shoebox.export": ("arrow", {"pyarrow"}),
+    "shoebox.lake": ("arrow", {"pyarrow"}),
 }
 
 SCRIPT = """
