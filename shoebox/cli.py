@@ -576,6 +576,23 @@ class _JsonLines:
         print(json.dumps(line), file=sys.stderr, flush=True)
 
 
+# --- ddl -------------------------------------------------------------------
+
+def _ddl(args: argparse.Namespace) -> int:
+    from .ddl import first_day, table_ddl
+
+    start = None
+    if args.engine == "athena":
+        with _naming(args.lake):
+            start = first_day(args.lake, args.endpoint_url)
+    try:
+        sys.stdout.write(table_ddl(args.lake, engine=args.engine, table=args.table,
+                                   first_day=start))
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    return EXIT_OK
+
+
 def _keys(text: str) -> list[str]:
     """Comma-separated keys; the empty string gives none."""
     return [key.strip() for key in text.split(",")] if text.strip() else []
@@ -898,6 +915,18 @@ def _parser() -> argparse.ArgumentParser:
                          help="a Dask scheduler (tcp://host:8786) whose workers compact "
                               "the days (default: in this process)")
     compact.set_defaults(command=_compact)
+
+    ddl = commands.add_parser(
+        "ddl", parents=[endpoint], help="print the table definition of a compacted lake",
+        description="Print the SQL that defines a table over a lake written by shoebox "
+                    "compact: a DuckDB view over read_parquet(..., hive_partitioning = true); "
+                    "an Athena table with partition projection on dt (no MSCK REPAIR ever); "
+                    "Trino and Spark tables with the statement that registers the days.")
+    ddl.add_argument("lake", metavar="LAKE", help="the lake: directory or s3://bucket/prefix")
+    ddl.add_argument("--engine", required=True, choices=["duckdb", "athena", "trino", "spark"])
+    ddl.add_argument("--table", required=True, metavar="NAME",
+                     help="the table's name ([catalog.][schema.]name)")
+    ddl.set_defaults(command=_ddl)
 
     recover = commands.add_parser(
         "recover", parents=[size], help="finalize archives left .open by crashed writers",

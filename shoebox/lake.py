@@ -54,7 +54,7 @@ import os
 import secrets
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -661,12 +661,6 @@ def compact(source: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     at the first, naming archive and offset."""
     return Compaction(source, dest, since=since, until=until, target_mb=target_mb,
                       endpoint_url=endpoint_url, on_damage=on_damage, client=client).run()
-
-
-def lake_days(paths: Iterable[str]) -> list[str]:
-    """The ``dt=`` days among relative paths, sorted, without the undated one."""
-    return sorted({path.split("/", 1)[0][3:] for path in paths
-                   if path.startswith("dt=") and not path.startswith(f"dt={UNDATED}")})
 
 
 __all__ = [
