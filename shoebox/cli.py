@@ -507,18 +507,22 @@ def _compact(args: argparse.Namespace) -> int:
         client = Client(args.scheduler)
     progress = Progress(sys.stderr, files=0, enabled=sys.stderr.isatty(), unit="days")
     log = _JsonLines(enabled=not progress.enabled)
-    records = 0
+    records = archives = total = 0
 
     def tell(event: str, fields: dict[str, Any]) -> None:
-        nonlocal records
+        # The bar counts days, records and the archives read (an archive
+        # with records of two days is counted with each).
+        nonlocal records, archives, total
         log.emit(event, fields)
         if event == "plan":
-            progress.total = fields["days"]
-            progress.start_file(f"{fields['archives']} archives to read", None)
+            progress.total, total = fields["days"], fields["archives"]
+            progress.start_file(f"0/{total} archives", None)
         elif event == "day":
             records += fields["records"]
+            archives = min(total, archives + fields["archives"])
             progress.finish_file(records, 0)
-            progress.start_file(f"day {fields['day']} done", None)
+            progress.start_file(f"{archives}/{total} archives, day {fields['day']} done",
+                                None)
 
     try:
         try:

@@ -218,6 +218,22 @@ def test_sigkill_at_random_moments_then_a_rerun_gives_every_record_exactly_once(
     assert not [path for path in lake.rglob(".*") if path.is_file()]
 
 
+def test_on_a_terminal_a_bar_counts_days_records_and_archives(tmp_path: Path) -> None:
+    from test_cli_terminal import run_with_terminal_stderr
+
+    (tmp_path / "src").mkdir()
+    records = [({"host": "h", "level": "INFO", "timestamp": f"2026-11-2{6 + n % 2}T10:00:00Z"},
+                "{}") for n in range(50)]
+    (tmp_path / "src" / "a.events").write_bytes(archive_bytes(records))
+    status, out, terminal = run_with_terminal_stderr(
+        [*SHOEBOX, "compact", str(tmp_path / "src"), "--to", str(tmp_path / "lake")],
+        tmp_path / "out")
+    assert status == 0
+    assert b"2/2 days, 50 records" in terminal and b"1/1 archives" in terminal
+    assert b'"event"' not in terminal  # no JSON lines on a terminal
+    assert out.startswith(b"compacted 1 archive (0 skipped as already done), 50 records")
+
+
 # --- bad input -------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
