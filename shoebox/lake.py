@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -129,7 +130,7 @@ class LakeStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = s3.client(self.endpoint_url)
+            self._client = _client(self.endpoint_url)
         return self._client
 
     def locate(self, relative: str) -> str:
@@ -269,8 +270,15 @@ class SourceArchive:
         return self.key
 
     def source(self) -> Source:
-        client = s3.client(self.endpoint_url) if s3.is_s3_url(self.url) else None
+        client = _client(self.endpoint_url) if s3.is_s3_url(self.url) else None
         return Source(self.url, self.size, client)
+
+
+@functools.lru_cache(maxsize=8)
+def _client(endpoint_url: str | None) -> Any:
+    """One S3 client per endpoint and process (worker): making one takes
+    longer than reading a small archive, and clients are thread-safe."""
+    return s3.client(endpoint_url)
 
 
 @dataclass(frozen=True)
@@ -515,9 +523,11 @@ class Compaction:
         removed = []
         for relative, _size in self.store.list():
             base = relative.rsplit("/", 1)[-1]
-            ours = relative.startswith("dt=") and (
-                (base.startswith(_PART_PREFIX) and base.endswith(".parquet"))
-                or (base.startswith("." + _PART_PREFIX) and base.endswith(_TEMPORARY)))
+            # Part files in day folders; anything written aside (parts and
+            # manifests alike) that was never put in place.
+            ours = ((relative.startswith("dt=") and base.startswith(_PART_PREFIX)
+                     and base.endswith(".parquet"))
+                    or (base.startswith(".") and base.endswith(_TEMPORARY)))
             if ours and relative not in listed:
                 self.store.delete(relative)
                 removed.append(relative)
