@@ -493,8 +493,11 @@ class Compaction:
         # Whole days are compacted: every archive with records of those days.
         days = None if self.window is None else self.window.whole_days()
         found = expand([self.src], endpoint_url=self.endpoint_url, window=days)
+        # Hidden files are never archives: a sidecar's copy being staged
+        # (.shoebox-….partial) in a directory destination, say.
         sources = [SourceArchive(_relative(self.src, item.name), item.name, item.size,
-                                 self.endpoint_url) for item in found.sources]
+                                 self.endpoint_url) for item in found.sources
+                   if not item.name.rsplit("/", 1)[-1].startswith(".")]
         tasks, result.skipped = self._plan(sources, manifests, result)
         self._tell("plan", {"days": len(tasks), "archives": len(
             {item.name for task in tasks for item in task.sources}), "skipped": result.skipped})
