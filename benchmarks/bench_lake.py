@@ -15,7 +15,8 @@ pass-through (it records every request). Then reports:
     ``shoebox export``'s one-file-per-archive output: seconds (median of
     ``--repeat`` runs, a fresh connection each) and files;
 (c) compaction throughput (records/s) in process, on a ``LocalCluster`` of 1
-    and of 2 single-threaded worker processes, and ``shoebox export``'s.
+    and of 2 single-threaded worker processes (their imports not timed), and
+    ``shoebox export``'s; from S3, then from a local copy of the bucket.
 
 Not a timed test: numbers depend on the machine and its neighbours (the
 load average is printed with them).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib
 import io
 import json
 import os
@@ -156,6 +158,8 @@ def timed_compaction(src: str, dest: str, endpoint: str, workers: int | None) ->
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
+        # Warm-up, not timed: each worker imports shoebox and pyarrow.
+        client.run(importlib.import_module, "shoebox.lake")
         started = time.perf_counter()
         compact(src, dest, endpoint_url=endpoint, client=client)
         return time.perf_counter() - started
@@ -217,6 +221,19 @@ def main() -> int:
         started = time.perf_counter()
         export(src, work / "export", storage_options={"endpoint_url": endpoint})
         exported = time.perf_counter() - started
+        # The same from a local copy of the bucket: moto serves every GET
+        # from one Python process (this one), which the workers share.
+        for key in sizes:
+            target = work / "copy" / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file("fleet", key, str(target))
+        local = str(work / "copy" / "telemetry")
+        local_runs = [("in process", timed_compaction(local, str(work / "l0"), None, None)),
+                      ("dask 1 worker", timed_compaction(local, str(work / "l1"), None, 1)),
+                      ("dask 2 workers", timed_compaction(local, str(work / "l2"), None, 2))]
+        started = time.perf_counter()
+        export(local, work / "export-local")
+        local_runs.append(("shoebox export", time.perf_counter() - started))
 
         lake_files = len(list((work / "lake").glob("dt=*/*.parquet")))
         export_files = len(list((work / "export").glob("dt=*/*.parquet")))
@@ -231,12 +248,18 @@ def main() -> int:
         print(f"  lake is {export_s / lake_s:.1f}x faster with {export_files / lake_files:.0f}x "
               "fewer files")
 
-        print(f"\n(c) compaction of {records:,} records")
-        for label, seconds in [("in process", in_process), ("dask 1 worker", one),
-                               ("dask 2 workers", two), ("shoebox export", exported)]:
-            print(f"  {label:16} {seconds:7.2f} s  {records / seconds:10,.0f} records/s")
-        print(f"  2 workers / 1 worker: {one / two:.2f}x; in process / export: "
-              f"{exported / in_process:.2f}x")
+        for where, runs in [("S3 (moto)", [("in process", in_process), ("dask 1 worker", one),
+                                           ("dask 2 workers", two),
+                                           ("shoebox export", exported)]),
+                            ("a local copy", local_runs)]:
+            print(f"\n(c) compaction of {records:,} records from {where}")
+            for label, seconds in runs:
+                print(f"  {label:16} {seconds:7.2f} s  {records / seconds:10,.0f} records/s")
+            timing = dict(runs)
+            print(f"  2 workers / 1 worker: "
+                  f"{timing['dask 1 worker'] / timing['dask 2 workers']:.2f}x; "
+                  f"in process / export: "
+                  f"{timing['shoebox export'] / timing['in process']:.2f}x")
         print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     finally:
         server.stop()

@@ -265,10 +265,6 @@ class SourceArchive:
     size: int | None
     endpoint_url: str | None = None
 
-    @property
-    def name(self) -> str:
-        return self.key
-
     def source(self) -> Source:
         client = _client(self.endpoint_url) if s3.is_s3_url(self.url) else None
         return Source(self.url, self.size, client)
@@ -298,8 +294,8 @@ class DayTask:
     def tag(self) -> str:
         """Names this task's files: the same plan gives the same names."""
         digest = hashlib.sha256(self.day.encode())
-        for item in sorted(self.sources, key=lambda item: item.name):
-            digest.update(f"\0{item.name}\0{item.size}".encode())
+        for item in sorted(self.sources, key=lambda item: item.key):
+            digest.update(f"\0{item.key}\0{item.size}".encode())
         return digest.hexdigest()[:16]
 
 
@@ -381,10 +377,15 @@ def compact_day(task: DayTask) -> DayResult:
     dated: dict[str, list[Any]] = {"metadata": [], "payload": [], "offset": [], "time": [],
                                    "source": []}
     undated: dict[str, list[Any]] = {key: [] for key in dated}
+    inside = None  # the task's UTC day, as a window (none for the undated "day")
+    if task.day != UNDATED:
+        start = datetime.datetime.combine(datetime.date.fromisoformat(task.day),
+                                          datetime.time(), datetime.timezone.utc)
+        inside = TimeWindow(start, start + datetime.timedelta(days=1)).contains
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DamageSkipped)
         for item in task.sources:
-            home = item.name in task.homes
+            home = item.key in task.homes
             for metadata, payload, offset in archive_records(
                     item.source(), on_damage=task.on_damage,
                     max_record_size=task.max_record_size):
@@ -393,7 +394,7 @@ def compact_day(task: DayTask) -> DayResult:
                     if not home:
                         continue
                     rows = undated
-                elif (task.day != UNDATED and moment.date().isoformat() == task.day):
+                elif inside is not None and inside(moment):
                     rows = dated
                 else:
                     continue
@@ -500,16 +501,16 @@ class Compaction:
                    if not item.name.rsplit("/", 1)[-1].startswith(".")]
         tasks, result.skipped = self._plan(sources, manifests, result)
         self._tell("plan", {"days": len(tasks), "archives": len(
-            {item.name for task in tasks for item in task.sources}), "skipped": result.skipped})
+            {item.key for task in tasks for item in task.sources}), "skipped": result.skipped})
         read: set[str] = set()
         for task, day in self._run_days(tasks):
             result.damaged += day.skipped
             self._commit(task, day, sources, manifests)
-            new = {item.name for item in task.sources} - read
+            new = {item.key for item in task.sources} - read
             read |= new
             result.archives += len(new)
             result.bytes_in += sum(item.size or 0 for item in task.sources
-                                   if item.name in new)
+                                   if item.key in new)
             result.records += day.records
             result.files += len(day.files)
             result.bytes_out += day.bytes_out
@@ -551,35 +552,35 @@ class Compaction:
         skipped = 0
         days_of = self._days_of
         for item in sources:
-            if item.name in committed:
-                size, days, done = committed[item.name]
+            if item.key in committed:
+                size, days, done = committed[item.key]
                 if item.size is not None and size is not None and size != item.size:
                     raise LakeError(f"{item.url}: {size} bytes when it was compacted, "
                                     f"{item.size} now; archives do not change, so this is "
                                     "another archive under the same name: compact it into "
                                     "another lake, or remove the days holding the old one")
-                days_of[item.name] = days
+                days_of[item.key] = days
             else:
-                known = _days_of_span(item.name)
+                known = _days_of_span(item.key)
                 if known is None:
                     unknown.append(item)
                     continue
                 # A span says nothing of untimed records: the first day (or,
                 # with no timed record, the undated "day") takes them.
-                days_of[item.name] = known or [UNDATED]
+                days_of[item.key] = known or [UNDATED]
         for item, (days, untimed, damage) in zip(unknown, self._scan(unknown), strict=True):
             result.damaged += damage
-            days_of[item.name] = days or ([UNDATED] if untimed else [])
+            days_of[item.key] = days or ([UNDATED] if untimed else [])
         for item in sources:
-            days = days_of[item.name]
-            done = committed.get(item.name, (None, [], set()))[2]
+            days = days_of[item.key]
+            done = committed.get(item.key, (None, [], set()))[2]
             wanted = [day for day in days if day not in done and self._in_window(day)]
             if not wanted and set(days) <= done:
                 skipped += 1
             for day in wanted:
                 todo.setdefault(day, []).append(item)
             if days:
-                homes.setdefault(days[0], set()).add(item.name)
+                homes.setdefault(days[0], set()).add(item.key)
         tasks = [DayTask(day, tuple(items), frozenset(homes.get(day, ())), self.store,
                          self.target_bytes, self.on_damage, self.max_record_size)
                  for day, items in sorted(todo.items())]
@@ -600,7 +601,7 @@ class Compaction:
             found = []
             for item in unknown:
                 found.append(scan_days(item, self.on_damage, self.max_record_size))
-                self._tell("scanned", {"archive": item.name})
+                self._tell("scanned", {"archive": item.url})
             return found
         futures = self.client.map(scan_days, unknown, on_damage=self.on_damage,
                                   max_record_size=self.max_record_size, pure=False)
@@ -625,8 +626,8 @@ class Compaction:
         manifest = manifests.get(task.day) or DayManifest(task.day)
         manifest.files.update(day.files)
         for item in task.sources:
-            manifest.sources[item.name] = {"size": item.size,
-                                           "days": self._days_of[item.name]}
+            manifest.sources[item.key] = {"size": item.size,
+                                           "days": self._days_of[item.key]}
         with self.store.writing(manifest.relative) as temporary, \
                 open(temporary, "wb") as file:
             file.write(manifest.to_json())
