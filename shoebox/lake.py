@@ -37,6 +37,11 @@ in one step (a rename; a single PUT). A run killed at any moment leaves
 either the whole day committed or files that the next run deletes.
 Compactions of one DEST must not run at the same time.
 
+A day whose archives hold more than ``target_mb`` (stored) is compacted in
+parts of about that much, each a range of hosts (a host's archives stay in
+one part): parts run side by side on a cluster, each held in one worker's
+memory while it is sorted, and the day is committed once all are written.
+
 Which days a source has records in is known without reading it when its
 name carries its span (the sidecar's ``hive`` keys, :mod:`shoebox.windows`);
 other sources are read once more, first, to find out. Records without a
@@ -46,6 +51,7 @@ for an archive without any, of ``__HIVE_DEFAULT_PARTITION__``).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import functools
@@ -277,10 +283,39 @@ def _client(endpoint_url: str | None) -> Any:
     return s3.client(endpoint_url)
 
 
+def _host(item: SourceArchive) -> str:
+    """The host an archive's key names (its ``host=`` folder), else its key."""
+    for segment in item.key.split("/")[:-1]:
+        if segment.startswith("host="):
+            return segment[5:]
+    return item.key
+
+
+def _parts(items: list[SourceArchive], budget: int) -> list[tuple[SourceArchive, ...]]:
+    """A day's sources in parts of about ``budget`` stored bytes each, by
+    host order (a host's archives stay together): parts compact side by
+    side on a cluster, each held in one worker's memory, and their files
+    cover separate ranges of hosts. A day of less than ``budget`` is one part."""
+    parts: list[list[SourceArchive]] = [[]]
+    filled = 0
+    by_host: dict[str, list[SourceArchive]] = {}
+    for item in items:
+        by_host.setdefault(_host(item), []).append(item)
+    for host in sorted(by_host):
+        size = sum(item.size or 0 for item in by_host[host])
+        if parts[-1] and filled + size > budget:
+            parts.append([])
+            filled = 0
+        parts[-1] += by_host[host]
+        filled += size
+    return [tuple(part) for part in parts]
+
+
 @dataclass(frozen=True)
 class DayTask:
     """Compact ``sources`` into ``day`` (their rows of that day, and the
-    untimed rows of those whose first day it is, in ``homes``)."""
+    untimed rows of those whose first day it is, in ``homes``): a whole day,
+    or a part of one (see :func:`_parts`)."""
 
     day: str
     sources: tuple[SourceArchive, ...]
@@ -301,9 +336,11 @@ class DayTask:
 
 @dataclass
 class DayResult:
-    """What one day's task wrote."""
+    """What one day's task (or all its parts) wrote."""
 
     day: str
+    #: The sources read for it.
+    sources: tuple[SourceArchive, ...] = ()
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: int = 0
     bytes_out: int = 0
@@ -372,7 +409,7 @@ def compact_day(task: DayTask) -> DayResult:
     """Read the task's sources, keep the rows of its day (and the untimed
     rows of its home sources), sort them, and write them as files of about
     the target size; return what was written (nothing is committed here)."""
-    result = DayResult(task.day)
+    result = DayResult(task.day, task.sources)
     layout = Layout()
     dated: dict[str, list[Any]] = {"metadata": [], "payload": [], "offset": [], "time": [],
                                    "source": []}
@@ -500,22 +537,29 @@ class Compaction:
                                  self.endpoint_url) for item in found.sources
                    if not item.name.rsplit("/", 1)[-1].startswith(".")]
         tasks, result.skipped = self._plan(sources, manifests, result)
-        self._tell("plan", {"days": len(tasks), "archives": len(
+        self._tell("plan", {"days": len({task.day for task in tasks}), "parts": len(tasks),
+                            "archives": len(
             {item.key for task in tasks for item in task.sources}), "skipped": result.skipped})
         read: set[str] = set()
-        for task, day in self._run_days(tasks):
-            result.damaged += day.skipped
-            self._commit(task, day, sources, manifests)
-            new = {item.key for item in task.sources} - read
+        parts = collections.Counter(task.day for task in tasks)
+        written: dict[str, list[tuple[DayTask, DayResult]]] = {}
+        for task, part in self._run_days(tasks):
+            result.damaged += part.skipped
+            written.setdefault(task.day, []).append((task, part))
+            if len(written[task.day]) < parts[task.day]:
+                continue  # a day is committed whole, once all its parts are written
+            day = _merged(written.pop(task.day))
+            self._commit(task.day, day, manifests)
+            new = {item.key for item in day.sources} - read
             read |= new
             result.archives += len(new)
-            result.bytes_in += sum(item.size or 0 for item in task.sources
+            result.bytes_in += sum(item.size or 0 for item in day.sources
                                    if item.key in new)
             result.records += day.records
             result.files += len(day.files)
             result.bytes_out += day.bytes_out
             result.days.append(task.day)
-            self._tell("day", {"day": task.day, "archives": len(task.sources),
+            self._tell("day", {"day": task.day, "archives": len(day.sources),
                                "records": day.records, "files": len(day.files),
                                "bytes_out": day.bytes_out})
         return result
@@ -581,9 +625,10 @@ class Compaction:
                 todo.setdefault(day, []).append(item)
             if days:
                 homes.setdefault(days[0], set()).add(item.key)
-        tasks = [DayTask(day, tuple(items), frozenset(homes.get(day, ())), self.store,
+        tasks = [DayTask(day, part, frozenset(homes.get(day, ())), self.store,
                          self.target_bytes, self.on_damage, self.max_record_size)
-                 for day, items in sorted(todo.items())]
+                 for day, items in sorted(todo.items())
+                 for part in _parts(items, self.target_bytes)]
         return tasks, skipped
 
     def _in_window(self, day: str) -> bool:
@@ -619,19 +664,19 @@ class Compaction:
         for task, future in zip(tasks, futures, strict=True):
             yield task, future.result()
 
-    def _commit(self, task: DayTask, day: DayResult, sources: list[SourceArchive],
+    def _commit(self, name: str, day: DayResult,
                 manifests: dict[str, DayManifest]) -> None:
         """Replace the day's manifest with one that also holds this run's
         files and sources: the moment they count as compacted."""
-        manifest = manifests.get(task.day) or DayManifest(task.day)
+        manifest = manifests.get(name) or DayManifest(name)
         manifest.files.update(day.files)
-        for item in task.sources:
+        for item in day.sources:
             manifest.sources[item.key] = {"size": item.size,
                                            "days": self._days_of[item.key]}
         with self.store.writing(manifest.relative) as temporary, \
                 open(temporary, "wb") as file:
             file.write(manifest.to_json())
-        manifests[task.day] = manifest
+        manifests[name] = manifest
 
 
 def _relative(root: str, name: str) -> str:
@@ -644,6 +689,18 @@ def _relative(root: str, name: str) -> str:
     if os.path.isdir(root):
         return os.path.relpath(name, root).replace(os.sep, "/")
     return os.path.basename(name)
+
+
+def _merged(parts: list[tuple[DayTask, DayResult]]) -> DayResult:
+    """One day's result from its parts'."""
+    merged = DayResult(parts[0][0].day)
+    for _task, part in parts:
+        merged.sources += part.sources
+        merged.files.update(part.files)
+        merged.records += part.records
+        merged.bytes_out += part.bytes_out
+        merged.skipped += part.skipped
+    return merged
 
 
 def _check_apart(src: str, store: LakeStore) -> None:

@@ -163,6 +163,29 @@ def test_a_window_compacts_only_the_days_it_touches_and_the_rest_comes_later(
     assert lake_counts(lake) == expected_counts(source)
 
 
+def test_a_day_larger_than_the_target_is_compacted_in_parts_of_separate_hosts(
+        source: Fleet, tmp_path: Path, capsys: Any) -> None:
+    lake = tmp_path / "lake"
+    # About one host's archives of a day per part.
+    status, _out, err = compact_cli(capsys, source, lake, "--target-mb", "0.004")
+    assert status == 0, err
+    plan = json.loads(err.splitlines()[0])
+    assert plan["event"] == "plan" and plan["days"] == 3 and plan["parts"] > 3
+    assert lake_counts(lake) == expected_counts(source)
+    for day, names in day_files(lake).items():
+        if day == f"dt={UNDATED}":
+            continue
+        assert len(names) > 1
+        hosts = [set(pq.read_table(lake / day / name).column("host").to_pylist())
+                 for name in names]
+        assert all(not a & b for n, a in enumerate(hosts) for b in hosts[n + 1:])
+    # Each day committed once, with every part's files.
+    manifests = sorted((lake / "_shoebox" / "days").glob("2026-*.json"))
+    assert [json.loads(path.read_text())["day"] for path in manifests] == [
+        "2026-11-26", "2026-11-27", "2026-11-28"]
+    assert compact_cli(capsys, source, lake)[1].startswith("compacted 0 archives")
+
+
 def test_compaction_on_a_cluster_into_s3_gives_the_same_lake(
         source: Fleet, s3_server: Any, dask_client: Any, tmp_path: Path) -> None:
     client = s3_server.client()
