@@ -146,13 +146,14 @@ def duckdb_question(glob: str, host: str, since: str, until: str, repeat: int) -
     return statistics.median(times), answer
 
 
-def timed_compaction(src: str, dest: str, endpoint: str, workers: int | None) -> float:
+def timed_compaction(src: str, dest: str, endpoint: str | None, workers: int | None,
+                     target_mb: float) -> float:
     from shoebox.lake import compact
 
     shutil.rmtree(dest, ignore_errors=True)
     if workers is None:
         started = time.perf_counter()
-        compact(src, dest, endpoint_url=endpoint)
+        compact(src, dest, endpoint_url=endpoint, target_mb=target_mb)
         return time.perf_counter() - started
     from distributed import Client, LocalCluster
 
@@ -161,7 +162,7 @@ def timed_compaction(src: str, dest: str, endpoint: str, workers: int | None) ->
         # Warm-up, not timed: each worker imports shoebox and pyarrow.
         client.run(importlib.import_module, "shoebox.lake")
         started = time.perf_counter()
-        compact(src, dest, endpoint_url=endpoint, client=client)
+        compact(src, dest, endpoint_url=endpoint, client=client, target_mb=target_mb)
         return time.perf_counter() - started
 
 
@@ -172,6 +173,9 @@ def main() -> int:
     parser.add_argument("--per-day", type=int, default=24)
     parser.add_argument("--records", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--target-mb", type=float, default=256.0,
+                        help="compaction's file size; below a day's size, days are "
+                             "compacted in parts (more tasks for the workers)")
     args = parser.parse_args()
     import logging
 
@@ -213,9 +217,10 @@ def main() -> int:
                   f"{size / 1e6:8.2f} MB  {seconds:7.2f} s")
 
         src = "s3://fleet/telemetry"
-        in_process = timed_compaction(src, str(work / "lake"), endpoint, None)
-        one = timed_compaction(src, str(work / "lake1"), endpoint, 1)
-        two = timed_compaction(src, str(work / "lake2"), endpoint, 2)
+        target = args.target_mb
+        in_process = timed_compaction(src, str(work / "lake"), endpoint, None, target)
+        one = timed_compaction(src, str(work / "lake1"), endpoint, 1, target)
+        two = timed_compaction(src, str(work / "lake2"), endpoint, 2, target)
         from shoebox.export import export
 
         started = time.perf_counter()
@@ -228,9 +233,10 @@ def main() -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file("fleet", key, str(target))
         local = str(work / "copy" / "telemetry")
-        local_runs = [("in process", timed_compaction(local, str(work / "l0"), None, None)),
-                      ("dask 1 worker", timed_compaction(local, str(work / "l1"), None, 1)),
-                      ("dask 2 workers", timed_compaction(local, str(work / "l2"), None, 2))]
+        local_runs = [
+            ("in process", timed_compaction(local, str(work / "l0"), None, None, target)),
+            ("dask 1 worker", timed_compaction(local, str(work / "l1"), None, 1, target)),
+            ("dask 2 workers", timed_compaction(local, str(work / "l2"), None, 2, target))]
         started = time.perf_counter()
         export(local, work / "export-local")
         local_runs.append(("shoebox export", time.perf_counter() - started))
