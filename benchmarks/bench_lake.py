@@ -229,9 +229,9 @@ def main() -> int:
         # The same from a local copy of the bucket: moto serves every GET
         # from one Python process (this one), which the workers share.
         for key in sizes:
-            target = work / "copy" / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file("fleet", key, str(target))
+            copy = work / "copy" / key
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file("fleet", key, str(copy))
         local = str(work / "copy" / "telemetry")
         local_runs = [
             ("in process", timed_compaction(local, str(work / "l0"), None, None, target)),
