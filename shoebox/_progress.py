@@ -20,10 +20,12 @@ class Progress:
     """
 
     def __init__(self, stream: TextIO, *, files: int, enabled: bool,
-                 clock: Callable[[], float] = time.monotonic, interval: float = 0.2) -> None:
+                 clock: Callable[[], float] = time.monotonic, interval: float = 0.2,
+                 unit: str = "files") -> None:
         self.stream = stream
         self.enabled = enabled
         self._files = files
+        self._unit = unit  # what is counted: "files", "days"
         self._clock = clock
         self._interval = interval
         self._done = 0
@@ -33,6 +35,15 @@ class Progress:
         self._bytes = 0  # archive bytes read in finished files
         self._next_draw = 0.0
         self._shown = False
+
+    @property
+    def total(self) -> int:
+        """How many files (or days…) there are to read, once known."""
+        return self._files
+
+    @total.setter
+    def total(self, count: int) -> None:
+        self._files = count
 
     def start_file(self, name: str, size: int | None) -> None:
         """Reading moves on to archive ``name`` of ``size`` bytes (if known, uncompressed)."""
@@ -67,7 +78,7 @@ class Progress:
         fraction = min(1.0, (self._done + part) / self._files) if self._files else 1.0
         filled = round(fraction * _WIDTH)
         line = (f"[{'#' * filled}{'.' * (_WIDTH - filled)}] "
-                f"{self._done}/{self._files} files, {self._records:,} records, "
+                f"{self._done}/{self._files} {self._unit}, {self._records:,} records, "
                 f"{(self._bytes + offset) / 1e6:,.1f} MB  {self._name}")
         try:
             width = os.get_terminal_size(self.stream.fileno()).columns

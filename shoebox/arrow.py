@@ -43,6 +43,7 @@ from .errors import DamageSkipped, MissingExtra
 from .options import one_of, whole_number
 from .reading import Openable
 from .sources import expand_paths
+from .windows import Moment, TimeWindow, WindowTally
 
 try:
     import pyarrow as pa
@@ -81,6 +82,8 @@ def hive_partitions(name: str) -> dict[str, str | None]:
 
 def archive_records(archive: Openable, *, on_damage: str = "raise",
                     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                    window: TimeWindow | None = None,
+                    tally: WindowTally | None = None,
                     ) -> Iterator[tuple[Metadata, str, int]]:
     """``(metadata, payload, offset)`` of every record of one archive (a
     :class:`~shoebox.sources.Source`, or any :class:`~shoebox.reading.Openable`).
@@ -92,13 +95,19 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
     reported by a :class:`~shoebox.errors.DamageSkipped` warning naming the
     archive and the offset; the records before and after are kept.
     ``max_record_size`` bounds what a length field can make the reader allocate.
+    With a ``window``, only the records inside it (see
+    :class:`~shoebox.windows.TimeWindow`), what it leaves out counted in
+    ``tally``.
     """
     skip = one_of("on_damage", on_damage, ON_DAMAGE) == "skip"
+    tally = WindowTally() if tally is None else tally
     name = archive.name
     reader = None
     try:
         with archive.reader(recover=skip, max_record_size=max_record_size) as reader:
             for metadata, payload in reader:
+                if window is not None and not tally.admits(window, metadata.get("timestamp")):
+                    continue
                 offset = reader.record_offset
                 assert offset is not None  # set by every read
                 yield metadata, payload, offset
@@ -154,9 +163,12 @@ class Layout:
 
     def batches(self, archives: Iterable[Openable], *, on_damage: str = "raise",
                 batch_size: int = DEFAULT_BATCH_SIZE,
-                max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[pa.RecordBatch]:
+                max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                window: TimeWindow | None = None,
+                tally: WindowTally | None = None) -> Iterator[pa.RecordBatch]:
         """Record batches of the ``archives``, read one after another (see
-        :func:`archive_records` for ``on_damage`` and ``max_record_size``). A batch
+        :func:`archive_records` for ``on_damage``, ``max_record_size``,
+        ``window`` and ``tally``). A batch
         holds up to ``batch_size`` records and may span archives; only one
         batch's records are held as Python objects at a time."""
         one_of("on_damage", on_damage, ON_DAMAGE)
@@ -170,22 +182,24 @@ class Layout:
             runs.append((len(payloads), name))
             mark = offset = 0  # where the batch's part of this archive starts; the last record
             for metadata, payload, offset in archive_records(
-                    archive, on_damage=on_damage, max_record_size=max_record_size):
+                    archive, on_damage=on_damage, max_record_size=max_record_size,
+                    window=window, tally=tally):
                 metadatas.append(metadata)
                 payloads.append(payload)
                 offsets.append(offset)
                 if len(payloads) >= batch_size or carried + offset - mark >= BATCH_BYTES:
-                    yield self._batch(metadatas, payloads, offsets, runs)
+                    yield self.make_batch(metadatas, payloads, offsets, runs)
                     metadatas, payloads, offsets = [], [], []
                     runs = [(0, name)]
                     carried, mark = 0, offset
             carried += offset - mark
         if payloads:
-            yield self._batch(metadatas, payloads, offsets, runs)
+            yield self.make_batch(metadatas, payloads, offsets, runs)
 
-    def _batch(self, metadatas: list[Metadata], payloads: list[str], offsets: list[int],
-               runs: list[tuple[int, str]]) -> pa.RecordBatch:
-        """One batch, built column by column from the records' parts."""
+    def make_batch(self, metadatas: list[Metadata], payloads: list[str], offsets: list[int],
+                   runs: list[tuple[int, str]]) -> pa.RecordBatch:
+        """One batch, built column by column from the records' parts; ``runs``
+        gives the ``(first row, archive name)`` of each archive's rows, in order."""
         string = pa.string()
         ends = pa.array(list(accumulate(map(len, metadatas), initial=0)), pa.int32())
         keys = pa.array(list(chain.from_iterable(metadatas)), string)
@@ -252,7 +266,9 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
                columns: Iterable[str] | None = None,
                storage_options: Mapping[str, Any] | None = None,
                on_damage: str = "raise",
-               batch_size: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               since: Moment | None = None,
+               until: Moment | None = None) -> pa.RecordBatchReader:
     """The records of the archives ``source`` names, as a stream of record
     batches in the module's schema, for data larger than memory.
 
@@ -265,26 +281,34 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
     ``"skip"`` (damaged bytes and unreadable archives skipped, each
     reported by a :class:`~shoebox.errors.DamageSkipped` warning).
-    ``batch_size``: records per batch, at most.
+    ``batch_size``: records per batch, at most. ``since``, ``until``: only
+    the records with ``since <= timestamp < until`` (``datetime`` or ISO
+    8601 text, UTC without a zone; see :class:`~shoebox.windows.TimeWindow`),
+    and only the archives that can hold some are read; raises
+    :class:`~shoebox.errors.InvalidOption` (a ``ValueError``) for
+    unreadable text or ``since >= until``.
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
     batch_size = whole_number("batch_size", batch_size, minimum=1)
+    window = TimeWindow.of(since, until)
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options))
+    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options), window=window)
     layout = Layout((item.name for item in sources), columns=columns)
-    batches = layout.batches(sources, on_damage=on_damage, batch_size=batch_size)
+    batches = layout.batches(sources, on_damage=on_damage, batch_size=batch_size,
+                             window=window)
     return pa.RecordBatchReader.from_batches(layout.schema, batches)
 
 
 def to_table(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
              columns: Iterable[str] | None = None,
              storage_options: Mapping[str, Any] | None = None,
-             on_damage: str = "raise") -> pa.Table:
+             on_damage: str = "raise", since: Moment | None = None,
+             until: Moment | None = None) -> pa.Table:
     """The records of the archives ``source`` names as one ``pyarrow.Table``
     in the module's schema (built batch by batch; see :func:`to_batches`
     for the arguments and errors)."""
     return to_batches(source, columns=columns, storage_options=storage_options,
-                      on_damage=on_damage).read_all()
+                      on_damage=on_damage, since=since, until=until).read_all()
 
 
 __all__ = [

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import __version__, jsonl, otlp, recovery, repairing, s3
 from ._progress import Progress
@@ -40,6 +40,7 @@ from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
 from .errors import CorruptRecord, DamageSkipped, NotRegularFile, ShoeboxError
 from .follow import Follower
 from .sources import STDIN, Source, expand
+from .windows import TimeWindow, WindowTally, parse_moment
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -114,6 +115,7 @@ def _cat(args: argparse.Namespace) -> int:
                     _report_damage(archive.reader.damaged, progress)
     finally:
         progress.clear()
+    walk.report_window()
     return EXIT_OK
 
 
@@ -123,6 +125,9 @@ def _follow(args: argparse.Namespace, output: _Output) -> int:
     for path in args.paths:
         if path == STDIN or s3.is_s3_url(path):
             raise _UsageError(f"--follow follows local archives, not {path}")
+    if args.since is not None or args.until is not None:
+        raise _UsageError("--follow prints records as they come: --since/--until "
+                          "read a window of finished archives")
     pause = threading.Event()  # never set: its wait() is a sleep Ctrl-C interrupts
     no_bar = _progress(0, extra_condition=False)
     with Follower(args.paths, recover=args.recover,
@@ -373,6 +378,7 @@ def _stats(args: argparse.Namespace) -> int:
             total.add(summary)
     finally:
         progress.clear()
+    walk.report_window()
     if args.json:
         json.dump({"files": [summary.as_json(args.top_n) for summary in files],
                    "total": total.as_json(args.top_n)}, sys.stdout, ensure_ascii=False)
@@ -466,9 +472,11 @@ def _export(args: argparse.Namespace) -> int:
                             columns=args.columns, storage_options=storage,
                             on_damage="skip" if args.recover else "raise",
                             max_record_size=args.max_record_size)
-        sources = exporter.sources(args.paths)
+        window = _window(args)
+        sources = exporter.sources(args.paths, window=window)
     except (TypeError, ValueError) as error:
         raise _UsageError(str(error)) from None
+    tally = WindowTally()
     layout = exporter.layout(sources)
     progress = _progress(len(sources))
     records = files = bytes_out = 0
@@ -481,7 +489,8 @@ def _export(args: argparse.Namespace) -> int:
 
             with warnings.catch_warnings(record=True) as skipped:
                 warnings.simplefilter("always", DamageSkipped)
-                result = exporter.export_archive(source, layout, tick=tick)
+                result = exporter.export_archive(source, layout, tick=tick, window=window,
+                                                 tally=tally)
             if skipped:
                 progress.clear()
             for warning in skipped:
@@ -501,6 +510,114 @@ def _export(args: argparse.Namespace) -> int:
           f"{records:,} records, "
           f"{bytes_in / 1e6:,.1f} MB in, {bytes_out / 1e6:,.1f} MB out: "
           f"{files} {args.format} files in {exporter.dest}")
+    if window is not None:
+        _error(_window_summary(window, records, tally, exporter.pruned))
+    return EXIT_OK
+
+
+# --- compact ---------------------------------------------------------------
+
+def _compact(args: argparse.Namespace) -> int:
+    from .lake import Compaction  # pyarrow: only this command needs it
+
+    _window(args)  # checked here, for the flags' names in the message
+    client = None
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise _UsageError("--scheduler needs distributed: "
+                              "pip install 'shoebox-archive[dask]'") from None
+        client = Client(args.scheduler)
+    progress = Progress(sys.stderr, files=0, enabled=sys.stderr.isatty(), unit="days")
+    log = _JsonLines(enabled=not progress.enabled)
+    records = archives = total = 0
+
+    def tell(event: str, fields: dict[str, Any]) -> None:
+        # The bar counts days, records and the archives read (an archive
+        # with records of two days is counted with each).
+        nonlocal records, archives, total
+        log.emit(event, fields)
+        if event == "plan":
+            progress.total, total = fields["days"], fields["archives"]
+            progress.start_file(f"0/{total} archives", None)
+        elif event == "day":
+            records += fields["records"]
+            archives = min(total, archives + fields["archives"])
+            progress.finish_file(records, 0)
+            progress.start_file(f"{archives}/{total} archives, day {fields['day']} done",
+                                None)
+
+    try:
+        try:
+            compaction = Compaction(
+                args.src, args.to, since=args.since, until=args.until,
+                target_mb=args.target_mb,
+                endpoint_url=args.endpoint_url,
+                on_damage="skip" if args.recover else "raise", client=client,
+                on_progress=tell, max_record_size=args.max_record_size)
+        except (TypeError, ValueError) as error:
+            raise _UsageError(str(error)) from None
+        with _naming(args.src):
+            result = compaction.run()
+    finally:
+        progress.clear()
+        if client is not None:
+            client.close()
+    for message in result.damaged:
+        _error(message)
+    for removed in result.removed:
+        _error(f"removed {removed}, left by a compaction that did not finish")
+    days = len(result.days)
+    print(f"compacted {result.archives} archive{'' if result.archives == 1 else 's'} "
+          f"({result.skipped} skipped as already done), {result.records:,} records, "
+          f"{result.bytes_in / 1e6:,.1f} MB in, {result.bytes_out / 1e6:,.1f} MB out: "
+          f"{result.files} parquet file{'' if result.files == 1 else 's'} over {days} "
+          f"day{'' if days == 1 else 's'} in {compaction.store.url}")
+    log.emit("summary", {"archives": result.archives, "skipped": result.skipped,
+                         "records": result.records, "files": result.files,
+                         "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
+                         "days": days, "damaged": len(result.damaged)})
+    return EXIT_OK
+
+
+class _JsonLines:
+    """Progress as JSON lines on stderr, in the sidecar's style (``timestamp``,
+    ``level``, ``logger``, ``message``, ``event`` and the event's fields),
+    when no bar can be drawn: for logs and CI."""
+
+    _MESSAGES: ClassVar[dict[str, str]] = {
+        "plan": "planned", "scanned": "archive read for its days", "day": "day compacted",
+        "summary": "compaction done"}
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def emit(self, event: str, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        import datetime
+
+        line = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "level": "INFO", "logger": "shoebox.lake",
+                "message": self._MESSAGES.get(event, event), "event": event, **fields}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+# --- ddl -------------------------------------------------------------------
+
+def _ddl(args: argparse.Namespace) -> int:
+    from .ddl import first_day, table_ddl
+
+    start = None
+    if args.engine == "athena":
+        with _naming(args.lake):
+            start = first_day(args.lake, args.endpoint_url)
+    try:
+        sys.stdout.write(table_ddl(args.lake, engine=args.engine, table=args.table,
+                                   first_day=start))
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
     return EXIT_OK
 
 
@@ -537,15 +654,18 @@ def _sources(args: argparse.Namespace, hint: str = "") -> list[Source]:
     many ``.open`` archives were left out (and ``hint`` what else does)."""
     sources: list[Source] = []
     skipped = 0
+    window = _window(args)
+    args.pruned = 0
     for path in args.paths:  # one at a time, so that an error names its PATH
         try:
             with _naming(path):
                 found = expand([path], endpoint_url=args.endpoint_url,
-                               include_open=args.include_open)
+                               include_open=args.include_open, window=window)
         except ValueError as error:  # an s3:// URL without a bucket
             raise _UsageError(str(error)) from None
         sources += found.sources
         skipped += len(found.skipped_open)
+        args.pruned += found.pruned
     if skipped:
         # Without this, a directory of live archives read as nothing, exit 0
         # (issue 13).
@@ -562,18 +682,24 @@ class _Archive:
     reader: ArchiveReader
     walk: _Walk
     #: Records read from it so far.
+    read: int = 0
+    #: Records it gave (those inside ``--since``/``--until``).
     records: int = 0
 
     def __iter__(self) -> Iterator[Record]:
         reader, progress, before = self.reader, self.walk.progress, self.walk.records
-        count = 0
+        window, tally = self.walk.window, self.walk.tally
+        count = given = 0
         try:
             for count, record in enumerate(reader, 1):
                 if not count & (_TICK - 1):
                     progress.tick(before + count, reader.offset)
+                if window is not None and not tally.admits(window, record[0].get("timestamp")):
+                    continue
+                given += 1
                 yield record
         finally:
-            self.records = count
+            self.read, self.records = count, given
 
 
 class _Walk:
@@ -587,6 +713,16 @@ class _Walk:
         self.recover = args.recover if recover is None else recover
         #: Records read so far in all archives.
         self.records = 0
+        #: ``--since``/``--until``, and what it left out.
+        self.window: TimeWindow | None = getattr(args, "window", None)
+        self.tally = WindowTally()
+        self.given = 0
+
+    def report_window(self) -> None:
+        """Say on stderr what ``--since``/``--until`` left out."""
+        if self.window is not None:
+            _error(_window_summary(self.window, self.given, self.tally,
+                                   getattr(self.args, "pruned", 0)))
 
     @contextmanager
     def open(self, source: Source) -> Iterator[_Archive]:
@@ -598,8 +734,39 @@ class _Walk:
                                      if reader.compression == "none" else None)
             archive = _Archive(source, reader, self)
             yield archive
-            self.records += archive.records
+            self.records += archive.read
+            self.given += archive.records
             self.progress.finish_file(self.records, reader.offset)
+
+
+def _window_summary(window: TimeWindow, given: int, tally: WindowTally, pruned: int) -> str:
+    """The stderr line of a windowed command: what it kept and left out."""
+    return (f"{window.describe()}: {given:,} record{'' if given == 1 else 's'} inside, "
+            f"{tally.outside:,} outside, {tally.untimed:,} without a readable timestamp "
+            f"(outside every window); {pruned:,} archive{'' if pruned == 1 else 's'} "
+            f"left unread (their names show no record inside)")
+
+
+def _moment(text: str) -> str:
+    """A ``--since``/``--until`` value, checked now: ISO 8601 text."""
+    try:
+        parse_moment(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-11-27T14:00:00Z (UTC without a "
+            f"zone), not {text!r}") from None
+    return text
+
+
+def _window(args: argparse.Namespace) -> TimeWindow | None:
+    """The command's ``--since``/``--until`` as a window (``None`` without
+    either); kept on ``args.window``."""
+    try:
+        window = TimeWindow.of(getattr(args, "since", None), getattr(args, "until", None))
+    except ValueError as error:
+        raise _UsageError(f"--{error}") from None
+    args.window = window
+    return window
 
 
 def _progress(files: int, *, extra_condition: bool = True) -> Progress:
@@ -671,24 +838,33 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="BYTES", help="largest record to accept (default: %(default)s)")
     # export reads finished archives only: a live one's file would be
     # exported under a name it loses when it is finished.
-    finished = argparse.ArgumentParser(add_help=False, parents=[size])
+    endpoint = argparse.ArgumentParser(add_help=False)
+    endpoint.add_argument("--endpoint-url", metavar="URL",
+                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
+                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
+    finished = argparse.ArgumentParser(add_help=False, parents=[size, endpoint])
     finished.add_argument("paths", nargs="+", metavar="PATH",
                           help="archive file, directory, glob, - (stdin) or s3://bucket/key "
                                "(that object, else the folder key/; globs allowed); gzip and "
                                "zstd archives are detected by content")
-    finished.add_argument("--endpoint-url", metavar="URL",
-                          help="S3 endpoint, for MinIO, Ceph or a test server (default: "
-                               "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS config)")
     reading = argparse.ArgumentParser(add_help=False, parents=[finished])
     reading.add_argument("--include-open", action="store_true",
                          help="also read the .open archives in directories, globs and S3 "
                               "folders (a live writer's: up to its last whole record)")
+    windowed = argparse.ArgumentParser(add_help=False)
+    windowed.add_argument("--since", type=_moment, metavar="WHEN",
+                          help="only records whose timestamp metadata is at or after WHEN "
+                               "(ISO 8601; UTC without a zone); archives whose names show "
+                               "they hold none are not read")
+    windowed.add_argument("--until", type=_moment, metavar="WHEN",
+                          help="only records whose timestamp is before WHEN; records "
+                               "without a readable timestamp are outside every window")
     recovering = argparse.ArgumentParser(add_help=False)
     recovering.add_argument("--recover", action="store_true",
                             help="skip damaged records (reported on stderr) instead of stopping")
 
     cat = commands.add_parser(
-        "cat", parents=[reading, recovering], help="print records as JSON Lines",
+        "cat", parents=[reading, windowed, recovering], help="print records as JSON Lines",
         description='Print every record as one JSON object per line: {"metadata": {...}, '
                     '"payload": ...}. A payload that is valid JSON is embedded as JSON, '
                     'any other payload as a string.')
@@ -718,7 +894,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(command=_verify)
 
     stats = commands.add_parser(
-        "stats", parents=[reading, recovering], help="summarise archives",
+        "stats", parents=[reading, windowed, recovering], help="summarise archives",
         description="Records, bytes, compression ratio, first and last timestamp, record "
                     "versions and the most frequent metadata values.")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -731,7 +907,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(command=_stats)
 
     export = commands.add_parser(
-        "export", parents=[finished, recovering],
+        "export", parents=[finished, windowed, recovering],
         help="write archives as Hive-partitioned Parquet or JSON Lines",
         description="Write the records of the archives as Parquet (zstd columns) or gzip JSON "
                     "Lines under a directory or an s3:// prefix, Hive-partitioned "
@@ -751,6 +927,40 @@ def _parser() -> argparse.ArgumentParser:
                         help="metadata keys to give columns of their own, beside level, "
                              "logger, timestamp, host and pid")
     export.set_defaults(command=_export)
+
+    compact = commands.add_parser(
+        "compact", parents=[size, endpoint, windowed, recovering],
+        help="compact archives into a few large sorted Parquet files per day",
+        description="Turn the archives under SRC (a directory or s3:// prefix) into a "
+                    "Hive-partitioned Parquet lake under DEST: dt=YYYY-MM-DD by each record's "
+                    "own day, few large zstd files per day sorted by host then time, and a "
+                    "manifest (DEST/_shoebox/days/) of the archives each file holds. "
+                    "Incremental and exactly once: a re-run compacts only what no manifest "
+                    "holds; a run killed at any moment is finished by the next. "
+                    "docs/query.md shows how to query the result.")
+    compact.add_argument("src", metavar="SRC", help="directory or s3://bucket/prefix of "
+                                                    "archives (the sidecar's --dest)")
+    compact.add_argument("--to", required=True, metavar="DEST",
+                         help="directory or s3://bucket/prefix of the lake (not inside SRC)")
+    compact.add_argument("--target-mb", type=float, default=256.0, metavar="MB",
+                         help="size of the files to write; a smaller day is one file "
+                              "(default: %(default)s)")
+    compact.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a Dask scheduler (tcp://host:8786) whose workers compact "
+                              "the days (default: in this process)")
+    compact.set_defaults(command=_compact)
+
+    ddl = commands.add_parser(
+        "ddl", parents=[endpoint], help="print the table definition of a compacted lake",
+        description="Print the SQL that defines a table over a lake written by shoebox "
+                    "compact: a DuckDB view over read_parquet(..., hive_partitioning = true); "
+                    "an Athena table with partition projection on dt (no MSCK REPAIR ever); "
+                    "Trino and Spark tables with the statement that registers the days.")
+    ddl.add_argument("lake", metavar="LAKE", help="the lake: directory or s3://bucket/prefix")
+    ddl.add_argument("--engine", required=True, choices=["duckdb", "athena", "trino", "spark"])
+    ddl.add_argument("--table", required=True, metavar="NAME",
+                     help="the table's name ([catalog.][schema.]name)")
+    ddl.set_defaults(command=_ddl)
 
     recover = commands.add_parser(
         "recover", parents=[size], help="finalize archives left .open by crashed writers",

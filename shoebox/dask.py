@@ -25,6 +25,7 @@ from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .naming import is_open
 from .options import one_of
+from .windows import Moment, TimeWindow, day_of_name
 
 try:
     import dask.bag as db
@@ -60,7 +61,8 @@ class FsspecArchive:
 
 
 def list_archives(urlpath: str | Iterable[str], *,
-                  storage_options: Mapping[str, Any] | None = None) -> list[FsspecArchive]:
+                  storage_options: Mapping[str, Any] | None = None,
+                  window: TimeWindow | None = None) -> list[FsspecArchive]:
     """The archives ``urlpath`` names, each argument's in name order.
 
     Each is a file, a directory or prefix (every file under it), or a glob
@@ -69,6 +71,9 @@ def list_archives(urlpath: str | Iterable[str], *,
     system (for s3fs: ``{"endpoint_url": …}``, ``{"client_kwargs": …}``,
     ``key``/``secret``…). Raises ``FileNotFoundError`` for a path that names
     nothing, except a remote prefix ending in ``/``, which is just empty.
+    With a ``window``, archives whose names show they hold no record inside
+    it are left out, and a directory's ``dt=DAY`` sub-folders outside its
+    days are not listed (as :func:`shoebox.sources.expand` does).
     """
     archives: list[FsspecArchive] = []
     for url in [urlpath] if isinstance(urlpath, str) else list(urlpath):
@@ -80,37 +85,61 @@ def list_archives(urlpath: str | Iterable[str], *,
         elif fs.isfile(root):
             found = [root]
         elif fs.isdir(root):
-            found = [path for path in fs.find(root) if not is_open(path)]
+            found = [path for path in _find(fs, root, window) if not is_open(path)]
         elif url.endswith("/") and not local:
             found = []
         else:
             raise FileNotFoundError(f"no such archive, directory or prefix: {url}")
+        if window is not None:
+            found = [path for path in found if window.may_hold(path)]
         archives += [FsspecArchive(fs, path, path if local else fs.unstrip_protocol(path))
                      for path in sorted(found)]
     return archives
 
 
+def _find(fs: Any, root: str, window: TimeWindow | None) -> list[str]:
+    """Every file under ``root``; with a ``window``, its ``dt=DAY``
+    sub-folders outside the window's days are not listed."""
+    if window is None:
+        return list(fs.find(root))
+    found = []
+    for info in fs.ls(root, detail=True):
+        path = info["name"]
+        if info.get("type") != "directory":
+            found.append(path)
+            continue
+        day = day_of_name(path.rstrip("/") + "/")
+        if day is None or window.lists_day(day):
+            found += fs.find(path)
+    return found
+
+
 def read_archives(urlpath: str | Iterable[str], *,
                   storage_options: Mapping[str, Any] | None = None,
-                  on_damage: str = "raise") -> db.Bag:
+                  on_damage: str = "raise", since: Moment | None = None,
+                  until: Moment | None = None) -> db.Bag:
     """A bag of ``{"metadata": {…}, "payload": "<json text>"}`` records, one
     partition per archive of ``urlpath`` (see :func:`list_archives`).
 
     ``on_damage``: ``"raise"`` (computing fails with the
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
-    ``"skip"`` (see :func:`shoebox.arrow.archive_records`).
+    ``"skip"`` (see :func:`shoebox.arrow.archive_records`). ``since``,
+    ``until``: only the records inside that window, from the archives that
+    can hold some (see :func:`shoebox.arrow.to_batches`).
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
-    archives = list_archives(urlpath, storage_options=storage_options)
+    window = TimeWindow.of(since, until)
+    archives = list_archives(urlpath, storage_options=storage_options, window=window)
     if not archives:
         return db.from_sequence([], npartitions=1)
     return db.from_sequence(archives, npartitions=len(archives)).map_partitions(
-        _records, on_damage=on_damage)
+        _records, on_damage=on_damage, window=window)
 
 
 def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None = None,
                  storage_options: Mapping[str, Any] | None = None,
-                 on_damage: str = "raise") -> dd.DataFrame:
+                 on_damage: str = "raise", since: Moment | None = None,
+                 until: Moment | None = None) -> dd.DataFrame:
     """A dask DataFrame of the records of the archives ``urlpath`` names,
     one partition per archive, with the columns of
     :func:`shoebox.arrow.to_table` as pandas ``ArrowDtype`` columns
@@ -118,25 +147,29 @@ def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None 
     as for :func:`read_archives`; ``columns`` as for ``to_table``.
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
-    archives = list_archives(urlpath, storage_options=storage_options)
+    window = TimeWindow.of(since, until)
+    archives = list_archives(urlpath, storage_options=storage_options, window=window)
     layout = Layout((archive.name for archive in archives), columns=columns)
     meta = _frame(layout.schema.empty_table())
     if not archives:
         return dd.from_pandas(meta, npartitions=1)
     return dd.from_map(_frame_of, archives, meta=meta, label="shoebox-archives",
-                       layout=layout, on_damage=on_damage)
+                       layout=layout, on_damage=on_damage, window=window)
 
 
-def _records(partition: list[FsspecArchive], on_damage: str) -> list[dict[str, Any]]:
-    """A bag partition: the records of its archive."""
+def _records(partition: list[FsspecArchive], on_damage: str,
+             window: TimeWindow | None) -> list[dict[str, Any]]:
+    """A bag partition: the records of its archive (inside ``window``)."""
     return [{"metadata": metadata, "payload": payload}
             for archive in partition
-            for metadata, payload, _offset in archive_records(archive, on_damage=on_damage)]
+            for metadata, payload, _offset in archive_records(archive, on_damage=on_damage,
+                                                              window=window)]
 
 
-def _frame_of(archive: FsspecArchive, layout: Layout, on_damage: str) -> pd.DataFrame:
-    """A DataFrame partition: the records of one archive."""
-    batches = layout.batches([archive], on_damage=on_damage)
+def _frame_of(archive: FsspecArchive, layout: Layout, on_damage: str,
+              window: TimeWindow | None) -> pd.DataFrame:
+    """A DataFrame partition: the records of one archive (inside ``window``)."""
+    batches = layout.batches([archive], on_damage=on_damage, window=window)
     return _frame(pa.Table.from_batches(list(batches), schema=layout.schema))
 
 

@@ -40,7 +40,8 @@ from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
 from .jsonl import render_record
 from .options import one_of, whole_number
-from .sources import STDIN, Source, expand_paths
+from .sources import STDIN, Source, expand
+from .windows import TimeWindow, WindowTally
 
 try:
     import pyarrow as pa
@@ -114,12 +115,19 @@ class Exporter:
         self.endpoint_url = endpoint_url(storage_options)
         self._output = _open_output(os.fspath(dest), self.endpoint_url)
         self.dest = self._output.url
+        #: Archives the last :meth:`sources` left out by their names.
+        self.pruned = 0
 
-    def sources(self, paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
-        """The archives ``paths`` name (see :func:`shoebox.sources.expand_paths`);
-        raises ``ValueError`` when two share a file name, as their exports
-        would, and for standard input, which has none."""
-        sources = expand_paths(paths, endpoint_url=self.endpoint_url)
+    def sources(self, paths: Iterable[str | os.PathLike[str]], *,
+                window: TimeWindow | None = None) -> list[Source]:
+        """The archives ``paths`` name (see :func:`shoebox.sources.expand`;
+        with a ``window``, those that can hold records inside it; how many
+        were left out is :attr:`pruned`); raises ``ValueError`` when two
+        share a file name, as their exports would, and for standard input,
+        which has none."""
+        found = expand(paths, endpoint_url=self.endpoint_url, window=window)
+        self.pruned = found.pruned
+        sources = found.sources
         seen: dict[str, str] = {}
         for source in sources:
             if source.name == STDIN:
@@ -142,8 +150,11 @@ class Exporter:
         return Layout(names, columns=[*self.columns, *missing]) if missing else layout
 
     def export_archive(self, source: Source, layout: Layout, *,
-                       tick: Callable[[int, int], object] | None = None) -> ArchiveExport:
-        """Export one archive's records, in files named after it; ``tick(records,
+                       tick: Callable[[int, int], object] | None = None,
+                       window: TimeWindow | None = None,
+                       tally: WindowTally | None = None) -> ArchiveExport:
+        """Export one archive's records (those inside ``window``, what it
+        leaves out counted in ``tally``), in files named after it; ``tick(records,
         offset)`` is called after each batch. Files are written aside and moved
         into place (or uploaded) only once the whole archive has been read:
         an archive that fails leaves no file of its own half-written."""
@@ -153,7 +164,8 @@ class Exporter:
         with contextlib.ExitStack() as files:
             parts: dict[tuple[str | None, ...], _Part] = {}
             for batch in layout.batches([source], on_damage=self.on_damage,
-                                        max_record_size=self.max_record_size):
+                                        max_record_size=self.max_record_size,
+                                        window=window, tally=tally):
                 for key, rows in _split(batch, self.partition_by):
                     part = parts.get(key)
                     if part is None:

@@ -16,21 +16,24 @@ from typing import IO, Any
 from ._timestamps import utc_datetime
 from .codec import PREAMBLE_SIZE, Incomplete, decode_record
 from .errors import CorruptRecord
+from .windows import Span, span_token
 
 #: Where archives go unless told otherwise: date-partitioned (UTC date of the
 #: archive's start, see :class:`KeyTemplate`), then the host, then the
 #: archive's own name plus the compression suffix.
 DEFAULT_KEY_TEMPLATE = "{prefix}/%Y/%m/%d/{host}/{name}{suffix}"
 #: The layout for query engines: Hive-style ``name=value`` segments for the
-#: day and the host, which Athena, Trino, Spark and DuckDB prune on.
-HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{name}{suffix}"
+#: day and the host, which Athena, Trino, Spark and DuckDB prune on, and the
+#: archive's span (first and last record time) before its name, which
+#: windowed reads prune on from a listing alone (issue 21).
+HIVE_KEY_TEMPLATE = "{prefix}/dt=%Y-%m-%d/host={host}/{span}_{name}{suffix}"
 #: Key templates by name, for ``--key-template hive``.
 KEY_TEMPLATE_PRESETS = {"default": DEFAULT_KEY_TEMPLATE, "hive": HIVE_KEY_TEMPLATE}
 
 # How much of an archive read_start() reads at a time, looking for its first record.
 _KEY_CHUNK = 64 * 1024
 
-_PLACEHOLDERS = ("prefix", "host", "name", "suffix")
+_PLACEHOLDERS = ("prefix", "host", "name", "suffix", "span")
 
 
 class KeyTemplate:
@@ -39,9 +42,11 @@ class KeyTemplate:
     The template (or the name of one of :data:`KEY_TEMPLATE_PRESETS`) holds
     strftime codes, applied in UTC to the time the archive starts, and the
     placeholders ``{prefix}`` (the destination's prefix), ``{host}``,
-    ``{name}`` (the archive's file name) and ``{suffix}`` (the compression
-    suffix, such as ``.gz``). Empty path segments are dropped, so an empty
-    prefix leaves no leading ``/``.
+    ``{name}`` (the archive's file name), ``{suffix}`` (the compression
+    suffix, such as ``.gz``) and ``{span}`` (the first and last record
+    time, ``20261127T235900Z-20261128T010000Z``, or ``untimed``; see
+    :mod:`shoebox.windows`: finding it reads every record's timestamp).
+    Empty path segments are dropped, so an empty prefix leaves no leading ``/``.
 
     The start is the first record's ``timestamp`` metadata where it has
     one, else when the archive's file was created (else, on a file system
@@ -63,14 +68,20 @@ class KeyTemplate:
             raise ValueError(f"key template {template!r} must contain {{name}}, "
                              "or different archives would get the same key")
         self.template = template
+        #: Whether keys carry the archive's span (so shipping reads every
+        #: record's timestamp).
+        self.needs_span = "{span}" in template
         self.render(name="a.events", started=0.0, host="host")
 
     def render(self, *, name: str, started: float, host: str, prefix: str = "",
-               suffix: str = "") -> str:
-        """The key of archive ``name`` that started at ``started`` (epoch seconds)."""
+               suffix: str = "", span: Span | None = None) -> str:
+        """The key of archive ``name`` that started at ``started`` (epoch
+        seconds) and holds records from ``span`` (``None``: none with a
+        readable timestamp)."""
         text = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime(
             self.template)
-        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix}
+        values = {"prefix": prefix, "host": host, "name": name, "suffix": suffix,
+                  "span": span_token(span)}
         text = re.sub(r"\{(\w+)\}", lambda match: values[match.group(1)], text)
         parts = [part for part in text.split("/") if part]
         if not parts or any(part in (".", "..") for part in parts):

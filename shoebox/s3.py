@@ -234,6 +234,20 @@ def list_objects(s3_client: Any, bucket: str, prefix: str = "") -> Iterator[tupl
             yield item["Key"], item["Size"]
 
 
+def list_level(s3_client: Any, bucket: str,
+               prefix: str) -> Iterator[tuple[str, int, bool]]:
+    """One level of the folder ``prefix`` (ending in ``/``, or empty):
+    ``(key, size, False)`` for each object directly in it and ``(folder,
+    0, True)`` for each sub-folder (``prefix/name/``), in key order, page
+    after page (a delimited list_objects_v2: the sub-folders' contents are
+    not listed)."""
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        level = [(item["Key"], item["Size"], False) for item in page.get("Contents", ())]
+        level += [(item["Prefix"], 0, True) for item in page.get("CommonPrefixes", ())]
+        yield from sorted(level)
+
+
 def first_object(s3_client: Any, bucket: str, prefix: str) -> tuple[str, int] | None:
     """``(key, size)`` of the first object whose key starts with ``prefix``
     (the object named ``prefix`` itself, if there is one: it sorts first),

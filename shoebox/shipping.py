@@ -65,6 +65,7 @@ from .keys import (
     read_start,
 )
 from .s3 import S3Options
+from .windows import Span, SpanCollector
 
 #: Compressed copies being staged are named ``.shoebox-XXXXXXXX.partial``.
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".shoebox-", ".partial"
@@ -132,12 +133,13 @@ class Shipper:
         self.tmp_dir = os.fspath(tmp_dir) if tmp_dir is not None else None
         self.max_record_size = max_record_size
 
-    def render_key(self, path: str, started: float) -> str:
+    def render_key(self, path: str, started: float, span: Span | None = None) -> str:
         """The destination key of the archive at ``path`` given when it
-        started (``started``, epoch seconds; see :class:`KeyTemplate`)."""
+        started (``started``, epoch seconds) and the span of its records
+        (``span``; see :class:`KeyTemplate`)."""
         return self.key_template.render(
             name=os.path.basename(path), started=started, host=self.host,
-            prefix=self.destination.prefix, suffix=SUFFIXES[self.compression])
+            prefix=self.destination.prefix, suffix=SUFFIXES[self.compression], span=span)
 
     @property
     def scratch_dir(self) -> str:
@@ -147,11 +149,19 @@ class Shipper:
 
     def find_key(self, path: str) -> str:
         """The key the archive at ``path`` ships under, found as
-        :meth:`prepare` finds it: by reading its first record (only). Raises ``OSError``
-        (:class:`~shoebox.errors.NotRegularFile` for anything but a regular
-        file really at ``path``)."""
+        :meth:`prepare` finds it: by reading its first record (only, unless
+        the template names the ``{span}``, which reads them all). Raises
+        ``OSError`` (:class:`~shoebox.errors.NotRegularFile` for anything but
+        a regular file really at ``path``)."""
         with os.fdopen(open_regular(path), "rb") as source:
-            return self.render_key(path, read_start(source, self.max_record_size))
+            started, span = read_start(source, self.max_record_size), None
+            if self.key_template.needs_span:
+                # The whole archive, as prepare() reads it (the reader closes
+                # the duplicate it is given; the duplicate shares the offset).
+                source.seek(0)
+                span = _span_of(os.fdopen(os.dup(source.fileno()), "rb"), recover=True,
+                                max_record_size=self.max_record_size)
+            return self.render_key(path, started, span)
 
     def abort_incomplete(self, paths: Iterable[str]) -> list[str]:
         """Abort the unfinished copies of the archives at ``paths`` that an
@@ -268,16 +278,18 @@ class Shipper:
         compressed = _HashingWriter(target)
         counter = _RecordCounter(self.max_record_size)
         first = FirstTimestamp(self.max_record_size)
+        span = None
         with open_compressor(cast(IO[bytes], compressed), self.compression,
                              self.level) as sink:
             tee = TeeReader(source, original.update, sink.write, counter.feed, first.feed,
                             name=path)
-            if self.verify:
-                # Decodes every record and checks its checksum; the first
-                # damaged one raises CorruptRecord naming file and offset.
-                for _record in ArchiveReader(cast(IO[bytes], tee),
-                                             max_record_size=self.max_record_size):
-                    pass
+            if self.verify or self.key_template.needs_span:
+                # Decodes every record: with verify, checking its checksum
+                # (the first damaged one raises CorruptRecord naming file and
+                # offset); for the span, reading its timestamp (damage is
+                # skipped there: without verify a damaged archive ships).
+                span = _span_of(cast(IO[bytes], tee), recover=not self.verify,
+                                max_record_size=self.max_record_size)
             tee.drain()
         target.flush()
         records, damaged = counter.finish(), []
@@ -294,12 +306,22 @@ class Shipper:
                 damaged = reader.damaged
         return Prepared(
             source=path, path=temporary,
-            key=self.render_key(path, archive_start(first, source.fileno())),
+            key=self.render_key(path, archive_start(first, source.fileno()), span),
             compression=self.compression, bytes_in=tee.size, bytes_out=compressed.size,
             records=records, sha256=original.hexdigest(),
             compressed_sha256=compressed.digest.digest(),
             format_version=counter.first_version, damaged=damaged,
             identity=(status.st_dev, status.st_ino))
+
+
+def _span_of(stream: IO[bytes], *, recover: bool, max_record_size: int) -> Span | None:
+    """The span of the records of the archive ``stream`` (read to its last
+    record), for ``{span}``; ``None`` when none has a readable timestamp."""
+    spans = SpanCollector()
+    with ArchiveReader(stream, recover=recover, max_record_size=max_record_size) as reader:
+        for metadata, _payload in reader:
+            spans.add(metadata)
+    return spans.span
 
 
 def _remove_stale(directory: str, now: float) -> list[str]:

@@ -16,7 +16,7 @@ import glob
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .naming import is_open
 from .reading import ArchiveStream
+from .windows import TimeWindow, day_of_name
 
 #: The PATH that means standard input.
 STDIN = "-"
@@ -75,17 +76,22 @@ class Expansion:
     #: ``.open`` archives in the directories, globs and S3 folders named,
     #: left out (without ``include_open``), in the order met.
     skipped_open: list[str] = field(default_factory=list)
+    #: Archives left out by a window, judged by their names (their ``dt=``
+    #: day, their span): how many were listed and not read.
+    pruned: int = 0
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
                  endpoint_url: str | None = None,
-                 include_open: bool = False) -> list[Source]:
+                 include_open: bool = False,
+                 window: TimeWindow | None = None) -> list[Source]:
     """The archives that ``paths`` name (see :func:`expand`)."""
-    return expand(paths, endpoint_url=endpoint_url, include_open=include_open).sources
+    return expand(paths, endpoint_url=endpoint_url, include_open=include_open,
+                  window=window).sources
 
 
 def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None = None,
-           include_open: bool = False) -> Expansion:
+           include_open: bool = False, window: TimeWindow | None = None) -> Expansion:
     """The archives that ``paths`` name, each argument's in name order.
 
     Each path is a file (read even if it is a ``.open`` archive: it was
@@ -99,6 +105,13 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
     archives (listed in :attr:`Expansion.skipped_open`) unless
     ``include_open``.
 
+    With a ``window``, archives whose names show they hold no record inside
+    it are left out (counted in :attr:`Expansion.pruned`; see
+    :meth:`~shoebox.windows.TimeWindow.may_hold`), and an S3 folder's or a
+    directory's ``dt=DAY`` sub-folders outside the window's days are not
+    even listed. Reading the rest and keeping the records inside the
+    window gives exactly what reading everything would.
+
     Raises ``FileNotFoundError`` for a path, glob or S3 key that names
     nothing (an empty directory, bucket or S3 folder written with its ``/``
     is just empty), and botocore's errors for failed S3 requests.
@@ -111,11 +124,13 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
             continue
         if s3.is_s3_url(path):
             client = client or s3.client(endpoint_url)
-            listed = _s3_sources(client, path)
+            listed = _s3_sources(client, path, window)
         else:
-            listed = _local_sources(path)
+            listed = _local_sources(path, window)
         for source in listed:
-            if include_open or not is_open(source.name) or source.name == path:
+            if window is not None and not window.may_hold(source.name):
+                found.pruned += 1
+            elif include_open or not is_open(source.name) or source.name == path:
                 found.sources.append(source)
             else:
                 found.skipped_open.append(source.name)
@@ -139,11 +154,14 @@ def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
                          recover=recover, max_record_size=max_record_size)
 
 
-def _local_sources(path: str) -> list[Source]:
-    """The files ``path`` names, ``.open`` ones included."""
+def _local_sources(path: str, window: TimeWindow | None = None) -> list[Source]:
+    """The files ``path`` names, ``.open`` ones included; with a ``window``,
+    ``dt=`` directories outside its days are not walked."""
     if os.path.isdir(path):
         names: list[str] = []
         for top, dirs, files in os.walk(path):
+            if window is not None:
+                dirs[:] = [name for name in dirs if _walks(window, top, name)]
             dirs.sort()
             names.extend(os.path.join(top, name) for name in files)
         return _locals(sorted(names))
@@ -175,7 +193,13 @@ def _local(path: str) -> Source:
     return Source(path, stat.st_size if os.path.isfile(path) else None)
 
 
-def _s3_sources(client: Any, url: str) -> list[Source]:
+def _walks(window: TimeWindow, top: str, name: str) -> bool:
+    """Whether a windowed read goes into directory ``name`` of ``top``."""
+    day = day_of_name(f"{top}/{name}/")
+    return day is None or window.lists_day(day)
+
+
+def _s3_sources(client: Any, url: str, window: TimeWindow | None = None) -> list[Source]:
     bucket, key = s3.parse_s3_url(url)
     magic = _GLOB_CHARS.search(key)
     if magic:
@@ -189,11 +213,27 @@ def _s3_sources(client: Any, url: str) -> list[Source]:
         prefix = key + "/"
     else:
         prefix = key
-    listed = [(name, size) for name, size in s3.list_objects(client, bucket, prefix)
+    objects = (s3.list_objects(client, bucket, prefix) if window is None or magic
+               else _s3_window_objects(client, bucket, prefix, window))
+    listed = [(name, size) for name, size in objects
               if not name.endswith("/") and (not magic or fnmatch.fnmatchcase(name, key))]
     if not listed and prefix != key:
         raise FileNotFoundError(errno.ENOENT, "no such S3 object, folder or match", url)
     return [Source(f"s3://{bucket}/{name}", size, client) for name, size in sorted(listed)]
+
+
+def _s3_window_objects(client: Any, bucket: str, prefix: str,
+                       window: TimeWindow) -> Iterator[tuple[str, int]]:
+    """The objects under folder ``prefix`` a windowed read may need: its
+    ``dt=DAY/`` sub-folders are listed only for the window's days (one
+    listing of the folder's own level finds them), everything else whole."""
+    for name, size, folder in s3.list_level(client, bucket, prefix):
+        if folder:
+            day = day_of_name(name)
+            if day is None or window.lists_day(day):
+                yield from s3.list_objects(client, bucket, name)
+        else:
+            yield name, size
 
 
 __all__ = ["STDIN", "ArchiveStream", "Expansion", "Source", "expand", "expand_paths",

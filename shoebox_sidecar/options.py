@@ -151,11 +151,13 @@ OPTIONS: tuple[Option, ...] = (
            "package", "gzip", choices=tuple(sorted(SUFFIXES))),
     Option("level", "int", "compression level (default: gzip 6, zstd 3)"),
     Option("key_template", "str", "how object keys (or paths under a directory) are built, "
-           "or 'hive' for {prefix}/dt=%%Y-%%m-%%d/host={host}/{name}{suffix}, the layout for "
-           "query engines: strftime codes use the time the archive starts in UTC (its first "
-           "record's timestamp metadata, else when its file was created, so a retry gives the "
-           "same key), plus {prefix} (of the s3:// URL), {host}, {name} (the archive's file "
-           "name) and {suffix} (.gz, .zst or nothing)", DEFAULT_KEY_TEMPLATE),
+           "or 'hive' for {prefix}/dt=%%Y-%%m-%%d/host={host}/{span}_{name}{suffix}, the "
+           "layout for query engines and windowed reads: strftime codes use the time the "
+           "archive starts in UTC (its first record's timestamp metadata, else when its file "
+           "was created, so a retry gives the same key), plus {prefix} (of the s3:// URL), "
+           "{host}, {name} (the archive's file name), {suffix} (.gz, .zst or nothing) and "
+           "{span} (first and last record time, 20261127T101500Z-20261127T103000Z, or "
+           "untimed; reads every record's timestamp)", DEFAULT_KEY_TEMPLATE),
     Option("host", "str", "value of {host} in keys (default: this machine's host name; in a "
            "Kubernetes pod, the pod name)"),
     Option("after_upload", "str", "what to do with an archive once its copy is confirmed: "

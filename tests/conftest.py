@@ -150,3 +150,13 @@ def dask_client() -> Iterator[Any]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def fleet(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A simulated fleet (``_lake_support``) shipped by the real sidecar with
+    ``--key-template hive`` into the bucket ``fleet`` of the session's S3
+    server, built once."""
+    from _lake_support import build_fleet
+
+    return build_fleet(s3_server, tmp_path_factory.mktemp("fleet"))

@@ -37,7 +37,8 @@ LOGGED = {
     "web-2": {"INFO": 25, "ERROR": 9},
     "web-3": {"INFO": 11, "WARNING": 2, "CRITICAL": 1},
 }
-HIVE_KEY = re.compile(r"telemetry/dt=(\d{4}-\d\d-\d\d)/host=(web-\d)/(log_[\w-]+\.events\.gz)")
+HIVE_KEY = re.compile(r"telemetry/dt=(\d{4}-\d\d-\d\d)/host=(web-\d)/"
+                      r"\d{8}T\d{6}Z-\d{8}T\d{6}Z_(log_[\w-]+\.events\.gz)")
 
 
 def expected_counts() -> collections.Counter[tuple[str, str]]:

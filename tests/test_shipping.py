@@ -43,6 +43,7 @@ from shoebox import (
 from shoebox.callbacks import after_upload_callback
 from shoebox.destinations import DirectoryDestination, S3Destination, open_destination
 from shoebox.shipping import KeyTemplate, Shipper
+from shoebox.windows import Span, span_of_name
 
 NOV_27 = datetime.datetime(2026, 11, 27, 13, 5, tzinfo=datetime.timezone.utc).timestamp()
 
@@ -58,10 +59,17 @@ def test_empty_prefix_leaves_no_empty_key_segment() -> None:
     assert key == "2026/11/27/h/a.events"
 
 
-def test_the_hive_preset_partitions_by_day_and_host_for_query_engines() -> None:
+def test_the_hive_preset_partitions_by_day_and_host_and_names_the_span() -> None:
+    span = Span(datetime.datetime(2026, 11, 27, 23, 59, 0, 500_000, datetime.timezone.utc),
+                datetime.datetime(2026, 11, 28, 0, 14, 59, 1, datetime.timezone.utc))
     key = KeyTemplate("hive").render(name="app-1.events", started=NOV_27, host="web-3",
-                                     prefix="logs", suffix=".gz")
-    assert key == "logs/dt=2026-11-27/host=web-3/app-1.events.gz"
+                                     prefix="logs", suffix=".gz", span=span)
+    # The span encloses the records: first rounded down, last up.
+    assert key == "logs/dt=2026-11-27/host=web-3/20261127T235900Z-20261128T001500Z_app-1.events.gz"
+    assert span_of_name(key) == Span(span.first.replace(microsecond=0),
+                                     span.last.replace(second=0, minute=15, microsecond=0))
+    untimed = KeyTemplate("hive").render(name="a.events", started=NOV_27, host="h")
+    assert untimed == "dt=2026-11-27/host=h/untimed_a.events"
 
 
 @pytest.mark.parametrize("template, message", [
@@ -91,8 +99,11 @@ def test_the_key_date_is_the_first_records_day_not_the_last(tmp_path: Any,
     shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h",
                       key_template="hive")
     with shipper.prepare(str(tmp_path / "a.events")) as prepared:
-        assert prepared.key == "dt=2026-11-27/host=h/a.events.gz"
+        # The span: the first record's time rounded down, the last's up.
+        assert prepared.key == ("dt=2026-11-27/host=h/20261127T235959Z-20261128T000001Z_"
+                                "a.events.gz")
         assert prepared.records == 2
+        assert shipper.find_key(str(tmp_path / "a.events")) == prepared.key
 
 
 def birth_day(path: Any) -> str | None:
@@ -123,7 +134,8 @@ def test_without_a_first_timestamp_the_key_date_is_when_the_file_was_created(
     shipper = Shipper(DirectoryDestination(tmp_path / "out"), host="h", key_template="hive",
                       compression="none")
     with shipper.prepare(str(path)) as prepared:
-        assert prepared.key == f"dt={created}/host=h/a.events"
+        # No record with a readable timestamp: the span says so.
+        assert prepared.key == f"dt={created}/host=h/untimed_a.events"
     assert created != "2026-11-27"
 
 

@@ -24,6 +24,7 @@ INTEGRATIONS = {
     "shoebox_logging.structlog": ("structlog", {"structlog"}),
     "shoebox_logging.loguru": ("loguru", {"loguru"}),
     "shoebox_logging.otel": ("otel", {"opentelemetry"}),
+    "shoebox.lake": ("arrow", {"pyarrow"}),
 }
 
 SCRIPT = """
