@@ -40,7 +40,7 @@ from urllib.parse import unquote
 from ._options import one_of, whole_number
 from .archive import DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
-from .errors import DamageSkipped, MissingExtra
+from .errors import DamageSkipped, MissingExtra, NotAnArchive
 from .reading import Openable
 from .sources import expand_paths
 
@@ -90,7 +90,9 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
     unreadable archive its ``OSError``. ``"skip"``: damaged bytes are
     skipped, and so is the rest of an archive that cannot be read, each
     reported by a :class:`~shoebox.errors.DamageSkipped` warning naming the
-    archive and the offset; the records before and after are kept.
+    archive and the offset; the records before and after are kept; a file
+    that is not an archive (:class:`~shoebox.errors.NotAnArchive`) is
+    skipped whole, with a warning saying so.
     ``max_record_size`` bounds what a length field can make the reader allocate.
     """
     skip = one_of("on_damage", on_damage, ON_DAMAGE) == "skip"
@@ -102,6 +104,11 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
                 offset = reader.record_offset
                 assert offset is not None  # set by every read
                 yield metadata, payload, offset
+    except NotAnArchive as error:
+        if not skip:
+            raise
+        warnings.warn(DamageSkipped(f"{name}: skipped the file, {error.reason}"), stacklevel=2)
+        return
     except OSError as error:
         if not skip:
             raise
@@ -252,7 +259,8 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
                columns: Iterable[str] | None = None,
                storage_options: Mapping[str, Any] | None = None,
                on_damage: str = "raise",
-               batch_size: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               include_all: bool = False) -> pa.RecordBatchReader:
     """The records of the archives ``source`` names, as a stream of record
     batches in the module's schema, for data larger than memory.
 
@@ -265,12 +273,16 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
     ``"skip"`` (damaged bytes and unreadable archives skipped, each
     reported by a :class:`~shoebox.errors.DamageSkipped` warning).
-    ``batch_size``: records per batch, at most.
+    ``batch_size``: records per batch, at most. ``include_all``: also read
+    the files of directories, globs and prefixes that are not archives
+    (``.damaged`` originals, the quarantine, hidden files; see
+    :func:`shoebox.sources.expand`).
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
     batch_size = whole_number("batch_size", batch_size, minimum=1)
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options))
+    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options),
+                           include_all=include_all)
     layout = Layout((item.name for item in sources), columns=columns)
     batches = layout.batches(sources, on_damage=on_damage, batch_size=batch_size)
     return pa.RecordBatchReader.from_batches(layout.schema, batches)
@@ -279,12 +291,12 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 def to_table(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
              columns: Iterable[str] | None = None,
              storage_options: Mapping[str, Any] | None = None,
-             on_damage: str = "raise") -> pa.Table:
+             on_damage: str = "raise", include_all: bool = False) -> pa.Table:
     """The records of the archives ``source`` names as one ``pyarrow.Table``
     in the module's schema (built batch by batch; see :func:`to_batches`
     for the arguments and errors)."""
     return to_batches(source, columns=columns, storage_options=storage_options,
-                      on_damage=on_damage).read_all()
+                      on_damage=on_damage, include_all=include_all).read_all()
 
 
 __all__ = [

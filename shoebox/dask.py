@@ -15,7 +15,6 @@ the workers (in their logs).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from ._options import one_of
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
-from .naming import is_open
+from .naming import GLOB_CHARS, is_leftover, is_open
 
 try:
     import dask.bag as db
@@ -38,8 +37,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a child process
                        "pip install 'shoebox-archive[dask]'") from exc
 
 from .arrow import ON_DAMAGE, Layout, archive_records
-
-_GLOB_CHARS = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True)
@@ -60,12 +57,15 @@ class FsspecArchive:
 
 
 def list_archives(urlpath: str | Iterable[str], *,
-                  storage_options: Mapping[str, Any] | None = None) -> list[FsspecArchive]:
+                  storage_options: Mapping[str, Any] | None = None,
+                  include_all: bool = False) -> list[FsspecArchive]:
     """The archives ``urlpath`` names, each argument's in name order.
 
     Each is a file, a directory or prefix (every file under it), or a glob
     (``*``, ``?``, ``[…]``; ``**`` spans directories); directories and globs
-    skip ``.open`` archives. ``storage_options`` go to the fsspec file
+    skip ``.open`` archives and, unless ``include_all``, files that are not
+    archives (``.damaged`` originals, the quarantine, hidden files:
+    :func:`shoebox.naming.is_leftover`). ``storage_options`` go to the fsspec file
     system (for s3fs: ``{"endpoint_url": …}``, ``{"client_kwargs": …}``,
     ``key``/``secret``…). Raises ``FileNotFoundError`` for a path that names
     nothing, except a remote prefix ending in ``/``, which is just empty.
@@ -74,7 +74,7 @@ def list_archives(urlpath: str | Iterable[str], *,
     for url in [urlpath] if isinstance(urlpath, str) else list(urlpath):
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         local = isinstance(fs, LocalFileSystem)
-        if _GLOB_CHARS.search(root):
+        if GLOB_CHARS.search(root):
             found = [path for path, info in fs.glob(root, detail=True).items()
                      if info.get("type") == "file" and not is_open(path)]
         elif fs.isfile(root):
@@ -85,6 +85,8 @@ def list_archives(urlpath: str | Iterable[str], *,
             found = []
         else:
             raise FileNotFoundError(f"no such archive, directory or prefix: {url}")
+        if not include_all:
+            found = [path for path in found if path == root or not is_leftover(path, root)]
         archives += [FsspecArchive(fs, path, path if local else fs.unstrip_protocol(path))
                      for path in sorted(found)]
     return archives
@@ -92,16 +94,18 @@ def list_archives(urlpath: str | Iterable[str], *,
 
 def read_archives(urlpath: str | Iterable[str], *,
                   storage_options: Mapping[str, Any] | None = None,
-                  on_damage: str = "raise") -> db.Bag:
+                  on_damage: str = "raise", include_all: bool = False) -> db.Bag:
     """A bag of ``{"metadata": {…}, "payload": "<json text>"}`` records, one
     partition per archive of ``urlpath`` (see :func:`list_archives`).
 
     ``on_damage``: ``"raise"`` (computing fails with the
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
-    ``"skip"`` (see :func:`shoebox.arrow.archive_records`).
+    ``"skip"`` (see :func:`shoebox.arrow.archive_records`). ``include_all``:
+    see :func:`list_archives`.
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
-    archives = list_archives(urlpath, storage_options=storage_options)
+    archives = list_archives(urlpath, storage_options=storage_options,
+                             include_all=include_all)
     if not archives:
         return db.from_sequence([], npartitions=1)
     return db.from_sequence(archives, npartitions=len(archives)).map_partitions(
@@ -110,7 +114,7 @@ def read_archives(urlpath: str | Iterable[str], *,
 
 def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None = None,
                  storage_options: Mapping[str, Any] | None = None,
-                 on_damage: str = "raise") -> dd.DataFrame:
+                 on_damage: str = "raise", include_all: bool = False) -> dd.DataFrame:
     """A dask DataFrame of the records of the archives ``urlpath`` names,
     one partition per archive, with the columns of
     :func:`shoebox.arrow.to_table` as pandas ``ArrowDtype`` columns
@@ -118,7 +122,8 @@ def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None 
     as for :func:`read_archives`; ``columns`` as for ``to_table``.
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
-    archives = list_archives(urlpath, storage_options=storage_options)
+    archives = list_archives(urlpath, storage_options=storage_options,
+                             include_all=include_all)
     layout = Layout((archive.name for archive in archives), columns=columns)
     meta = _frame(layout.schema.empty_table())
     if not archives:

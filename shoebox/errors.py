@@ -101,6 +101,18 @@ class BadCompressedData(CorruptRecord):
     the offset counts decompressed bytes."""
 
 
+class NotAnArchive(CorruptRecord):
+    """A file read as an archive is not one: it does not start with a record
+    marker (a text file, say), or it is too short to hold a record. Raised
+    also with ``recover=True`` when no record is found in it (issue 18:
+    such a file was reported as damage, and skipping it printed nothing,
+    exit 0). The message names the file, not an offset: the whole file is
+    meant."""
+
+    def _message(self) -> str:
+        return f"{self.filename}: {self.reason}" if self.filename is not None else self.reason
+
+
 class EndOfFile(ShoeboxError, EOFError):
     """An :class:`~shoebox.archive.ArchiveReader` has no more records."""
 

@@ -115,11 +115,12 @@ class Exporter:
         self._output = _open_output(os.fspath(dest), self.endpoint_url)
         self.dest = self._output.url
 
-    def sources(self, paths: Iterable[str | os.PathLike[str]]) -> list[Source]:
-        """The archives ``paths`` name (see :func:`shoebox.sources.expand_paths`);
-        raises ``ValueError`` when two share a file name, as their exports
-        would, and for standard input, which has none."""
-        sources = expand_paths(paths, endpoint_url=self.endpoint_url)
+    def sources(self, paths: Iterable[str | os.PathLike[str]], *,
+                include_all: bool = False) -> list[Source]:
+        """The archives ``paths`` name (see :func:`shoebox.sources.expand_paths`,
+        ``include_all`` too); raises ``ValueError`` when two share a file
+        name, as their exports would, and for standard input, which has none."""
+        sources = expand_paths(paths, endpoint_url=self.endpoint_url, include_all=include_all)
         seen: dict[str, str] = {}
         for source in sources:
             if source.name == STDIN:

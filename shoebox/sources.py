@@ -14,7 +14,6 @@ import errno
 import fnmatch
 import glob
 import os
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,13 +22,12 @@ from typing import Any
 from . import s3
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
-from .naming import is_open
+from .naming import GLOB_CHARS, is_leftover, is_open
 from .reading import ArchiveStream
 
 #: The PATH that means standard input.
 STDIN = "-"
 
-_GLOB_CHARS = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,22 @@ class Expansion:
     #: ``.open`` archives in the directories, globs and S3 folders named,
     #: left out (without ``include_open``), in the order met.
     skipped_open: list[str] = field(default_factory=list)
+    #: Files in them that are not archives (:func:`shoebox.naming.is_leftover`:
+    #: ``.damaged`` originals, quarantined, hidden or temporary files), left
+    #: out (without ``include_all``), in the order met.
+    skipped_leftovers: list[str] = field(default_factory=list)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
                  endpoint_url: str | None = None,
-                 include_open: bool = False) -> list[Source]:
+                 include_open: bool = False, include_all: bool = False) -> list[Source]:
     """The archives that ``paths`` name (see :func:`expand`)."""
-    return expand(paths, endpoint_url=endpoint_url, include_open=include_open).sources
+    return expand(paths, endpoint_url=endpoint_url, include_open=include_open,
+                  include_all=include_all).sources
 
 
 def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None = None,
-           include_open: bool = False) -> Expansion:
+           include_open: bool = False, include_all: bool = False) -> Expansion:
     """The archives that ``paths`` name, each argument's in name order.
 
     Each path is a file (read even if it is a ``.open`` archive: it was
@@ -97,7 +100,10 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
     globs are allowed in the key, and ``prod*`` reads every key that starts
     with ``prod``). Directories, globs and folders leave out ``.open``
     archives (listed in :attr:`Expansion.skipped_open`) unless
-    ``include_open``.
+    ``include_open``, and files that are not archives (repair's
+    ``.damaged`` originals, the ``quarantine`` directory, hidden and
+    temporary files: :func:`shoebox.naming.is_leftover`; listed in
+    :attr:`Expansion.skipped_leftovers`) unless ``include_all``.
 
     Raises ``FileNotFoundError`` for a path, glob or S3 key that names
     nothing (an empty directory, bucket or S3 folder written with its ``/``
@@ -115,7 +121,11 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
         else:
             listed = _local_sources(path)
         for source in listed:
-            if include_open or not is_open(source.name) or source.name == path:
+            if source.name == path:  # named: read whatever it is
+                found.sources.append(source)
+            elif not include_all and is_leftover(source.name, path):
+                found.skipped_leftovers.append(source.name)
+            elif include_open or not is_open(source.name):
                 found.sources.append(source)
             else:
                 found.skipped_open.append(source.name)
@@ -124,7 +134,8 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
 
 def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
                  endpoint_url: str | None = None,
-                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> ArchiveStream:
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 include_all: bool = False) -> ArchiveStream:
     """Read every record of the archives ``path_or_url`` names (see
     :func:`expand_paths`): plain, gzip- or zstd-compressed, local or on S3.
 
@@ -133,14 +144,17 @@ def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
     file being read if you stop early. ``recover`` skips damaged ranges
     instead of raising :class:`~shoebox.errors.CorruptRecord`; they are
     listed in :attr:`ArchiveStream.damaged`. ``endpoint_url`` points S3
-    access at MinIO, Ceph or a test server.
+    access at MinIO, Ceph or a test server. ``include_all`` also reads the
+    files of a directory, glob or prefix that are not archives (see
+    :func:`expand`).
     """
-    return ArchiveStream(expand_paths([path_or_url], endpoint_url=endpoint_url),
+    return ArchiveStream(expand_paths([path_or_url], endpoint_url=endpoint_url,
+                                      include_all=include_all),
                          recover=recover, max_record_size=max_record_size)
 
 
 def _local_sources(path: str) -> list[Source]:
-    """The files ``path`` names, ``.open`` ones included."""
+    """The files ``path`` names, ``.open`` ones and leftovers included."""
     if os.path.isdir(path):
         names: list[str] = []
         for top, dirs, files in os.walk(path):
@@ -149,7 +163,7 @@ def _local_sources(path: str) -> list[Source]:
         return _locals(sorted(names))
     if os.path.exists(path):
         return [_local(path)]
-    if _GLOB_CHARS.search(path):
+    if GLOB_CHARS.search(path):
         matches = _locals(sorted(name for name in glob.glob(path, recursive=True)
                                  if not os.path.isdir(name)))
         if matches:
@@ -177,7 +191,7 @@ def _local(path: str) -> Source:
 
 def _s3_sources(client: Any, url: str) -> list[Source]:
     bucket, key = s3.parse_s3_url(url)
-    magic = _GLOB_CHARS.search(key)
+    magic = GLOB_CHARS.search(key)
     if magic:
         prefix = key[:magic.start()]
     elif key and not key.endswith("/"):
