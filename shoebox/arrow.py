@@ -47,8 +47,7 @@ from .sources import expand_paths
 try:
     import pyarrow as pa
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.arrow needs pyarrow: "
-                       "pip install 'shoebox-archive[arrow]'") from exc
+    raise MissingExtra.needs("shoebox.arrow needs pyarrow", "arrow") from exc
 
 #: Metadata keys promoted to columns of their own by default: the keys
 #: ``shoebox_logging.ShoeboxHandler`` writes into every record.

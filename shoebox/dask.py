@@ -33,8 +33,8 @@ try:
     import pyarrow as pa
     from fsspec.implementations.local import LocalFileSystem
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.dask needs dask, distributed, fsspec and pyarrow: "
-                       "pip install 'shoebox-archive[dask]'") from exc
+    raise MissingExtra.needs("shoebox.dask needs dask, distributed, fsspec and pyarrow",
+                             "dask") from exc
 
 from .arrow import ON_DAMAGE, Layout, archive_records
 

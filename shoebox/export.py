@@ -47,8 +47,7 @@ try:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.export needs pyarrow: "
-                       "pip install 'shoebox-archive[arrow]'") from exc
+    raise MissingExtra.needs("shoebox.export needs pyarrow", "arrow") from exc
 
 #: Output formats, each with the suffix of its files.
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl.gz"}

@@ -124,6 +124,11 @@ def _file_in_the_way(tmp_path: Path) -> Path:
     return tmp_path / "archive"
 
 
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "app").write_text("a file where a parent directory should be")
+    return tmp_path / "app" / "archive"
+
+
 def _under_a_read_only_parent(tmp_path: Path) -> Path:
     (tmp_path / "app").mkdir(mode=0o500)
     return tmp_path / "app" / "archive"
@@ -135,12 +140,14 @@ def _read_only(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("unusable", "reason"), [
-    (_file_in_the_way, "cannot create it (File exists)"),
+    # Issue 18: this said "cannot create it (File exists)".
+    (_file_in_the_way, "archives cannot be written there: it is a file, not a directory"),
+    (_under_a_file, "is a file, not a directory"),
     pytest.param(_under_a_read_only_parent, "cannot create it (Permission denied)",
                  marks=pytest.mark.unprivileged),
     pytest.param(_read_only, "may not create files in it (mode 500",
                  marks=pytest.mark.unprivileged),
-], ids=["a file", "unwritable parent", "unwritable"])
+], ids=["a file", "a file as its parent", "unwritable parent", "unwritable"])
 def test_dictconfig_fails_on_a_directory_the_handler_cannot_use(
         tmp_path: Path, unusable: Callable[[Path], Path], reason: str) -> None:
     directory = unusable(tmp_path)
