@@ -4,15 +4,18 @@ compress, upload, confirm) with retries, then deletes, keeps or moves it."""
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shoebox._files import lock_unheld
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
 from shoebox.errors import CorruptRecord, TransientUploadError, UploadError
+from shoebox.naming import OPEN_SUFFIX, QUARANTINE_DIR
 from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
@@ -36,6 +39,10 @@ DEFAULT_ONCE_TIMEOUT = 240.0
 #: How long an ``.open`` archive no writer holds must have gone unmodified
 #: before ``recover_stale`` finalizes it.
 DEFAULT_STALE_AFTER = 60.0
+# Seconds: an .open archive younger than this is taken for a live writer's
+# without trying its lock (a lock taken just after the writer created it
+# would make it give the file up).
+_FRESH = 1.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
@@ -84,6 +91,9 @@ class Summary:
     #: Archives not shipped (failed, damaged, given up, or not reached before
     #: stopping): still here, or quarantined, by path.
     not_shipped: list[str]
+    #: Archives still being written (``.open``, a live writer's) when
+    #: :meth:`Sidecar.run` stopped: not shipped either.
+    still_open: list[str] = field(default_factory=list)
 
 
 class Sidecar:
@@ -152,7 +162,7 @@ class Sidecar:
         self.after_upload = after_upload if after_upload is not None else DeleteFileCallback()
         self.workers = workers
         self.quarantine = MoveFileCallback(destination_folder=quarantine_dir or os.path.join(
-            self.watch_dir, "quarantine"))
+            self.watch_dir, QUARANTINE_DIR))
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
         self.scan_interval = scan_interval
@@ -169,8 +179,16 @@ class Sidecar:
         self.abandoned_uploads = False
         #: Totals over the archives shipped so far.
         self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
+        # stop() sets _stop_requested: backoff and throttling waits end (an
+        # archive that failed is left for the next run; the last round must
+        # not wait on a destination that is down). _stopping is set once the
+        # last round of shipping is over (run), at once (run_once), or by a
+        # second stop(): from then on no work starts.
+        self._stop_requested = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # .open archives still being written when run() stopped.
+        self._still_open: list[str] = []
         # Archives taken up and not yet shipped and dealt with, by path:
         # "pending" (no outcome yet), "not_shipped" or "not_removed".
         self._unfinished: dict[str, str] = {}
@@ -201,8 +219,8 @@ class Sidecar:
             logger.info("shipping %d archives from %s to %s", found, self.watch_dir,
                         self.shipper.destination.url,
                         extra={"event": "started", "mode": "once", "archives": found})
-            while not self._pool.wait_idle(self._stopping, _SIGNAL_LATENCY):
-                if self._stopping.is_set():
+            while not self._pool.wait_idle(self._stop_requested, _SIGNAL_LATENCY):
+                if self._stop_requested.is_set():
                     break
                 if deadline is not None and self._clock() >= deadline:
                     self._give_up()
@@ -213,8 +231,11 @@ class Sidecar:
         return 1 if summary.not_removed or summary.not_shipped else 0
 
     def run(self) -> int:
-        """Watch and ship until :meth:`stop`; return 0."""
+        """Watch and ship until :meth:`stop`, then ship what closed since (see
+        :meth:`stop`); return 0 when nothing is left behind, 1 when archives
+        are (not shipped, shipped but not removed, or still ``.open``)."""
         self._pool = WorkerPool(self.process, self.workers)
+        deadline: float | None = None
         try:
             # Before any worker can start an upload that it would abort.
             self._abort_incomplete()
@@ -225,7 +246,7 @@ class Sidecar:
                         self.watcher.pattern, self.shipper.destination.url,
                         extra={"event": "started", "mode": "watch", "archives": found})
             next_scan = self._clock() + self.scan_interval
-            while not self._stopping.wait(_SIGNAL_LATENCY):
+            while not self._stop_requested.wait(_SIGNAL_LATENCY):
                 if self._clock() < next_scan:
                     continue
                 next_scan = self._clock() + self.scan_interval
@@ -235,20 +256,118 @@ class Sidecar:
                 except OSError as exc:  # a flaky mount: the next scan tries again
                     logger.error("scanning %s failed: %s", self.watch_dir, exc,
                                  extra={"event": "scan_failed", "error": str(exc)})
+            deadline = time.monotonic() + self.shutdown_timeout
+            self._ship_the_rest(deadline)
         finally:
             self.watcher.stop()
-            self._shutdown()
-        self._summary()
-        return 0
+            self._shutdown(None if deadline is None else deadline - time.monotonic())
+        self._note_left()
+        summary = self._summary()
+        return 1 if summary.not_removed or summary.not_shipped or summary.still_open else 0
 
     def stop(self) -> None:
         """Ask :meth:`run` or :meth:`run_once` to finish. It takes locks, so a
         signal handler must not call it directly (the thread it interrupts
-        may hold one): the command line calls it from another thread."""
-        self._stopping.set()
+        may hold one): the command line calls it from another thread.
+
+        :meth:`run` then ships what closed since its last scan (an
+        application stopping at the same moment closes its last archives
+        now), and waits for the ``.open`` archives being written to be
+        closed and shipped too, all within ``shutdown_timeout`` seconds;
+        what is left then is told by name in the ``finished`` line (issue
+        18: those archives stayed local, and the line said "0 not
+        shipped"). :meth:`run_once` takes no new work. Either way, a
+        second :meth:`stop` abandons waits at once."""
+        if self._stop_requested.is_set():
+            self._stopping.set()
+        self._stop_requested.set()
         pool = self._pool
         if pool is not None:
             pool.wake()
+
+    def _ship_the_rest(self, deadline: float) -> None:
+        """:meth:`run`'s last round, until ``deadline`` (``time.monotonic()``):
+        scan, ship, and go on while writers are closing archives."""
+        pool = self._pool
+        assert pool is not None
+        while not self._stopping.is_set():
+            self._submit_new()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if (pool.wait_idle(self._stopping, min(remaining, _SIGNAL_LATENCY))
+                    and not self._being_written()):
+                # Once more: what a writer renamed since the last look (its
+                # .open is gone, so its archive is listed now).
+                self._submit_new()
+                if pool.wait_idle(self._stopping, 0):
+                    break
+
+    def _submit_new(self) -> None:
+        """Submit the archives here that no attempt has failed for yet (a
+        failed one waits for the next run, not for the deadline)."""
+        try:
+            paths = self.watcher.paths()
+        except OSError as exc:
+            logger.error("scanning %s failed: %s", self.watch_dir, exc,
+                         extra={"event": "scan_failed", "error": str(exc)})
+            return
+        for path in paths:
+            with self._lock:
+                tried = self._unfinished.get(path, "pending") != "pending"
+            if not tried:
+                self._submit(path)
+
+    def _being_written(self) -> list[str]:
+        """The ``.open`` archives here whose writer is alive (it holds the
+        file's lock, or the file is too new to tell): it may still close
+        them. A crashed writer's is not waited for (``--recover-stale``
+        finalizes those)."""
+        pattern = self.watcher.pattern + OPEN_SUFFIX
+        now = time.time()  # st_mtime is wall-clock time
+        found = []
+        try:
+            with os.scandir(self.watch_dir) as entries:
+                for entry in entries:
+                    if not (fnmatch.fnmatchcase(entry.name, pattern)
+                            and entry.is_file(follow_symlinks=False)):
+                        continue
+                    try:
+                        # Never lock a file just made: its writer locks it
+                        # right after creating it, and would give it up
+                        # (see shoebox.recovery.recover).
+                        if now - entry.stat(follow_symlinks=False).st_mtime < _FRESH:
+                            found.append(entry.path)
+                            continue
+                        fd = lock_unheld(entry.path)
+                    except OSError:
+                        continue  # closed meanwhile, or not ours to read
+                    if fd is None:
+                        if os.path.lexists(entry.path):  # else closed meanwhile
+                            found.append(entry.path)
+                    else:
+                        os.close(fd)
+        except OSError:
+            return []
+        return sorted(found)
+
+    def _note_left(self) -> None:
+        """After :meth:`run` stopped: every archive still here unshipped (one
+        that closed after the last scan included) counts as not shipped, and
+        the ``.open`` archives still being written are noted."""
+        try:
+            here = self.watcher.paths()
+        except OSError:
+            here = []
+        for path in here:
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:
+                continue
+            with self._lock:
+                if (path, stat.st_ino, stat.st_mtime_ns) not in self._kept:
+                    self._unfinished.setdefault(path, "not_shipped")
+        self._still_open = self._being_written()
 
     def process(self, path: str) -> ShipResult | None:
         """Ship one archive (the worker's job); return the result, or ``None``
@@ -271,7 +390,7 @@ class Sidecar:
                     self._failed(path, exc)
                     return None
                 self._staging_full(path, exc)
-                if self._stopping.wait(self.backoff.delay(attempt - 1)):
+                if self._stop_requested.wait(self.backoff.delay(attempt - 1)):
                     self._left(path, None)
                     return None
 
@@ -337,11 +456,13 @@ class Sidecar:
                                extra=self._fields(prepared.source, exc, event="retrying",
                                                   attempt=attempt, delay=round(delay, 3),
                                                   throttled=exc.throttled))
-                if self._stopping.wait(delay):
+                if self._stop_requested.wait(delay):
                     self._left(prepared.source, prepared.key)
                     return None
 
     def _left(self, path: str, key: str | None) -> None:
+        with self._lock:  # not tried again in the last round: it failed once already
+            self._unfinished[path] = "not_shipped"
         logger.info("%s left for the next run (stopping)", path,
                     extra={"event": "left", "archive": path, "key": key})
 
@@ -373,7 +494,7 @@ class Sidecar:
                 remaining = self._paused_until - time.monotonic()
             if remaining <= 0:
                 return True
-            if self._stopping.wait(remaining):
+            if self._stop_requested.wait(remaining):
                 return False
 
     def _staging_full(self, path: str, error: OSError) -> None:
@@ -418,7 +539,7 @@ class Sidecar:
             stat = os.stat(path)
             remains = self.after_upload.on_close(path)
         except OSError as exc:
-            self._failed(path, exc, event="after_upload_failed")
+            self._not_removed(path, result, exc)
             return
         with self._lock:
             self._unfinished.pop(path, None)
@@ -440,15 +561,30 @@ class Sidecar:
                      extra=self._fields(path, error, event="quarantined", moved_to=moved))
         self.observer.quarantined(path)
 
+    def _not_removed(self, path: str, result: ShipResult, error: OSError) -> None:
+        """The copy of ``path`` is confirmed, but deleting or moving it failed.
+        Said as such (issue 18: the line said only "[Errno 13] Permission
+        denied: '…events'; the archive stays")."""
+        with self._lock:
+            self._unfinished[path] = "not_removed"
+        hint = ""
+        if isinstance(error, PermissionError):
+            hint = (f"; the sidecar's user may not remove files from "
+                    f"{os.path.dirname(path)}: make that directory writable by its group "
+                    f"(chmod 2770) with the sidecar in the group")
+        logger.error("%s was shipped (copy confirmed at %s) but removing it failed: %s%s; it "
+                     "stays, and the next run finds the copy and only removes it", path,
+                     result.location, error.strerror or error, hint,
+                     extra=self._fields(path, error, event="after_upload_failed",
+                                        destination=result.location))
+
     def _failed(self, path: str, error: Exception, event: str = "failed",
                 exc_info: bool = False) -> None:
         with self._lock:
-            self._unfinished[path] = ("not_removed" if event == "after_upload_failed"
-                                      else "not_shipped")
+            self._unfinished[path] = "not_shipped"
         logger.error("%s: %s; the archive stays", path, error, exc_info=exc_info,
                      extra=self._fields(path, error, event=event))
-        if event == "failed":  # not a confirmed copy that could not be deleted
-            self.observer.failed(path, error)
+        self.observer.failed(path, error)
 
     def _fields(self, path: str, error: BaseException, **fields: object) -> dict[str, object]:
         extra: dict[str, object] = {"archive": path, "error": str(error),
@@ -496,13 +632,32 @@ class Sidecar:
             self._unfinished.pop(path, None)
 
     def _recover(self) -> None:
-        """Finalize stale ``.open`` archives, with ``recover_stale``."""
+        """Finalize stale ``.open`` archives, with ``recover_stale``. One that
+        cannot be finalized counts as not shipped (issue 18: a torn tail the
+        sidecar may not cut was logged, and ``--once`` said "0 not shipped",
+        exit 0), and is logged once, saying what to change."""
         if not self.recover_stale:
             return
-        for path in recover(self.watch_dir, self.watcher.pattern,
-                            min_idle=self.stale_after).finalized:
+        result = recover(self.watch_dir, self.watcher.pattern, min_idle=self.stale_after)
+        for path in result.finalized:
+            with self._lock:
+                self._unfinished.pop(path + OPEN_SUFFIX, None)
             logger.info("finalized stale archive %s", path,
                         extra={"event": "recovered", "archive": path})
+        for path, reason in result.left.items():
+            with self._lock:
+                first = self._unfinished.get(path) != "not_shipped"
+                self._unfinished[path] = "not_shipped"
+            if not first:
+                continue
+            hint = ""
+            if "Permission denied" in reason or "Operation not permitted" in reason:
+                hint = (": make archives writable by the sidecar (the handler's "
+                        "file_mode=0o660, a umask that keeps group write, the sidecar in the "
+                        "writer's group) or run the sidecar as the writer's user")
+            logger.error("%s was left by a crashed writer and cannot be finalized: %s; not "
+                         "shipped%s", path, reason, hint,
+                         extra={"event": "recover_failed", "archive": path, "error": reason})
 
     def _abort_incomplete(self) -> None:
         """Abort the unfinished multipart uploads of the archives waiting here
@@ -534,7 +689,7 @@ class Sidecar:
         return Summary(finished, sorted(path for path, state in states.items()
                                         if state == "not_removed"),
                        sorted(path for path, state in states.items()
-                              if state != "not_removed"))
+                              if state != "not_removed"), list(self._still_open))
 
     def _summary(self) -> Summary:
         summary = self.summary()
@@ -543,23 +698,30 @@ class Sidecar:
         message = "shipped %d archives"
         values: list[object] = [summary.shipped]
         for what, paths in (("shipped but not removed", summary.not_removed),
-                            ("not shipped", summary.not_shipped)):
-            message += f"; %d {what}%s"
-            values += [len(paths), _named(paths)]
+                            ("not shipped", summary.not_shipped),
+                            ("still being written (.open)", summary.still_open)):
+            if paths or what != "still being written (.open)":
+                message += f"; %d {what}%s"
+                values += [len(paths), _named(paths)]
         message += " (%d copies confirmed: %d records, %d -> %d bytes)"
         values += [totals["archives"], totals["records"], totals["bytes_in"],
                    totals["bytes_out"]]
         logger.info(message, *values, extra={
             "event": "finished", **totals, "shipped": summary.shipped,
-            "not_removed": summary.not_removed, "not_shipped": summary.not_shipped})
+            "not_removed": summary.not_removed, "not_shipped": summary.not_shipped,
+            "still_open": summary.still_open})
         return summary
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, timeout: float | None = None) -> None:
+        """Stop the pool: drop what has not started and wait for uploads in
+        progress, up to ``timeout`` (default ``shutdown_timeout``) seconds."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
         self._stopping.set()
-        if not pool.stop(self.shutdown_timeout):
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        if not pool.stop(max(0.0, timeout)):
             self.abandoned_uploads = True
             logger.warning("uploads still running after %.1f s; leaving them (their "
                            "archives stay for the next run)", self.shutdown_timeout,
