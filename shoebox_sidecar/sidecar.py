@@ -43,6 +43,9 @@ DEFAULT_STALE_AFTER = 60.0
 # without trying its lock (a lock taken just after the writer created it
 # would make it give the file up).
 _FRESH = 1.0
+# Seconds the last round of shipping waits, once nothing is left to ship
+# and no archive is open, for a writer that is stopping to open another.
+_QUIET = 1.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
@@ -290,18 +293,31 @@ class Sidecar:
         scan, ship, and go on while writers are closing archives."""
         pool = self._pool
         assert pool is not None
+        quiet_since: float | None = None
         while not self._stopping.is_set():
             self._submit_new()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 break
-            if (pool.wait_idle(self._stopping, min(remaining, _SIGNAL_LATENCY))
-                    and not self._being_written()):
+            if (not pool.wait_idle(self._stopping, min(deadline - now, _SIGNAL_LATENCY))
+                    or self._being_written()):
+                quiet_since = None
+                continue
+            # Nothing to ship, nothing open: done once that has lasted
+            # _QUIET seconds, as a writer that rolls opens its next archive
+            # only with its next record.
+            now = time.monotonic()
+            if quiet_since is None:
+                quiet_since = now
+            if now - quiet_since >= _QUIET:
                 # Once more: what a writer renamed since the last look (its
                 # .open is gone, so its archive is listed now).
                 self._submit_new()
                 if pool.wait_idle(self._stopping, 0):
                     break
+                quiet_since = None
+                continue
+            self._stopping.wait(min(_SIGNAL_LATENCY, deadline - now))
 
     def _submit_new(self) -> None:
         """Submit the archives here that no attempt has failed for yet (a

@@ -46,9 +46,9 @@ def start(sidecar: Sidecar) -> tuple[threading.Thread, list[int]]:
     return thread, codes
 
 
-def test_stop_finishes_the_upload_in_progress_then_ships_the_archives_waiting(
-        tmp_path: Any) -> None:
-    # Before issue 18 stop() started no other upload: the two waiting stayed.
+def stopped_mid_upload(tmp_path: Any, stops: int) -> tuple[Sidecar, GatedDestination, int]:
+    """Three archives waiting, one worker; ``stop()`` called ``stops`` times
+    while the first upload is in progress. Returns the exit code too."""
     write_archives(tmp_path / "watch", 3)
     destination = GatedDestination(str(tmp_path / "dest"))
     sidecar = Sidecar(str(tmp_path / "watch"),
@@ -56,29 +56,26 @@ def test_stop_finishes_the_upload_in_progress_then_ships_the_archives_waiting(
                       scan_interval=3600)
     thread, codes = start(sidecar)
     assert destination.entered.wait(10)
-    sidecar.stop()
+    for _ in range(stops):
+        sidecar.stop()
     destination.gate.set()
     thread.join(20)
-    assert codes == [0]
+    return sidecar, destination, codes[0]
+
+
+def test_stop_finishes_the_upload_in_progress_then_ships_the_archives_waiting(
+        tmp_path: Any) -> None:
+    # Before issue 18 stop() started no other upload: the two waiting stayed.
+    _sidecar, destination, code = stopped_mid_upload(tmp_path, stops=1)
+    assert code == 0
     assert destination.delivered == ["app-000.events.gz", "app-001.events.gz",
                                      "app-002.events.gz"]
     assert archives_in(tmp_path / "watch") == []
 
 
-def test_a_second_stop_abandons_the_archives_waiting_and_says_which(tmp_path: Any,
-                                                                     caplog) -> None:
-    write_archives(tmp_path / "watch", 3)
-    destination = GatedDestination(str(tmp_path / "dest"))
-    sidecar = Sidecar(str(tmp_path / "watch"),
-                      Shipper(destination, key_template="{name}{suffix}"), workers=1,
-                      scan_interval=3600)
-    thread, codes = start(sidecar)
-    assert destination.entered.wait(10)
-    sidecar.stop()
-    sidecar.stop()
-    destination.gate.set()
-    thread.join(20)
-    assert codes == [1]
+def test_a_second_stop_abandons_the_archives_waiting_and_says_which(tmp_path: Any) -> None:
+    sidecar, destination, code = stopped_mid_upload(tmp_path, stops=2)
+    assert code == 1
     assert destination.delivered == ["app-000.events.gz"]
     assert archives_in(tmp_path / "watch") == ["app-001.events", "app-002.events"]
     assert sidecar.summary().not_shipped == [str(tmp_path / "watch" / "app-001.events"),
