@@ -165,12 +165,15 @@ def writable_directory(path: str) -> None:
     in it, creating none: raises :class:`~shoebox.errors.UnusableDirectory`
     naming ``path`` and why when it cannot be created, is no directory, or
     is not writable (permissions, a read-only file system)."""
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise UnusableDirectory(errno.ENOTDIR, "archives cannot be written there: it is not "
-                                "a directory", path)
     try:
         makedirs_durable(path)
     except OSError as exc:
+        blocking = not_a_directory(path) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
+        if blocking is not None:
+            # Not "cannot create it (File exists)" (issue 18).
+            what = "it" if blocking == path else repr(blocking)
+            raise UnusableDirectory(errno.ENOTDIR, f"archives cannot be written there: {what} "
+                                    f"is a file, not a directory", path) from exc
         cause = "it" if exc.filename in (None, path) else repr(exc.filename)
         raise UnusableDirectory(exc.errno or errno.EIO, f"archives cannot be written there: "
                                 f"cannot create {cause} ({exc.strerror})", path) from exc
@@ -184,6 +187,16 @@ def writable_directory(path: str) -> None:
                             f"{os.geteuid()} may not create files in it (mode "
                             f"{stat.S_IMODE(info.st_mode):o}, owner {info.st_uid}, group "
                             f"{info.st_gid})", path)
+
+
+def not_a_directory(path: str) -> str | None:
+    """``path`` or the first of its parents that exists but is no directory, if any."""
+    parts = os.path.abspath(path).split(os.sep)
+    for end in range(2, len(parts) + 1):
+        prefix = os.sep.join(parts[:end])
+        if os.path.lexists(prefix) and not os.path.isdir(prefix):
+            return path if end == len(parts) else prefix
+    return None
 
 
 def rename_no_replace(source: str, target: str) -> None:

@@ -16,6 +16,7 @@ from .codec import (
     CURRENT,
     DEFAULT_MAX_RECORD_SIZE,
     MARKER_BYTES,
+    PREAMBLE_SIZE,
     Buffer,
     Incomplete,
     Metadata,
@@ -30,6 +31,7 @@ from .errors import (
     BadCompressedData,
     CorruptRecord,
     EndOfFile,
+    NotAnArchive,
     TruncatedRecord,
 )
 from .options import one_of, whole_number
@@ -407,6 +409,7 @@ class ArchiveReader:
         self._start = 0
         self._last_base = 0
         self._eof = False
+        self._started = False
 
     @property
     def offset(self) -> int:
@@ -443,7 +446,14 @@ class ArchiveReader:
         return record_version(self._last_buf, self._start)
 
     def read(self) -> Record:
-        """Return the next ``(metadata, payload)``; raise ``EndOfFile`` after the last."""
+        """Return the next ``(metadata, payload)``; raise ``EndOfFile`` after the last.
+
+        Raises :class:`~shoebox.errors.NotAnArchive` (with ``recover`` too)
+        at the first read of a file that is too short to hold a record or,
+        without ``recover``, does not start with a record marker; with
+        ``recover``, when such a file holds no record at all."""
+        if not self._started:
+            return self._read_first()
         while True:
             try:
                 metadata, payload, end = self._decode()
@@ -466,6 +476,34 @@ class ArchiveReader:
                 self._start = self._pos
                 self._pos = end
                 return metadata, payload
+
+    def _read_first(self) -> Record:
+        """:meth:`read` for the first record: a file that does not start with
+        a record marker is not reported as damage at offset 0 but as not an
+        archive (issue 18: ``shoebox cat /etc/passwd`` said "bad
+        begin-of-record marker", and ``--recover`` printed nothing, exit 0)."""
+        self._started = True
+        self._fill(PREAMBLE_SIZE)
+        head = self._buf[:PREAMBLE_SIZE]
+        # An empty file is an archive of no records; a live one may hold
+        # only the start of its first record so far.
+        if head and len(head) < PREAMBLE_SIZE and not self.live:
+            raise NotAnArchive(
+                f"not a shoebox archive: {len(head)} bytes is too short to be one "
+                f"(a record takes at least {PREAMBLE_SIZE})", filename=self.filename, offset=0)
+        foreign = bool(head) and not head.startswith(MARKER_BYTES[:len(head)])
+        if foreign and not self.recover:
+            raise NotAnArchive(
+                f"not a shoebox archive: it starts with {head[:len(MARKER_BYTES)]!r}, "
+                f"not a record marker", filename=self.filename, offset=0)
+        try:
+            return self.read()
+        except EndOfFile:
+            if foreign:  # recover scanned it all and found no record
+                raise NotAnArchive(
+                    f"not a shoebox archive: no record found in its {self.offset} bytes",
+                    filename=self.filename, offset=0) from None
+            raise
 
     def __iter__(self) -> Iterator[Record]:
         # Runs of plain current-version records wholly in the buffer come

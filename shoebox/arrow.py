@@ -39,7 +39,7 @@ from urllib.parse import unquote
 
 from .archive import DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata
-from .errors import DamageSkipped, MissingExtra
+from .errors import DamageSkipped, MissingExtra, NotAnArchive
 from .options import one_of, whole_number
 from .reading import Openable
 from .sources import expand_paths
@@ -48,8 +48,7 @@ from .windows import Moment, TimeWindow, WindowTally
 try:
     import pyarrow as pa
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.arrow needs pyarrow: "
-                       "pip install 'shoebox-archive[arrow]'") from exc
+    raise MissingExtra.needs("shoebox.arrow needs pyarrow", "arrow") from exc
 
 #: Metadata keys promoted to columns of their own by default: the keys
 #: ``shoebox_logging.ShoeboxHandler`` writes into every record.
@@ -93,7 +92,9 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
     unreadable archive its ``OSError``. ``"skip"``: damaged bytes are
     skipped, and so is the rest of an archive that cannot be read, each
     reported by a :class:`~shoebox.errors.DamageSkipped` warning naming the
-    archive and the offset; the records before and after are kept.
+    archive and the offset; the records before and after are kept; a file
+    that is not an archive (:class:`~shoebox.errors.NotAnArchive`) is
+    skipped whole, with a warning saying so.
     ``max_record_size`` bounds what a length field can make the reader allocate.
     With a ``window``, only the records inside it (see
     :class:`~shoebox.windows.TimeWindow`), what it leaves out counted in
@@ -111,6 +112,11 @@ def archive_records(archive: Openable, *, on_damage: str = "raise",
                 offset = reader.record_offset
                 assert offset is not None  # set by every read
                 yield metadata, payload, offset
+    except NotAnArchive as error:
+        if not skip:
+            raise
+        warnings.warn(DamageSkipped(f"{name}: skipped the file, {error.reason}"), stacklevel=2)
+        return
     except OSError as error:
         if not skip:
             raise
@@ -268,7 +274,8 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
                on_damage: str = "raise",
                batch_size: int = DEFAULT_BATCH_SIZE,
                since: Moment | None = None,
-               until: Moment | None = None) -> pa.RecordBatchReader:
+               until: Moment | None = None,
+               include_all: bool = False) -> pa.RecordBatchReader:
     """The records of the archives ``source`` names, as a stream of record
     batches in the module's schema, for data larger than memory.
 
@@ -286,13 +293,17 @@ def to_batches(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     8601 text, UTC without a zone; see :class:`~shoebox.windows.TimeWindow`),
     and only the archives that can hold some are read; raises
     :class:`~shoebox.errors.InvalidOption` (a ``ValueError``) for
-    unreadable text or ``since >= until``.
+    unreadable text or ``since >= until``. ``include_all``: also read
+    the files of directories, globs and prefixes that are not archives
+    (``.damaged`` originals, the quarantine, hidden files; see
+    :func:`shoebox.sources.expand`).
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
     batch_size = whole_number("batch_size", batch_size, minimum=1)
     window = TimeWindow.of(since, until)
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options), window=window)
+    sources = expand_paths(paths, endpoint_url=endpoint_url(storage_options), window=window,
+                           include_all=include_all)
     layout = Layout((item.name for item in sources), columns=columns)
     batches = layout.batches(sources, on_damage=on_damage, batch_size=batch_size,
                              window=window)
@@ -303,12 +314,13 @@ def to_table(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], 
              columns: Iterable[str] | None = None,
              storage_options: Mapping[str, Any] | None = None,
              on_damage: str = "raise", since: Moment | None = None,
-             until: Moment | None = None) -> pa.Table:
+             until: Moment | None = None, include_all: bool = False) -> pa.Table:
     """The records of the archives ``source`` names as one ``pyarrow.Table``
     in the module's schema (built batch by batch; see :func:`to_batches`
     for the arguments and errors)."""
     return to_batches(source, columns=columns, storage_options=storage_options,
-                      on_damage=on_damage, since=since, until=until).read_all()
+                      on_damage=on_damage, since=since, until=until,
+                      include_all=include_all).read_all()
 
 
 __all__ = [

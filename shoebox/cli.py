@@ -37,7 +37,7 @@ from ._progress import Progress
 from ._redact import RedactingFormatter, redact, remember_url
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE, Metadata, Record
-from .errors import CorruptRecord, DamageSkipped, NotRegularFile, ShoeboxError
+from .errors import CorruptRecord, DamageSkipped, NotAnArchive, NotRegularFile, ShoeboxError
 from .follow import Follower
 from .sources import STDIN, Source, expand
 from .windows import TimeWindow, WindowTally, parse_moment
@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as error:
         _error(str(error))
         return EXIT_ERROR
+    except NotAnArchive as error:  # --recover cannot help: no hint
+        _error(str(error))
+        return EXIT_DAMAGED
     except CorruptRecord as error:
         _error(f"{error} (--recover skips damaged records)")
         return EXIT_DAMAGED
@@ -254,6 +257,11 @@ def _verify(args: argparse.Namespace) -> int:
                     for _record in archive:
                         pass
                 summary = _Summary.of_file(archive)
+            except NotAnArchive as error:
+                progress.clear()
+                print(f"{source.name}: {error.reason}")
+                counts["not archives"] += 1
+                continue
             except Exception as error:
                 if not _is_io_error(error):
                     raise
@@ -272,11 +280,13 @@ def _verify(args: argparse.Namespace) -> int:
     finally:
         progress.clear()
     if len(sources) != 1:
+        not_archives = (f", {counts['not archives']} not archives"
+                        if counts["not archives"] else "")
         print(f"{len(sources)} archives: {counts['ok']} ok, {counts['DAMAGED']} damaged, "
-              f"{counts['unreadable']} unreadable")
+              f"{counts['unreadable']} unreadable{not_archives}")
     if counts["unreadable"]:
         return EXIT_ERROR
-    return EXIT_DAMAGED if counts["DAMAGED"] else EXIT_OK
+    return EXIT_DAMAGED if counts["DAMAGED"] or counts["not archives"] else EXIT_OK
 
 
 def _stored(summary: _Summary) -> str:
@@ -473,7 +483,7 @@ def _export(args: argparse.Namespace) -> int:
                             on_damage="skip" if args.recover else "raise",
                             max_record_size=args.max_record_size)
         window = _window(args)
-        sources = exporter.sources(args.paths, window=window)
+        sources = exporter.sources(args.paths, window=window, include_all=args.all_files)
     except (TypeError, ValueError) as error:
         raise _UsageError(str(error)) from None
     tally = WindowTally()
@@ -653,19 +663,26 @@ def _sources(args: argparse.Namespace, hint: str = "") -> list[Source]:
     """The archives the command's PATH arguments name; say on stderr how
     many ``.open`` archives were left out (and ``hint`` what else does)."""
     sources: list[Source] = []
-    skipped = 0
+    skipped = leftovers = 0
     window = _window(args)
     args.pruned = 0
     for path in args.paths:  # one at a time, so that an error names its PATH
         try:
             with _naming(path):
                 found = expand([path], endpoint_url=args.endpoint_url,
-                               include_open=args.include_open, window=window)
+                               include_open=args.include_open, include_all=args.all_files,
+                               window=window)
         except ValueError as error:  # an s3:// URL without a bucket
             raise _UsageError(str(error)) from None
         sources += found.sources
         skipped += len(found.skipped_open)
         args.pruned += found.pruned
+        leftovers += len(found.skipped_leftovers)
+    if leftovers:
+        # Said, so that a file left out on purpose is never a silent surprise.
+        files = "files that are not archives" if leftovers > 1 else "file that is not an archive"
+        _error(f"skipped {leftovers} {files} (.damaged originals, quarantine/, hidden or "
+               f"temporary files): --all-files reads them")
     if skipped:
         # Without this, a directory of live archives read as nothing, exit 0
         # (issue 13).
@@ -847,6 +864,10 @@ def _parser() -> argparse.ArgumentParser:
                           help="archive file, directory, glob, - (stdin) or s3://bucket/key "
                                "(that object, else the folder key/; globs allowed); gzip and "
                                "zstd archives are detected by content")
+    finished.add_argument("--all-files", action="store_true",
+                          help="also read the files in directories, globs and S3 folders "
+                               "that are not archives: repair's .damaged originals, the "
+                               "sidecar's quarantine/ directory, hidden and temporary files")
     reading = argparse.ArgumentParser(add_help=False, parents=[finished])
     reading.add_argument("--include-open", action="store_true",
                          help="also read the .open archives in directories, globs and S3 "

@@ -31,8 +31,8 @@ def _zstandard() -> Any:
     try:
         import zstandard
     except ImportError as exc:
-        raise MissingExtra("zstd compression needs the zstandard package: "
-                           "pip install 'shoebox-archive[zstd]'") from exc
+        raise MissingExtra.needs("zstd compression needs the zstandard package",
+                                 "zstd") from exc
     return zstandard
 
 

@@ -15,7 +15,6 @@ the workers (in their logs).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
 from .errors import MissingExtra
-from .naming import is_open
+from .naming import GLOB_CHARS, is_leftover, is_open
 from .options import one_of
 from .windows import Moment, TimeWindow, day_of_name
 
@@ -35,12 +34,10 @@ try:
     import pyarrow as pa
     from fsspec.implementations.local import LocalFileSystem
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.dask needs dask, distributed, fsspec and pyarrow: "
-                       "pip install 'shoebox-archive[dask]'") from exc
+    raise MissingExtra.needs("shoebox.dask needs dask, distributed, fsspec and pyarrow",
+                             "dask") from exc
 
 from .arrow import ON_DAMAGE, Layout, archive_records
-
-_GLOB_CHARS = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True)
@@ -62,12 +59,15 @@ class FsspecArchive:
 
 def list_archives(urlpath: str | Iterable[str], *,
                   storage_options: Mapping[str, Any] | None = None,
-                  window: TimeWindow | None = None) -> list[FsspecArchive]:
+                  window: TimeWindow | None = None,
+                  include_all: bool = False) -> list[FsspecArchive]:
     """The archives ``urlpath`` names, each argument's in name order.
 
     Each is a file, a directory or prefix (every file under it), or a glob
     (``*``, ``?``, ``[…]``; ``**`` spans directories); directories and globs
-    skip ``.open`` archives. ``storage_options`` go to the fsspec file
+    skip ``.open`` archives and, unless ``include_all``, files that are not
+    archives (``.damaged`` originals, the quarantine, hidden files:
+    :func:`shoebox.naming.is_leftover`). ``storage_options`` go to the fsspec file
     system (for s3fs: ``{"endpoint_url": …}``, ``{"client_kwargs": …}``,
     ``key``/``secret``…). Raises ``FileNotFoundError`` for a path that names
     nothing, except a remote prefix ending in ``/``, which is just empty.
@@ -79,7 +79,7 @@ def list_archives(urlpath: str | Iterable[str], *,
     for url in [urlpath] if isinstance(urlpath, str) else list(urlpath):
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         local = isinstance(fs, LocalFileSystem)
-        if _GLOB_CHARS.search(root):
+        if GLOB_CHARS.search(root):
             found = [path for path, info in fs.glob(root, detail=True).items()
                      if info.get("type") == "file" and not is_open(path)]
         elif fs.isfile(root):
@@ -90,6 +90,8 @@ def list_archives(urlpath: str | Iterable[str], *,
             found = []
         else:
             raise FileNotFoundError(f"no such archive, directory or prefix: {url}")
+        if not include_all:
+            found = [path for path in found if path == root or not is_leftover(path, root)]
         if window is not None:
             found = [path for path in found if window.may_hold(path)]
         archives += [FsspecArchive(fs, path, path if local else fs.unstrip_protocol(path))
@@ -117,7 +119,7 @@ def _find(fs: Any, root: str, window: TimeWindow | None) -> list[str]:
 def read_archives(urlpath: str | Iterable[str], *,
                   storage_options: Mapping[str, Any] | None = None,
                   on_damage: str = "raise", since: Moment | None = None,
-                  until: Moment | None = None) -> db.Bag:
+                  until: Moment | None = None, include_all: bool = False) -> db.Bag:
     """A bag of ``{"metadata": {…}, "payload": "<json text>"}`` records, one
     partition per archive of ``urlpath`` (see :func:`list_archives`).
 
@@ -125,11 +127,13 @@ def read_archives(urlpath: str | Iterable[str], *,
     :class:`~shoebox.errors.CorruptRecord` naming file and offset) or
     ``"skip"`` (see :func:`shoebox.arrow.archive_records`). ``since``,
     ``until``: only the records inside that window, from the archives that
-    can hold some (see :func:`shoebox.arrow.to_batches`).
+    can hold some (see :func:`shoebox.arrow.to_batches`). ``include_all``:
+    see :func:`list_archives`.
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
     window = TimeWindow.of(since, until)
-    archives = list_archives(urlpath, storage_options=storage_options, window=window)
+    archives = list_archives(urlpath, storage_options=storage_options, window=window,
+                             include_all=include_all)
     if not archives:
         return db.from_sequence([], npartitions=1)
     return db.from_sequence(archives, npartitions=len(archives)).map_partitions(
@@ -139,7 +143,7 @@ def read_archives(urlpath: str | Iterable[str], *,
 def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None = None,
                  storage_options: Mapping[str, Any] | None = None,
                  on_damage: str = "raise", since: Moment | None = None,
-                 until: Moment | None = None) -> dd.DataFrame:
+                 until: Moment | None = None, include_all: bool = False) -> dd.DataFrame:
     """A dask DataFrame of the records of the archives ``urlpath`` names,
     one partition per archive, with the columns of
     :func:`shoebox.arrow.to_table` as pandas ``ArrowDtype`` columns
@@ -148,7 +152,8 @@ def to_dataframe(urlpath: str | Iterable[str], *, columns: Iterable[str] | None 
     """
     one_of("on_damage", on_damage, ON_DAMAGE)
     window = TimeWindow.of(since, until)
-    archives = list_archives(urlpath, storage_options=storage_options, window=window)
+    archives = list_archives(urlpath, storage_options=storage_options, window=window,
+                             include_all=include_all)
     layout = Layout((archive.name for archive in archives), columns=columns)
     meta = _frame(layout.schema.empty_table())
     if not archives:

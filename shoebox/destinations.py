@@ -28,7 +28,7 @@ from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from . import s3
-from ._files import fsync_directory, makedirs_durable, move_no_replace
+from ._files import fsync_directory, makedirs_durable, move_no_replace, not_a_directory
 from .archive import DamagedRange
 from .errors import PASSING_ERRNOS, PermanentUploadError, TransientUploadError, UploadError
 
@@ -141,6 +141,11 @@ class DirectoryDestination(Destination):
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".shoebox-check-"):
                 pass
         except OSError as exc:
+            blocking = not_a_directory(self.root)
+            if blocking is not None:  # not "[Errno 17] File exists" (issue 18)
+                raise PermanentUploadError(
+                    f"{self.root}: cannot write into the destination directory: "
+                    f"{blocking} is a file, not a directory", destination=self.url) from exc
             raise self._error(exc, None, "cannot write into the destination directory") from exc
 
     def scratch_dir(self) -> str:
@@ -263,6 +268,16 @@ class S3Destination(Destination):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except self._boto_errors as exc:
+            if s3.http_status(exc) == 403 and s3.error_code(exc) in ("", "403"):
+                # The answer to a HEAD has no body, so no reason (botocore
+                # makes its code "403"): ask once more with a GET, whose
+                # answer names it (issue 18: wrong credentials were
+                # reported as "access denied to bucket").
+                try:
+                    self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+                except self._boto_errors as detailed:
+                    if s3.error_code(detailed) not in ("", "403"):
+                        exc = detailed
             raise self._error(exc, None, "checking the bucket failed") from None
 
     def locate(self, key: str) -> str:

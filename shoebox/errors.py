@@ -118,6 +118,18 @@ class BadCompressedData(CorruptRecord):
     the offset counts decompressed bytes."""
 
 
+class NotAnArchive(CorruptRecord):
+    """A file read as an archive is not one: it does not start with a record
+    marker (a text file, say), or it is too short to hold a record. Raised
+    also with ``recover=True`` when no record is found in it (issue 18:
+    such a file was reported as damage, and skipping it printed nothing,
+    exit 0). The message names the file, not an offset: the whole file is
+    meant."""
+
+    def _message(self) -> str:
+        return f"{self.filename}: {self.reason}" if self.filename is not None else self.reason
+
+
 class EndOfFile(ShoeboxError, EOFError):
     """An :class:`~shoebox.archive.ArchiveReader` has no more records."""
 
@@ -132,7 +144,26 @@ class PluginNotFound(ShoeboxError, ImportError):
 
 class MissingExtra(ShoeboxError, ImportError):
     """A feature needs a package from an extra that is not installed; the
-    message names the extra (``pip install 'shoebox-archive[s3]'``)."""
+    message says how to install the extra (:func:`install_hint`)."""
+
+    @classmethod
+    def needs(cls, what: str, extra: str) -> MissingExtra:
+        """``what`` needs the extra ``extra``: the error, with the install hint."""
+        return cls(f"{what}: {install_hint(extra)}")
+
+
+#: Whether the distribution can be installed by name from PyPI. Until it
+#: is, install hints name the checkout install: the name alone gave
+#: "No matching distribution found" (issue 18).
+PUBLISHED = False
+
+
+def install_hint(extra: str) -> str:
+    """How to install the extra ``extra`` (``"s3"``, ``"metrics"``…)."""
+    if PUBLISHED:
+        return f"pip install 'shoebox-archive[{extra}]'"
+    return (f"pip install '.[{extra}]' in a shoebox checkout (shoebox-archive is not on "
+            f"PyPI yet)")
 
 
 class InvalidOption(ShoeboxError, ValueError):

@@ -48,8 +48,7 @@ try:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 except ImportError as exc:  # pragma: no cover - exercised in a child process
-    raise MissingExtra("shoebox.export needs pyarrow: "
-                       "pip install 'shoebox-archive[arrow]'") from exc
+    raise MissingExtra.needs("shoebox.export needs pyarrow", "arrow") from exc
 
 #: Output formats, each with the suffix of its files.
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl.gz"}
@@ -119,13 +118,15 @@ class Exporter:
         self.pruned = 0
 
     def sources(self, paths: Iterable[str | os.PathLike[str]], *,
-                window: TimeWindow | None = None) -> list[Source]:
-        """The archives ``paths`` name (see :func:`shoebox.sources.expand`;
-        with a ``window``, those that can hold records inside it; how many
-        were left out is :attr:`pruned`); raises ``ValueError`` when two
-        share a file name, as their exports would, and for standard input,
-        which has none."""
-        found = expand(paths, endpoint_url=self.endpoint_url, window=window)
+                window: TimeWindow | None = None,
+                include_all: bool = False) -> list[Source]:
+        """The archives ``paths`` name (see :func:`shoebox.sources.expand`,
+        ``include_all`` too; with a ``window``, those that can hold records
+        inside it; how many were left out is :attr:`pruned`); raises
+        ``ValueError`` when two share a file name, as their exports would,
+        and for standard input, which has none."""
+        found = expand(paths, endpoint_url=self.endpoint_url, window=window,
+                       include_all=include_all)
         self.pruned = found.pruned
         sources = found.sources
         seen: dict[str, str] = {}

@@ -18,13 +18,61 @@ from collections.abc import Iterator
 
 from ._files import fsync_directory, rename_no_replace
 
+#: The characters that make a path a glob.
+GLOB_CHARS = re.compile(r"[*?[]")
+
 #: Suffix of an archive that is still being written.
 OPEN_SUFFIX = ".open"
+#: Added to an archive's name when :func:`shoebox.repair` keeps the damaged original.
+DAMAGED_SUFFIX = ".damaged"
+#: The directory the sidecar moves damaged archives into, by default
+#: (``WATCH_DIR/quarantine``).
+QUARANTINE_DIR = "quarantine"
 
 
 def is_open(name: str) -> bool:
     """Whether ``name`` is an archive still being written (``….open``)."""
     return name.endswith(OPEN_SUFFIX)
+
+
+def is_leftover(path: str, named: str) -> bool:
+    """Whether a file found by reading a directory, a glob or an S3 prefix
+    is not an archive but something left beside the archives, which
+    readers leave out unless told to read every file (issue 18: after
+    ``shoebox repair``, reading the directory read the damaged original
+    too, and duplicated every record it kept):
+
+    - a ``.damaged`` original that :func:`shoebox.repair` kept (or a
+      variant of that name, ``a_1.damaged``);
+    - anything inside a ``quarantine`` directory (where the sidecar's
+      ``--verify`` moves damaged archives by default);
+    - a hidden file, or anything in a hidden directory: the temporaries of
+      repair (``.NAME.*.repair``), shipping and export (``.shoebox-*``).
+
+    ``path`` is the file found (a path or URL) and ``named`` what was named
+    to find it: the directory, S3 prefix or glob, which ``path`` starts
+    with; only the part of ``path`` below it counts. A glob that itself
+    names such files (``d/*.damaged``, ``d/quarantine/*``, ``d/.*``) asks
+    for them: its matches are not left out. ``.open`` archives are another
+    matter (:func:`is_open`).
+    """
+    root = named
+    magic = GLOB_CHARS.search(named)
+    if magic:
+        # Relative to the glob's fixed folder: d/a* matches are below d/.
+        root = named[:named.rfind("/", 0, magic.start()) + 1]
+        if _names_leftovers(named[len(root):]):
+            return False
+    return _names_leftovers(path[len(root):])
+
+
+def _names_leftovers(relative: str) -> bool:
+    parts = [part for part in relative.replace(os.sep, "/").split("/")
+             if part not in ("", ".", "..")]
+    if not parts:
+        return False
+    return (any(part.startswith(".") for part in parts) or QUARANTINE_DIR in parts[:-1]
+            or parts[-1].endswith(DAMAGED_SUFFIX))
 
 
 def _safe(text: str) -> str:
@@ -102,9 +150,13 @@ def finalize(open_path: str) -> str:
 
 
 __all__ = [
+    "DAMAGED_SUFFIX",
+    "GLOB_CHARS",
     "OPEN_SUFFIX",
+    "QUARANTINE_DIR",
     "candidates",
     "finalize",
+    "is_leftover",
     "is_open",
     "name_pattern",
     "rename_unique",

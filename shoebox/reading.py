@@ -15,7 +15,7 @@ from .archive import ArchiveReader, DamagedRange
 from .callbacks import ArchiveCallback
 from .codec import DEFAULT_MAX_RECORD_SIZE, Record
 from .errors import ArchiveClosed, NoMoreFiles
-from .naming import is_open
+from .naming import is_leftover, is_open
 
 
 class Openable(Protocol):
@@ -124,7 +124,11 @@ __all__ = ["Archive", "ArchiveStream", "Openable", "ReadingRollManager"]
 
 class ReadingRollManager(ArchiveStream):
     """Reads every archive in ``directory`` matching the wildcard
-    ``filename_template``, in name order, skipping ``.open`` files.
+    ``filename_template``, in name order, skipping ``.open`` files and,
+    unless ``include_all``, files that are not archives (``.damaged``
+    originals, the quarantine, hidden files:
+    :func:`shoebox.naming.is_leftover`; a template that names them, such
+    as ``*.damaged``, reads them).
     Archives stored gzip- or zstd-compressed are read too, detected by
     content (see :class:`~shoebox.archive.ArchiveReader`).
 
@@ -139,12 +143,17 @@ class ReadingRollManager(ArchiveStream):
     def __init__(self, filename_template: str, directory: str | os.PathLike[str] = ".", *,
                  archive_callback: ArchiveCallback | plugins.Spec | None = None,
                  recover: bool = False,
-                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 include_all: bool = False) -> None:
         pattern = os.path.join(glob.escape(os.fspath(directory)), filename_template)
         self.archive_callback: ArchiveCallback = (
             plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
             if archive_callback is not None else ArchiveCallback())
-        super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)),
+        # Directories too are left out: "*" matched the sidecar's quarantine/.
+        super().__init__(sorted(name for name in glob.glob(pattern) if not is_open(name)
+                                and (include_all or not is_leftover(
+                                    name, os.path.join(directory, filename_template)))
+                                and not os.path.isdir(name)),
                          recover=recover, max_record_size=max_record_size,
                          on_open=self.archive_callback.on_open,
                          on_close=self.archive_callback.on_close)

@@ -14,10 +14,7 @@ from . import compression
 from ._files import check_entry, fsync_directory, open_regular
 from .archive import ArchiveReader, DamagedRange
 from .codec import DEFAULT_MAX_RECORD_SIZE
-from .naming import OPEN_SUFFIX, is_open, rename_unique
-
-#: Added to an archive's name when :func:`repair` keeps the original.
-DAMAGED_SUFFIX = ".damaged"
+from .naming import DAMAGED_SUFFIX, OPEN_SUFFIX, is_open, rename_unique
 
 
 @dataclass

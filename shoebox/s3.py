@@ -221,7 +221,7 @@ def boto3() -> Any:
     try:
         import boto3
     except ImportError as exc:
-        raise MissingExtra("S3 access needs boto3: pip install 'shoebox-archive[s3]'") from exc
+        raise MissingExtra.needs("S3 access needs boto3", "s3") from exc
     return boto3
 
 
@@ -325,6 +325,12 @@ def http_status(exc: BaseException) -> int | None:
     return int(status) if status is not None else None
 
 
+#: Error codes that mean the credentials themselves are wrong (an unknown
+#: access key, a bad secret, an expired session), not the bucket's policy.
+CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                              "InvalidToken", "TokenRefreshRequired"})
+
+
 def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> str:
     """Why a request to ``bucket`` failed, naming the bucket when it is the
     trouble (it does not exist, access is denied), else botocore's message
@@ -336,6 +342,8 @@ def reason(exc: BaseException, bucket: str, *, about_bucket: bool = False) -> st
     status = http_status(exc)
     if code == "NoSuchBucket" or (about_bucket and status == 404):
         return f"bucket {bucket!r} does not exist ({code or status})"
+    if code in CREDENTIAL_CODES:
+        return f"the credentials were refused ({code}), not just access to bucket {bucket!r}"
     if code in ("AccessDenied", "AllAccessDisabled") or status == 403:
         return f"access denied to bucket {bucket!r} ({code or status})"
     return redact(str(boto_cause(exc)))

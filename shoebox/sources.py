@@ -14,7 +14,6 @@ import errno
 import fnmatch
 import glob
 import os
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,14 +22,13 @@ from typing import Any
 from . import s3
 from .archive import ArchiveReader
 from .codec import DEFAULT_MAX_RECORD_SIZE
-from .naming import is_open
+from .naming import GLOB_CHARS, is_leftover, is_open
 from .reading import ArchiveStream
 from .windows import TimeWindow, day_of_name
 
 #: The PATH that means standard input.
 STDIN = "-"
 
-_GLOB_CHARS = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True)
@@ -79,19 +77,24 @@ class Expansion:
     #: Archives left out by a window, judged by their names (their ``dt=``
     #: day, their span): how many were listed and not read.
     pruned: int = 0
+    #: Files in them that are not archives (:func:`shoebox.naming.is_leftover`:
+    #: ``.damaged`` originals, quarantined, hidden or temporary files), left
+    #: out (without ``include_all``), in the order met.
+    skipped_leftovers: list[str] = field(default_factory=list)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]], *,
                  endpoint_url: str | None = None,
-                 include_open: bool = False,
+                 include_open: bool = False, include_all: bool = False,
                  window: TimeWindow | None = None) -> list[Source]:
     """The archives that ``paths`` name (see :func:`expand`)."""
     return expand(paths, endpoint_url=endpoint_url, include_open=include_open,
-                  window=window).sources
+                  include_all=include_all, window=window).sources
 
 
 def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None = None,
-           include_open: bool = False, window: TimeWindow | None = None) -> Expansion:
+           include_open: bool = False, include_all: bool = False,
+           window: TimeWindow | None = None) -> Expansion:
     """The archives that ``paths`` name, each argument's in name order.
 
     Each path is a file (read even if it is a ``.open`` archive: it was
@@ -103,7 +106,10 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
     globs are allowed in the key, and ``prod*`` reads every key that starts
     with ``prod``). Directories, globs and folders leave out ``.open``
     archives (listed in :attr:`Expansion.skipped_open`) unless
-    ``include_open``.
+    ``include_open``, and files that are not archives (repair's
+    ``.damaged`` originals, the ``quarantine`` directory, hidden and
+    temporary files: :func:`shoebox.naming.is_leftover`; listed in
+    :attr:`Expansion.skipped_leftovers`) unless ``include_all``.
 
     With a ``window``, archives whose names show they hold no record inside
     it are left out (counted in :attr:`Expansion.pruned`; see
@@ -128,9 +134,13 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
         else:
             listed = _local_sources(path, window)
         for source in listed:
-            if window is not None and not window.may_hold(source.name):
+            if source.name == path:  # named: read whatever it is
+                found.sources.append(source)
+            elif not include_all and is_leftover(source.name, path):
+                found.skipped_leftovers.append(source.name)
+            elif window is not None and not window.may_hold(source.name):
                 found.pruned += 1
-            elif include_open or not is_open(source.name) or source.name == path:
+            elif include_open or not is_open(source.name):
                 found.sources.append(source)
             else:
                 found.skipped_open.append(source.name)
@@ -139,7 +149,8 @@ def expand(paths: Iterable[str | os.PathLike[str]], *, endpoint_url: str | None 
 
 def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
                  endpoint_url: str | None = None,
-                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> ArchiveStream:
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                 include_all: bool = False) -> ArchiveStream:
     """Read every record of the archives ``path_or_url`` names (see
     :func:`expand_paths`): plain, gzip- or zstd-compressed, local or on S3.
 
@@ -148,15 +159,18 @@ def open_archive(path_or_url: str | os.PathLike[str], *, recover: bool = False,
     file being read if you stop early. ``recover`` skips damaged ranges
     instead of raising :class:`~shoebox.errors.CorruptRecord`; they are
     listed in :attr:`ArchiveStream.damaged`. ``endpoint_url`` points S3
-    access at MinIO, Ceph or a test server.
+    access at MinIO, Ceph or a test server. ``include_all`` also reads the
+    files of a directory, glob or prefix that are not archives (see
+    :func:`expand`).
     """
-    return ArchiveStream(expand_paths([path_or_url], endpoint_url=endpoint_url),
+    return ArchiveStream(expand_paths([path_or_url], endpoint_url=endpoint_url,
+                                      include_all=include_all),
                          recover=recover, max_record_size=max_record_size)
 
 
 def _local_sources(path: str, window: TimeWindow | None = None) -> list[Source]:
-    """The files ``path`` names, ``.open`` ones included; with a ``window``,
-    ``dt=`` directories outside its days are not walked."""
+    """The files ``path`` names, ``.open`` ones and leftovers included; with
+    a ``window``, ``dt=`` directories outside its days are not walked."""
     if os.path.isdir(path):
         names: list[str] = []
         for top, dirs, files in os.walk(path):
@@ -167,7 +181,7 @@ def _local_sources(path: str, window: TimeWindow | None = None) -> list[Source]:
         return _locals(sorted(names))
     if os.path.exists(path):
         return [_local(path)]
-    if _GLOB_CHARS.search(path):
+    if GLOB_CHARS.search(path):
         matches = _locals(sorted(name for name in glob.glob(path, recursive=True)
                                  if not os.path.isdir(name)))
         if matches:
@@ -201,7 +215,7 @@ def _walks(window: TimeWindow, top: str, name: str) -> bool:
 
 def _s3_sources(client: Any, url: str, window: TimeWindow | None = None) -> list[Source]:
     bucket, key = s3.parse_s3_url(url)
-    magic = _GLOB_CHARS.search(key)
+    magic = GLOB_CHARS.search(key)
     if magic:
         prefix = key[:magic.start()]
     elif key and not key.endswith("/"):

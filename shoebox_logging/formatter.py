@@ -102,8 +102,8 @@ class ShoeboxJsonFormatter(JsonFormatter):
                 from . import _orjson
             except ImportError as exc:
                 if encoder == "orjson":
-                    raise MissingExtra("ShoeboxJsonFormatter(encoder='orjson') needs orjson: "
-                                       "pip install 'shoebox-archive[fast]'") from exc
+                    raise MissingExtra.needs(
+                        "ShoeboxJsonFormatter(encoder='orjson') needs orjson", "fast") from exc
             else:
                 self._fast = _orjson.make_encoder(_DEFAULT)
 

@@ -29,8 +29,8 @@ try:
     import prometheus_client
     from prometheus_client.core import CounterMetricFamily
 except ImportError as exc:
-    raise MissingExtra("shoebox_logging.metrics needs prometheus_client: "
-                       "pip install 'shoebox-archive[metrics]'") from exc
+    raise MissingExtra.needs("shoebox_logging.metrics needs prometheus_client",
+                             "metrics") from exc
 
 # name, help, and the stats() key (or keys, by the label's value).
 _COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (

@@ -5,11 +5,12 @@ be set with an environment variable named ``SHOEBOX_SIDECAR_`` plus the
 option's name in capitals (``--max-backoff`` is
 ``SHOEBOX_SIDECAR_MAX_BACKOFF``) or in a TOML file (``--config``; see
 :mod:`~shoebox_sidecar.config`): the command line wins over the
-environment, which wins over the file. Exit codes: 0 done (watch mode:
-stopped by SIGTERM/SIGINT), 1 archives left, not shipped or not removed
-(``--once``, also when it gave up or was stopped by a signal), 2 bad
-options, 3 the destination cannot work (no such bucket, access denied, a
-directory that cannot be written).
+environment, which wins over the file. Exit codes: 0 done, nothing left
+behind; 1 archives left, not shipped or not removed (``--once``, also
+when it gave up; either mode when stopped by a signal, watch mode also
+for archives still being written then); 2 bad options (also from
+``--print-config``); 3 the destination cannot work (no such bucket,
+credentials refused, access denied, a directory that cannot be written).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"underscores) [env {config.CONFIG_VARIABLE}]")
     parser.add_argument("--print-config", action="store_true",
                         help="print every option's value and where it comes from (command "
-                             "line, environment, file, default) as TOML, then exit")
+                             "line, environment, file, default) as TOML, check them as a run "
+                             "would, then exit (2 if a run would refuse them)")
     return parser
 
 
@@ -109,14 +111,20 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {redact(str(exc))}\n")
     # Before anything can print it or fail and say where: see shoebox._redact.
     remember_url(settings.values.endpoint_url)
+    args = settings.values
     if given.print_config:
         sys.stdout.write(config.render(settings))
+        sys.stdout.flush()
+        # The checks of a run, nothing started: the deploy README uses
+        # --print-config as the check step (issue 18: it passed workers = -1
+        # and a key template without {name}, which the run then refused).
+        _require(parser, args)
+        try:
+            _build(args)
+        except (ValueError, MissingExtra) as exc:
+            parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
         return EXIT_OK, False
-    args = settings.values
-    for option in (BY_NAME["watch_dir"], BY_NAME["dest"]):
-        if not getattr(args, option.name):
-            parser.error(f"{option.flag} is required (or {option.variable}, or "
-                         f"{option.name} in the --config file)")
+    _require(parser, args)
     with logs.json_lines(args.log_level):
         try:
             sidecar = _build(args)
@@ -125,6 +133,14 @@ def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
             logger.error("bad configuration: %s", exc, extra={"event": "config_error"})
             return EXIT_USAGE, False
         return _run(args, sidecar), sidecar.abandoned_uploads
+
+
+def _require(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 naming the first required option that no source set."""
+    for option in (BY_NAME["watch_dir"], BY_NAME["dest"]):
+        if not getattr(args, option.name):
+            parser.error(f"{option.flag} is required (or {option.variable}, or "
+                         f"{option.name} in the --config file)")
 
 
 def _run(args: argparse.Namespace, sidecar: Sidecar) -> int:
@@ -168,7 +184,7 @@ def _start(args: argparse.Namespace, sidecar: Sidecar) -> int:
     except OSError as exc:  # leftovers cost space, not data: go on
         logger.warning("removing stale temporary files failed: %s", exc,
                        extra={"event": "cleanup_failed", "error": str(exc)})
-    previous = _on_signals(sidecar)
+    previous = _on_signals(sidecar, once=args.once)
     try:
         return sidecar.run_once() if args.once else sidecar.run()
     finally:
@@ -263,11 +279,22 @@ def _tags(items: list[str]) -> dict[str, str]:
     return tags
 
 
-def _on_signals(sidecar: Sidecar) -> dict[int, Any]:
-    """Make SIGTERM and SIGINT stop the sidecar; return the previous handlers."""
+def _on_signals(sidecar: Sidecar, *, once: bool = False) -> dict[int, Any]:
+    """Make SIGTERM and SIGINT stop the sidecar (a second one: at once);
+    return the previous handlers."""
+    received: list[int] = []
+
     def stopping(signum: int) -> None:
-        logger.info("received %s: finishing uploads in progress, taking no new work",
-                    signal.Signals(signum).name, extra={"event": "stopping"})
+        received.append(signum)
+        if len(received) > 1:
+            plan = "stopping at once, leaving what is not shipped yet"
+        elif once:
+            plan = "finishing uploads in progress, taking no new work"
+        else:
+            plan = (f"shipping what closed since the last scan, for up to "
+                    f"{sidecar.shutdown_timeout:g} s (--shutdown-timeout)")
+        logger.info("received %s: %s", signal.Signals(signum).name, plan,
+                    extra={"event": "stopping"})
         sidecar.stop()
 
     def stop(signum: int, frame: FrameType | None) -> None:

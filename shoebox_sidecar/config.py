@@ -69,6 +69,9 @@ def read_file(path: str) -> dict[str, Any]:
     values = {}
     for key, value in table.items():
         option = BY_NAME.get(key)
+        if option is None and isinstance(value, dict):
+            raise ConfigError(f"config file {path}: unknown table [{key}]: the keys are "
+                              f"top-level (watch_dir = …, not under a [{key}] heading)")
         if option is None:
             close = difflib.get_close_matches(key, BY_NAME, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

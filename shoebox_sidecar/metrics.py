@@ -28,8 +28,7 @@ try:
     import prometheus_client
     from prometheus_client.core import GaugeMetricFamily
 except ImportError as exc:
-    raise MissingExtra("--metrics-port needs prometheus_client: "
-                       "pip install 'shoebox-archive[metrics]'") from exc
+    raise MissingExtra.needs("--metrics-port needs prometheus_client", "metrics") from exc
 
 #: Upload durations, in seconds: from small objects on a LAN to large ones
 #: over a slow link.

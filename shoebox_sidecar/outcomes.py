@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shoebox.shipping import ShipResult
 
@@ -29,6 +29,9 @@ class Summary:
     #: Archives not shipped (failed, damaged, given up, or not reached before
     #: stopping): still here, or quarantined, by path.
     not_shipped: list[str]
+    #: Archives still being written (``.open``, a live writer's) when
+    #: :meth:`~shoebox_sidecar.sidecar.Sidecar.run` stopped: not shipped either.
+    still_open: list[str] = field(default_factory=list)
 
 
 class Outcomes:
@@ -46,6 +49,8 @@ class Outcomes:
         # Names found that are not regular files, told once each (a scan
         # every scan_interval meets them again), by path: their kind.
         self._not_regular: dict[str, str] = {}
+        # .open archives still being written when the run stopped.
+        self._still_open: list[str] = []
         #: Totals over the archives shipped so far.
         self.totals = {"archives": 0, "records": 0, "bytes_in": 0, "bytes_out": 0}
 
@@ -69,6 +74,24 @@ class Outcomes:
                 return False
             self._not_regular[path] = kind
             return True
+
+    def tried(self, path: str) -> bool:
+        """Whether an attempt at ``path`` has had an outcome already (a failed
+        one waits for the next run)."""
+        with self._lock:
+            return self._unfinished.get(path, "pending") != "pending"
+
+    def left_here(self, archive: Identity) -> None:
+        """After the run: an archive still here, unless shipped and kept,
+        counts as not shipped (one that closed after the last scan too)."""
+        with self._lock:
+            if archive not in self._kept:
+                self._unfinished.setdefault(archive[0], "not_shipped")
+
+    def still_open(self, paths: list[str]) -> None:
+        """After the run: the ``.open`` archives a live writer still writes."""
+        with self._lock:
+            self._still_open = list(paths)
 
     def kept(self, archive: Identity) -> bool:
         """Whether the archive was shipped and kept."""
@@ -109,10 +132,11 @@ class Outcomes:
         with self._lock:
             states = dict(self._unfinished)
             finished = self._finished
+            still_open = list(self._still_open)
         return Summary(finished, sorted(path for path, state in states.items()
                                         if state == "not_removed"),
                        sorted(path for path, state in states.items()
-                              if state != "not_removed"))
+                              if state != "not_removed"), still_open)
 
     def totals_now(self) -> dict[str, int]:
         """A copy of :attr:`totals`."""

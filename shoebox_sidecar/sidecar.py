@@ -8,6 +8,7 @@ observers (the JSON log among them), and each archive's outcome is kept in
 from __future__ import annotations
 
 import errno
+import fnmatch
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoebox._files import file_kind
+from shoebox._files import file_kind, lock_unheld
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
 from shoebox.errors import (
@@ -26,6 +27,7 @@ from shoebox.errors import (
     TransientUploadError,
     UploadError,
 )
+from shoebox.naming import OPEN_SUFFIX, QUARANTINE_DIR
 from shoebox.recovery import recover
 from shoebox.shipping import Shipper, ShipResult
 
@@ -51,6 +53,13 @@ DEFAULT_ONCE_TIMEOUT = 240.0
 #: How long an ``.open`` archive no writer holds must have gone unmodified
 #: before ``recover_stale`` finalizes it.
 DEFAULT_STALE_AFTER = 60.0
+# Seconds: an .open archive younger than this is taken for a live writer's
+# without trying its lock (a lock taken just after the writer created it
+# would make it give the file up).
+_FRESH = 1.0
+# Seconds the last round of shipping waits, once nothing is left to ship
+# and no archive is open, for a writer that is stopping to open another.
+_QUIET = 1.0
 # How many archives the summary's message names per group (its fields name
 # them all).
 _NAMED = 10
@@ -140,7 +149,7 @@ class Sidecar:
         self.after_upload = after_upload if after_upload is not None else DeleteFileCallback()
         self.workers = workers
         self.quarantine = MoveFileCallback(destination_folder=quarantine_dir or os.path.join(
-            self.watch_dir, "quarantine"))
+            self.watch_dir, QUARANTINE_DIR))
         self.retry = RetryPolicy(backoff, max_attempts)
         self.scan_interval = scan_interval
         self.shutdown_timeout = shutdown_timeout
@@ -157,6 +166,12 @@ class Sidecar:
         #: Whether stopping left uploads running after ``shutdown_timeout``.
         self.abandoned_uploads = False
         self.outcomes = Outcomes()
+        # stop() sets _stop_requested: backoff and throttling waits end (an
+        # archive that failed is left for the next run; the last round must
+        # not wait on a destination that is down). _stopping is set once the
+        # last round of shipping is over (run), at once (run_once), or by a
+        # second stop(): from then on no work starts.
+        self._stop_requested = threading.Event()
         self._stopping = threading.Event()
         self._throttle = Throttle(self.retry.backoff)
         self._staging = StagingEpisode()
@@ -176,8 +191,8 @@ class Sidecar:
             self._tell(Event("started", f"shipping {found} archives from {self.watch_dir} to "
                              f"{self.shipper.destination.url}",
                              {"mode": "once", "archives": found}))
-            while not self._pool.wait_idle(self._stopping, _SIGNAL_LATENCY):
-                if self._stopping.is_set():
+            while not self._pool.wait_idle(self._stop_requested, _SIGNAL_LATENCY):
+                if self._stop_requested.is_set():
                     break
                 if deadline is not None and self._clock() >= deadline:
                     self._give_up()
@@ -188,8 +203,11 @@ class Sidecar:
         return 1 if summary.not_removed or summary.not_shipped else 0
 
     def run(self) -> int:
-        """Watch and ship until :meth:`stop`; return 0."""
+        """Watch and ship until :meth:`stop`, then ship what closed since (see
+        :meth:`stop`); return 0 when nothing is left behind, 1 when archives
+        are (not shipped, shipped but not removed, or still ``.open``)."""
         self._pool = WorkerPool(self.process, self.workers)
+        deadline: float | None = None
         try:
             # Before any worker can start an upload that it would abort.
             self._abort_incomplete()
@@ -201,7 +219,7 @@ class Sidecar:
                              f"{self.shipper.destination.url}",
                              {"mode": "watch", "archives": found}))
             next_scan = self._clock() + self.scan_interval
-            while not self._stopping.wait(_SIGNAL_LATENCY):
+            while not self._stop_requested.wait(_SIGNAL_LATENCY):
                 if self._clock() < next_scan:
                     continue
                 next_scan = self._clock() + self.scan_interval
@@ -211,20 +229,127 @@ class Sidecar:
                 except OSError as exc:  # a flaky mount: the next scan tries again
                     self._tell(Event("scan_failed", f"scanning {self.watch_dir} failed: {exc}",
                                      {"error": str(exc)}, logging.ERROR))
+            deadline = time.monotonic() + self.shutdown_timeout
+            self._ship_the_rest(deadline)
         finally:
             self.watcher.stop()
-            self._shutdown()
-        self._finished()
-        return 0
+            self._shutdown(None if deadline is None else deadline - time.monotonic())
+        self._note_left()
+        summary = self._finished()
+        return 1 if summary.not_removed or summary.not_shipped or summary.still_open else 0
 
     def stop(self) -> None:
         """Ask :meth:`run` or :meth:`run_once` to finish. It takes locks, so a
         signal handler must not call it directly (the thread it interrupts
-        may hold one): the command line calls it from another thread."""
-        self._stopping.set()
+        may hold one): the command line calls it from another thread.
+
+        :meth:`run` then ships what closed since its last scan (an
+        application stopping at the same moment closes its last archives
+        now), and waits for the ``.open`` archives being written to be
+        closed and shipped too, all within ``shutdown_timeout`` seconds;
+        what is left then is told by name in the ``finished`` event (issue
+        18: those archives stayed local, and the line said "0 not
+        shipped"). :meth:`run_once` takes no new work. Either way, a
+        second :meth:`stop` abandons waits at once."""
+        if self._stop_requested.is_set():
+            self._stopping.set()
+        self._stop_requested.set()
         pool = self._pool
         if pool is not None:
             pool.wake()
+
+    def _ship_the_rest(self, deadline: float) -> None:
+        """:meth:`run`'s last round, until ``deadline`` (``time.monotonic()``):
+        scan, ship, and go on while writers are closing archives."""
+        pool = self._pool
+        assert pool is not None
+        quiet_since: float | None = None
+        while not self._stopping.is_set():
+            self._submit_new()
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if (not pool.wait_idle(self._stopping, min(deadline - now, _SIGNAL_LATENCY))
+                    or self._being_written()):
+                quiet_since = None
+                continue
+            # Nothing to ship, nothing open: done once that has lasted
+            # _QUIET seconds, as a writer that rolls opens its next archive
+            # only with its next record.
+            now = time.monotonic()
+            if quiet_since is None:
+                quiet_since = now
+            if now - quiet_since >= _QUIET:
+                # Once more: what a writer renamed since the last look (its
+                # .open is gone, so its archive is listed now).
+                self._submit_new()
+                if pool.wait_idle(self._stopping, 0):
+                    break
+                quiet_since = None
+                continue
+            self._stopping.wait(min(_SIGNAL_LATENCY, deadline - now))
+
+    def _submit_new(self) -> None:
+        """Submit the archives here that no attempt has failed for yet (a
+        failed one waits for the next run, not for the deadline)."""
+        try:
+            paths = self.watcher.paths()
+        except OSError as exc:
+            self._tell(Event("scan_failed", f"scanning {self.watch_dir} failed: {exc}",
+                             {"error": str(exc)}, logging.ERROR))
+            return
+        for path in paths:
+            if not self.outcomes.tried(path):
+                self._submit(path)
+
+    def _being_written(self) -> list[str]:
+        """The ``.open`` archives here whose writer is alive (it holds the
+        file's lock, or the file is too new to tell): it may still close
+        them. A crashed writer's is not waited for (``--recover-stale``
+        finalizes those)."""
+        pattern = self.watcher.pattern + OPEN_SUFFIX
+        now = time.time()  # st_mtime is wall-clock time
+        found = []
+        try:
+            with os.scandir(self.watch_dir) as entries:
+                for entry in entries:
+                    if not (fnmatch.fnmatchcase(entry.name, pattern)
+                            and entry.is_file(follow_symlinks=False)):
+                        continue
+                    try:
+                        # Never lock a file just made: its writer locks it
+                        # right after creating it, and would give it up
+                        # (see shoebox.recovery.recover).
+                        if now - entry.stat(follow_symlinks=False).st_mtime < _FRESH:
+                            found.append(entry.path)
+                            continue
+                        fd = lock_unheld(entry.path)
+                    except OSError:
+                        continue  # closed meanwhile, or not ours to read
+                    if fd is None:
+                        if os.path.lexists(entry.path):  # else closed meanwhile
+                            found.append(entry.path)
+                    else:
+                        os.close(fd)
+        except OSError:
+            return []
+        return sorted(found)
+
+    def _note_left(self) -> None:
+        """After :meth:`run` stopped: every archive still here unshipped (one
+        that closed after the last scan included) counts as not shipped, and
+        the ``.open`` archives still being written are noted."""
+        try:
+            here = self.watcher.paths()
+        except OSError:
+            here = []
+        for path in here:
+            try:
+                stat = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            self.outcomes.left_here(identity(path, stat))
+        self.outcomes.still_open(self._being_written())
 
     def process(self, path: str) -> ShipResult | None:
         """Ship one archive (the worker's job); return the result, or ``None``
@@ -247,7 +372,7 @@ class Sidecar:
                     self._failed(path, exc, transient=True)
                     return None
                 self._staging_full(path, exc)
-                if self._stopping.wait(self.retry.delay(attempts)):
+                if self._stop_requested.wait(self.retry.delay(attempts)):
                     self._left(path, None)
                     return None
 
@@ -300,7 +425,7 @@ class Sidecar:
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
         attempts = 0
         while True:
-            if not self._throttle.wait(self._stopping):
+            if not self._throttle.wait(self._stop_requested):
                 self._left(prepared.source, prepared.key)
                 return None
             try:
@@ -324,11 +449,12 @@ class Sidecar:
                     _fields(prepared.source, exc, attempt=attempts, delay=round(delay, 3),
                             throttled=exc.throttled),
                     logging.WARNING, failed_attempt=True))
-                if self._stopping.wait(delay):
+                if self._stop_requested.wait(delay):
                     self._left(prepared.source, prepared.key)
                     return None
 
     def _left(self, path: str, key: str | None) -> None:
+        self.outcomes.not_shipped(path)  # not tried again in the last round: it failed once
         self._tell(Event("left", f"{path} left for the next run (stopping)",
                          {"archive": path, "key": key}))
 
@@ -374,11 +500,25 @@ class Sidecar:
             self._not_regular(path, exc.kind)
             return
         except OSError as exc:
-            self.outcomes.not_removed(path)
-            self._tell(Event("after_upload_failed", f"{path}: {exc}; the archive stays",
-                             _fields(path, exc), logging.ERROR))
+            self._not_removed(path, result, exc)
             return
         self.outcomes.finished(path, identity(path, stat) if remains == path else None)
+
+    def _not_removed(self, path: str, result: ShipResult, error: OSError) -> None:
+        """The copy of ``path`` is confirmed, but deleting or moving it failed.
+        Said as such (issue 18: the line said only "[Errno 13] Permission
+        denied: '…events'; the archive stays")."""
+        self.outcomes.not_removed(path)
+        hint = ""
+        if isinstance(error, PermissionError):
+            hint = (f"; the sidecar's user may not remove files from "
+                    f"{os.path.dirname(path)}: make that directory writable by its group "
+                    f"(chmod 2770) with the sidecar in the group")
+        self._tell(Event("after_upload_failed",
+                         f"{path} was shipped (copy confirmed at {result.location}) but "
+                         f"removing it failed: {error.strerror or error}{hint}; it stays, and "
+                         "the next run finds the copy and only removes it",
+                         _fields(path, error, destination=result.location), logging.ERROR))
 
     def _not_regular(self, path: str, kind: str) -> None:
         """``path`` matches but is not a regular file: told once per path
@@ -450,7 +590,20 @@ class Sidecar:
         for path, kind in result.skipped.items():
             self._not_regular(path, kind)
         for path in result.finalized:
+            self.outcomes.gone(path + OPEN_SUFFIX)
             self._tell(Event("recovered", f"finalized stale archive {path}", {"archive": path}))
+        for path, reason in result.left.items():
+            if self.outcomes.tried(path):
+                continue  # told once
+            self.outcomes.not_shipped(path)
+            hint = ""
+            if "Permission denied" in reason or "Operation not permitted" in reason:
+                hint = (": make archives writable by the sidecar (the handler's "
+                        "file_mode=0o660, a umask that keeps group write, the sidecar in the "
+                        "writer's group) or run the sidecar as the writer's user")
+            self._tell(Event("recover_failed", f"{path} was left by a crashed writer and "
+                             f"cannot be finalized: {reason}; not shipped{hint}",
+                             {"archive": path, "error": reason}, logging.ERROR))
 
     def _abort_incomplete(self) -> None:
         """Abort the unfinished multipart uploads of the archives waiting here
@@ -490,21 +643,27 @@ class Sidecar:
         totals = self.outcomes.totals_now()
         message = f"shipped {summary.shipped} archives"
         for what, paths in (("shipped but not removed", summary.not_removed),
-                            ("not shipped", summary.not_shipped)):
-            message += f"; {len(paths)} {what}{_named(paths)}"
+                            ("not shipped", summary.not_shipped),
+                            ("still being written (.open)", summary.still_open)):
+            if paths or what != "still being written (.open)":
+                message += f"; {len(paths)} {what}{_named(paths)}"
         message += (f" ({totals['archives']} copies confirmed: {totals['records']} records, "
                     f"{totals['bytes_in']} -> {totals['bytes_out']} bytes)")
         self._tell(Event("finished", message, {
             **totals, "shipped": summary.shipped, "not_removed": summary.not_removed,
-            "not_shipped": summary.not_shipped}))
+            "not_shipped": summary.not_shipped, "still_open": summary.still_open}))
         return summary
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, timeout: float | None = None) -> None:
+        """Stop the pool: drop what has not started and wait for uploads in
+        progress, up to ``timeout`` (default ``shutdown_timeout``) seconds."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
         self._stopping.set()
-        if not pool.stop(self.shutdown_timeout):
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        if not pool.stop(max(0.0, timeout)):
             self.abandoned_uploads = True
             self._tell(Event("shutdown_timeout", f"uploads still running after "
                              f"{self.shutdown_timeout:.1f} s; leaving them (their archives "

@@ -94,7 +94,7 @@ def test_an_unusable_directory_is_reported_once_and_records_land_once_it_is_usab
     assert handler.failed == 3
     err = capsys.readouterr().err
     assert err.count(LOGGING_ERROR) == 1 and "UnusableDirectory" in err
-    assert "archives cannot be written there: it is not a directory" in err
+    assert "archives cannot be written there: it is a file, not a directory" in err
 
     directory.unlink()
     logger.info("kept")
@@ -125,6 +125,11 @@ def _file_in_the_way(tmp_path: Path) -> Path:
     return tmp_path / "archive"
 
 
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "app").write_text("a file where a parent directory should be")
+    return tmp_path / "app" / "archive"
+
+
 def _under_a_read_only_parent(tmp_path: Path) -> Path:
     (tmp_path / "app").mkdir(mode=0o500)
     return tmp_path / "app" / "archive"
@@ -136,12 +141,14 @@ def _read_only(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("unusable", "reason"), [
-    (_file_in_the_way, "it is not a directory"),
+    # Issue 18: this said "cannot create it (File exists)".
+    (_file_in_the_way, "archives cannot be written there: it is a file, not a directory"),
+    (_under_a_file, "is a file, not a directory"),
     pytest.param(_under_a_read_only_parent, "cannot create it (Permission denied)",
                  marks=pytest.mark.unprivileged),
     pytest.param(_read_only, "may not create files in it (mode 500",
                  marks=pytest.mark.unprivileged),
-], ids=["a file", "unwritable parent", "unwritable"])
+], ids=["a file", "a file as its parent", "unwritable parent", "unwritable"])
 def test_dictconfig_fails_on_a_directory_the_handler_cannot_use(
         tmp_path: Path, unusable: Callable[[Path], Path], reason: str) -> None:
     directory = unusable(tmp_path)

@@ -132,7 +132,7 @@ def test_registered_handlers_are_scraped_over_http(
 def test_metrics_need_the_metrics_extra(monkeypatch: Any) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     monkeypatch.delitem(sys.modules, "shoebox_logging.metrics")
-    with pytest.raises(ImportError, match=r"pip install 'shoebox-archive\[metrics\]'"):
+    with pytest.raises(ImportError, match=r"pip install '\.\[metrics\]' in a shoebox checkout"):
         import shoebox_logging.metrics  # noqa: F401
 
 

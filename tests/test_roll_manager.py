@@ -385,5 +385,5 @@ def test_a_directory_that_cannot_be_used_fails_when_the_manager_is_built(tmp_pat
     from shoebox import UnusableDirectory
 
     (tmp_path / "file").write_bytes(b"")
-    with pytest.raises(UnusableDirectory, match="cannot create"):
+    with pytest.raises(UnusableDirectory, match="is a file, not a directory"):
         WritingRollManager("a.events", NeverRollChecker(), tmp_path / "file" / "archive")

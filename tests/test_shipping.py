@@ -452,7 +452,9 @@ def test_upload_into_a_missing_bucket_names_bucket_and_key(s3_server: Any, tmp_p
     ("AccessDenied", 403, PermanentUploadError, "access denied to bucket 'locked'"),
     ("SlowDown", 503, TransientUploadError, "SlowDown"),
     ("InternalError", 500, TransientUploadError, "InternalError"),
-    ("InvalidAccessKeyId", 403, PermanentUploadError, "access denied to bucket 'locked'"),
+    # Wrong credentials, not the bucket's policy (issue 18).
+    ("InvalidAccessKeyId", 403, PermanentUploadError,
+     "the credentials were refused (InvalidAccessKeyId), not just access to bucket 'locked'"),
 ])
 def test_server_answers_are_classified_transient_or_permanent(
         tmp_path: Any, code: str, status: int, kind: type, message: str) -> None:
@@ -650,5 +652,5 @@ def test_s3_upload_callback_without_boto3_names_the_extra(tmp_path: Any) -> None
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=subprocess_env(), check=True)
-    assert "MissingExtra: S3 access needs boto3: pip install 'shoebox-archive[s3]'" \
+    assert "MissingExtra: S3 access needs boto3: pip install '.[s3]' in a shoebox checkout" \
         in result.stdout, result.stderr

@@ -26,8 +26,13 @@ def toml_file(tmp_path: Any, text: str) -> str:
 
 
 def printed_config(capsys: Any, *argv: str) -> dict[str, tuple[str, str]]:
-    """``--print-config``'s lines as {name: (value text, origin)}; unset ones too."""
-    assert main([*argv, "--print-config"]) == 0
+    """``--print-config``'s lines as {name: (value text, origin)}; unset ones
+    too. The settings are printed whether or not they pass a run's checks
+    (which fail here without --dest: see test_print_config_checks_…)."""
+    try:
+        main([*argv, "--print-config"])
+    except SystemExit as exit_:
+        assert exit_.code == EXIT_USAGE
     shown = {}
     for line in capsys.readouterr().out.splitlines():
         setting, _, origin = line.rpartition("  # ")
@@ -123,7 +128,9 @@ def test_every_option_is_in_help_the_environment_and_the_file(
 
 @pytest.mark.parametrize("text, message", [
     ("destination = 's3://b'\n", "unknown key 'destination' (did you mean 'dest'?)"),
-    ("[s3]\nbucket = 'b'\n", "unknown key 's3'"),
+    ("[sidecar]\nwatch_dir = '/d'\n",
+     "unknown table [sidecar]: the keys are top-level (watch_dir = …, not under a [sidecar] "
+     "heading)"),
     ('workers = "2"\n', "key 'workers': expected an integer, not '2'"),
     ("workers = 2.5\n", "key 'workers': expected an integer, not 2.5"),
     ("workers = true\n", "key 'workers': expected an integer, not True"),
@@ -167,3 +174,35 @@ def test_required_options_may_come_from_the_file(tmp_path: Any, capsys: Any) -> 
     assert exit_.value.code == EXIT_USAGE
     assert "--dest is required (or SHOEBOX_SIDECAR_DEST, or dest in the --config file)" in (
         capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--workers", "-1"], "workers must be at least 1, not -1"),
+    (["--key-template", "logs/{prefix}"], "{name}"),
+    (["--scan-interval", "0"], "scan_interval must be more than 0, not 0.0"),
+    (["--tag", "no-equals"], "--tag 'no-equals': expected KEY=VALUE"),
+])
+def test_print_config_checks_values_as_a_run_does_exit_2_naming_the_option(
+        tmp_path: Any, capsys: Any, argv: list[str], message: str) -> None:
+    """Issue 18: --print-config, the deploy README's check step, exited 0 for
+    workers = -1, which the run then refused."""
+    common = [str(tmp_path / "watch"), "--dest", str(tmp_path / "dest")]
+    with pytest.raises(SystemExit) as exit_:
+        main([*common, *argv, "--print-config"])
+    assert exit_.value.code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.err.startswith("shoebox-sidecar: error: ")
+    assert "watch_dir = " in captured.out  # what was checked is still shown
+    assert not (tmp_path / "watch").exists() and not (tmp_path / "dest").exists()
+    # The run refuses the same settings, with the same words.
+    assert main([*common, *argv, "--once"]) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_print_config_of_good_settings_exits_0_and_starts_nothing(tmp_path: Any,
+                                                                  capsys: Any) -> None:
+    assert main([str(tmp_path / "watch"), "--dest", "s3://bucket/prefix", "--workers", "3",
+                 "--print-config"]) == 0
+    assert "workers = 3  # command line" in capsys.readouterr().out
+    assert not (tmp_path / "watch").exists()

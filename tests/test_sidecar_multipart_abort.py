@@ -105,9 +105,10 @@ def test_watch_mode_aborts_at_start_too_and_a_sigterm_mid_upload_keeps_the_archi
             while proxy.count("UploadPart", "stall") < 1:
                 assert time.monotonic() < deadline, proxy.seen
                 time.sleep(0.05)
-            assert sidecar.signal(signal.SIGTERM) == 0
+            assert sidecar.signal(signal.SIGTERM) == 1  # the archive is left, and said
         finally:
             sidecar.close()
+    assert sidecar.lines[-1]["not_shipped"] == [str(watch / "big.events")]
     assert [key for key, _ in _uploads(s3_server, bucket)] == ["logs/big.events"]
     assert archives_in(watch) == ["big.events"]
     restarted = SidecarProcess(str(watch), *options, "--endpoint-url", s3_server.endpoint_url)

@@ -12,8 +12,11 @@ import textwrap
 import time
 from typing import Any
 
+import pytest
 from _sidecar_support import SidecarProcess, bucket_objects, read_compressed
 from archive_files import subprocess_env
+
+from shoebox import encode_record
 
 # Writes RECORDS records into NAME.events.open, says so, then stays alive,
 # quiet, holding the archive's lock, until its stdin closes.
@@ -95,3 +98,33 @@ def test_a_writer_killed_while_the_sidecar_watches_is_shipped_and_a_quiet_live_o
         assert [metadata["id"] for metadata, _ in records] == [
             f"{writer.name}-{index}" for index in range(RECORDS)]
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.unprivileged
+def test_a_torn_tail_the_sidecar_may_not_cut_is_not_shipped_exit_1_saying_what_to_change(
+        tmp_path: Any) -> None:
+    """Issue 18: archives are 0640 and the sidecar only in the group; a
+    crashed writer's torn tail could not be cut, and --once said "0 not
+    shipped", exit 0."""
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    records = [encode_record({"id": str(index)}, "{}") for index in range(3)]
+    stale = watch / "crashed.events.open"
+    stale.write_bytes(b"".join(records) + records[0][:9])  # a torn last record
+    stale.chmod(0o440)  # readable, not writable: as the writer's group sees it
+    sidecar = SidecarProcess(str(watch), "--dest", str(tmp_path / "dest"), "--once",
+                             "--recover-stale", "--stale-after", "0")
+    try:
+        assert sidecar.wait(60) == 1
+    finally:
+        sidecar.close()
+    failed = [line for line in sidecar.lines if line.get("event") == "recover_failed"]
+    assert [line["archive"] for line in failed] == [str(stale)]
+    assert "cannot truncate a torn tail of 9 bytes" in failed[0]["message"]
+    assert ("make archives writable by the sidecar (the handler's file_mode=0o660"
+            in failed[0]["message"])
+    assert "or run the sidecar as the writer's user" in failed[0]["message"]
+    finished = sidecar.lines[-1]
+    assert (finished["event"], finished["not_shipped"]) == ("finished", [str(stale)])
+    assert "; 1 not shipped: " in finished["message"]
+    assert os.listdir(watch) == ["crashed.events.open"]

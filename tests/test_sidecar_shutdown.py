@@ -1,10 +1,10 @@
-"""Stopping the sidecar: uploads in progress are finished (within the shutdown
-timeout), nothing new is started, and unshipped archives stay."""
+"""Stopping the sidecar: what is waiting or closed since the last scan is
+shipped, uploads in progress are finished (all within the shutdown
+timeout), and what stays is told by name, with exit status 1 (issue 18)."""
 
 from __future__ import annotations
 
 import http.server
-import os
 import signal
 import subprocess
 import sys
@@ -46,7 +46,9 @@ def start(sidecar: Sidecar) -> tuple[threading.Thread, list[int]]:
     return thread, codes
 
 
-def test_stop_lets_the_upload_in_progress_finish_and_starts_no_other(tmp_path: Any) -> None:
+def stopped_mid_upload(tmp_path: Any, stops: int) -> tuple[Sidecar, GatedDestination, int]:
+    """Three archives waiting, one worker; ``stop()`` called ``stops`` times
+    while the first upload is in progress. Returns the exit code too."""
     write_archives(tmp_path / "watch", 3)
     destination = GatedDestination(str(tmp_path / "dest"))
     sidecar = Sidecar(str(tmp_path / "watch"),
@@ -54,13 +56,30 @@ def test_stop_lets_the_upload_in_progress_finish_and_starts_no_other(tmp_path: A
                       scan_interval=3600)
     thread, codes = start(sidecar)
     assert destination.entered.wait(10)
-    sidecar.stop()
+    for _ in range(stops):
+        sidecar.stop()
     destination.gate.set()
     thread.join(20)
-    assert codes == [0]
+    return sidecar, destination, codes[0]
+
+
+def test_stop_finishes_the_upload_in_progress_then_ships_the_archives_waiting(
+        tmp_path: Any) -> None:
+    # Before issue 18 stop() started no other upload: the two waiting stayed.
+    _sidecar, destination, code = stopped_mid_upload(tmp_path, stops=1)
+    assert code == 0
+    assert destination.delivered == ["app-000.events.gz", "app-001.events.gz",
+                                     "app-002.events.gz"]
+    assert archives_in(tmp_path / "watch") == []
+
+
+def test_a_second_stop_abandons_the_archives_waiting_and_says_which(tmp_path: Any) -> None:
+    sidecar, destination, code = stopped_mid_upload(tmp_path, stops=2)
+    assert code == 1
     assert destination.delivered == ["app-000.events.gz"]
-    assert os.listdir(tmp_path / "dest") == ["app-000.events.gz"]
     assert archives_in(tmp_path / "watch") == ["app-001.events", "app-002.events"]
+    assert sidecar.summary().not_shipped == [str(tmp_path / "watch" / "app-001.events"),
+                                             str(tmp_path / "watch" / "app-002.events")]
 
 
 def test_an_upload_outlasting_the_shutdown_timeout_leaves_its_archive(tmp_path: Any) -> None:
@@ -73,19 +92,26 @@ def test_an_upload_outlasting_the_shutdown_timeout_leaves_its_archive(tmp_path: 
         assert destination.entered.wait(10)
         sidecar.stop()
         thread.join(20)
-        assert codes == [0]
+        assert codes == [1]  # left: said, in the exit status too
         assert archives_in(tmp_path / "watch") == ["app-000.events"]
+        assert sidecar.summary().not_shipped == [str(tmp_path / "watch" / "app-000.events")]
     finally:
         destination.gate.set()  # let the abandoned worker end
 
 
-def test_an_archive_taken_up_after_stop_is_left_alone(tmp_path: Any) -> None:
-    """A worker may take a queued archive between stop() and the pool's stop."""
-    write_archives(tmp_path / "watch", 1)
+def test_an_archive_taken_up_after_stopping_is_left_alone(tmp_path: Any) -> None:
+    """A worker may take a queued archive between the end of the last round
+    of shipping and the pool's stop."""
+    (tmp_path / "watch").mkdir()
     destination = GatedDestination(str(tmp_path / "dest"))
     destination.gate.set()
-    sidecar = Sidecar(str(tmp_path / "watch"), Shipper(destination), workers=1)
+    sidecar = Sidecar(str(tmp_path / "watch"), Shipper(destination), workers=1,
+                      shutdown_timeout=0)
+    thread, codes = start(sidecar)
     sidecar.stop()
+    thread.join(20)
+    assert codes == [0]
+    write_archives(tmp_path / "watch", 1)
     assert sidecar.process(str(tmp_path / "watch" / "app-000.events")) is None
     assert destination.delivered == [] and not destination.entered.is_set()
     assert archives_in(tmp_path / "watch") == ["app-000.events"]
@@ -106,7 +132,7 @@ _on_signals(sidecar)
 with pool._changed:
     os.kill(os.getpid(), signal.SIGTERM)
     print("handler returned", flush=True)
-assert sidecar._stopping.wait(10)
+assert sidecar._stop_requested.wait(10)
 assert pool.stop(10)
 print("stopped", flush=True)
 """
@@ -173,9 +199,10 @@ def test_an_upload_stuck_in_the_network_does_not_outlive_the_shutdown_timeout(
     try:
         assert put_arrived.wait(30)
         signalled = time.monotonic()
-        assert sidecar.signal(signal.SIGTERM, timeout=20) == 0
+        assert sidecar.signal(signal.SIGTERM, timeout=20) == 1  # the archive is left
         assert time.monotonic() - signalled < 15
     finally:
         sidecar.close()
     assert [line.get("event") for line in sidecar.lines][-2:] == ["shutdown_timeout", "finished"]
+    assert sidecar.lines[-1]["not_shipped"] == [str(tmp_path / "app-000.events")]
     assert archives_in(tmp_path) == ["app-000.events"]

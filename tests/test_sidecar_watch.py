@@ -30,7 +30,7 @@ def test_watch_mode_ships_archives_closed_while_it_runs(
     written = write_archives(tmp_path, 2, prefix="early")
     sidecar = SidecarProcess(str(tmp_path), "--dest", f"s3://{bucket}", "--endpoint-url",
                              s3_server.endpoint_url, "--key-template", "{name}{suffix}",
-                             "--scan-interval", "3600")
+                             "--scan-interval", "3600", "--shutdown-timeout", "1")
     processes.append(sidecar)
     sidecar.wait_events("shipped", 2)  # the backlog, found by the startup scan
     active = WritingRollManager("live.events", NeverRollChecker(), directory=str(tmp_path))
@@ -39,7 +39,11 @@ def test_watch_mode_ships_archives_closed_while_it_runs(
     written.update(write_archives(tmp_path, 3, prefix="late"))
     late = sidecar.wait_events("shipped", 3)
     assert sorted(line["key"] for line in late) == [f"late-00{i}.events.gz" for i in range(3)]
-    assert sidecar.signal(signal.SIGTERM) == 0
+    # Stopped while a writer still writes: it waits (--shutdown-timeout)
+    # for that archive to close, then says it is left, exit status 1.
+    assert sidecar.signal(signal.SIGTERM) == 1
+    assert sidecar.lines[-1]["still_open"] == [str(tmp_path / "live.events.open")]
+    assert "; 1 still being written (.open): " in sidecar.lines[-1]["message"]
     objects = bucket_objects(s3_server.client(), bucket)
     assert sorted(objects) == [f"{name}.gz" for name in sorted(written)]
     for name, records in written.items():
