@@ -377,9 +377,18 @@ class ShoeboxHandler(logging.Handler):
         Records reach the operating system when written; ``durability``
         says when they are also forced to disk.
         """
+        self.wait_written()
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """:meth:`flush`, waiting at most ``timeout`` seconds if that is less
+        than ``close_timeout``; return whether every record handled so far
+        is written (in blocking mode it is: a log call returns once its
+        record is written)."""
         writer = self._writer
-        if writer is not None:
-            writer.flush(self.close_timeout)
+        if writer is None:
+            return True
+        wait = self.close_timeout if timeout is None else min(timeout, self.close_timeout)
+        return writer.flush(max(0.0, wait))
 
     def close(self) -> None:
         """Write what is queued, then finalize the active archive (rename from

@@ -22,7 +22,6 @@ when there are any; an exception is in them, as the SDK puts it:
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from shoebox.errors import MissingExtra
@@ -137,13 +136,7 @@ class ShoeboxLogRecordProcessor(sdk_logs.LogRecordProcessor):
         written, later)."""
         if self._shut_down:
             return True
-        # The handler's flush waits as long as it takes; a thread of its own
-        # lets this call give up on time (it ends once the flush is done).
-        flusher = threading.Thread(target=self.handler.flush, name="shoebox-otel-flush",
-                                   daemon=True)
-        flusher.start()
-        flusher.join(max(0, timeout_millis) / 1000)
-        return not flusher.is_alive()
+        return self.handler.wait_written(max(0, timeout_millis) / 1000)
 
     def shutdown(self) -> None:
         """Write what is queued, finish the active archive; twice is harmless."""
