@@ -1,11 +1,14 @@
 """Checking option values where they are taken: each function parses one
 value (from Python or from a config file, where numbers may be strings)
-or raises ``ValueError``/``TypeError`` naming the option and the value."""
+or raises :class:`~shoebox.errors.InvalidOption` (a ``ValueError``) or
+``TypeError`` naming the option and the value."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TypeVar
+
+from .errors import InvalidOption
 
 _Choice = TypeVar("_Choice", bound=str)
 
@@ -18,14 +21,14 @@ def positive_number(name: str, value: object) -> float:
         try:
             number = float(value.strip())
         except ValueError:
-            raise ValueError(f"{name} must be a number, not {value!r}") from None
+            raise InvalidOption(name, f"must be a number, not {value!r}") from None
     elif isinstance(value, (int, float)):
         number = float(value)
     else:
         raise TypeError(f"{name} must be a number or a numeric string, "
                         f"not {type(value).__name__}")
     if not number > 0 or number == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+        raise InvalidOption(name, f"must be a positive finite number, not {value!r}")
     return number
 
 
@@ -36,9 +39,9 @@ def whole_number(name: str, value: object, *, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+        raise InvalidOption(name, f"must be a whole number, not {value!r}") from None
     if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+        raise InvalidOption(name, f"must be at least {minimum}, not {value!r}")
     return number
 
 
@@ -47,7 +50,7 @@ def one_of(name: str, value: object, choices: Sequence[_Choice]) -> _Choice:
     for choice in choices:
         if value == choice:
             return choice
-    raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    raise InvalidOption(name, f"must be one of {', '.join(choices)}, not {value!r}")
 
 
 def flag(name: str, value: object) -> bool:

@@ -32,6 +32,7 @@ from shoebox import (
     CallbackList,
     ChecksumMismatch,
     CompressCallback,
+    InvalidOption,
     NeverRollChecker,
     PermanentUploadError,
     S3Options,
@@ -624,6 +625,7 @@ def test_s3_upload_callback_takes_every_s3_option_the_sidecar_has(
 @pytest.mark.parametrize(("options", "error", "message"), [
     ({"read_timeout": 0}, ValueError, "read_timeout must be more than 0 seconds, not 0"),
     ({"connect_timeout": "-1"}, ValueError, "connect_timeout must be a positive"),
+    ({"read_timeout": "soon"}, InvalidOption, "read_timeout must be a number, not 'soon'"),
     ({"multipart_chunk_mb": 4}, ValueError, "multipart_chunk_mb must be at least 5"),
     ({"acl": "everyone"}, ValueError, "acl must be one of"),
     ({"sse": "rot13"}, ValueError, "sse must be one of AES256"),

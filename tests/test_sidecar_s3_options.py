@@ -65,6 +65,7 @@ def test_bad_tags_are_configuration_errors(tmp_path: Any, capsys: Any, args: lis
     ("dir", ["--read-timeout", "0"], "--read-timeout must be more than 0"),
     ("s3://b/p", ["--multipart-chunk-mb", "4"],
      "--multipart-chunk-mb must be at least 5 (S3's smallest part), not 4"),
+    ("s3://b/p", ["--read-timeout", "inf"], "--read-timeout must be a positive finite number"),
 ])
 def test_timeouts_and_part_sizes_s3_cannot_take_are_configuration_errors(
         tmp_path: Any, capsys: Any, dest: str, args: list[str], message: str) -> None:
