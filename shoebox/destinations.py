@@ -28,7 +28,13 @@ from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from . import s3
-from ._files import fsync_directory, makedirs_durable, move_no_replace, not_a_directory
+from ._files import (
+    fsync_directory,
+    makedirs_durable,
+    move_no_replace,
+    not_a_directory,
+    open_regular,
+)
 from .archive import DamagedRange
 from .errors import PASSING_ERRNOS, PermanentUploadError, TransientUploadError, UploadError
 
@@ -159,7 +165,7 @@ class DirectoryDestination(Destination):
         target = self.locate(prepared.key)
         try:
             if os.path.lexists(target):
-                if os.path.samefile(target, prepared.source):
+                if _same_entry(target, prepared.source):
                     raise PermanentUploadError(
                         f"{target} is the archive itself: the destination and key template "
                         "must not map an archive onto itself", destination=self.url,
@@ -442,10 +448,18 @@ def open_destination(dest: str,
     return DirectoryDestination(dest)
 
 
+def _same_entry(first: str, second: str) -> bool:
+    """Whether two directory entries, links not followed, are one file."""
+    one, other = os.lstat(first), os.lstat(second)
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
 def _file_sha256(path: str, sync: bool = False) -> bytes:
-    """SHA-256 digest of the file at ``path``; with ``sync``, fsync it too."""
+    """SHA-256 digest of the regular file at ``path`` (never through a link:
+    a copy confirmed through one could change after the archive is
+    deleted); with ``sync``, fsync it too."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
+    with os.fdopen(open_regular(path), "rb") as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
         if sync:

@@ -589,3 +589,25 @@ def test_a_writers_stats_count_what_its_budget_left_out(
     assert manager.stats()["skipped_not_regular"] == 1
     assert (tmp_path / "app-planted.events").is_symlink()
     outside.assert_untouched()
+
+
+def test_a_link_planted_at_the_destination_key_is_never_taken_for_the_copy(
+        tmp_path: Path) -> None:
+    """A copy "already there" through a symbolic link could change once the
+    archive is deleted: the destination reads its copies back only as
+    regular files, so the archive stays."""
+    from shoebox import PermanentUploadError
+    from shoebox.destinations import DirectoryDestination
+    from shoebox.shipping import Shipper
+
+    watch, elsewhere, dest = tmp_path / "watch", tmp_path / "elsewhere", tmp_path / "dest"
+    write_archives(watch, 1)
+    archive = str(watch / "app-000.events")
+    shipper = Shipper(DirectoryDestination(str(elsewhere)), key_template="{name}{suffix}")
+    shipper.ship(archive)  # the very bytes a copy would hold
+    dest.mkdir()
+    (dest / "app-000.events.gz").symlink_to(elsewhere / "app-000.events.gz")
+    target = Shipper(DirectoryDestination(str(dest)), key_template="{name}{suffix}")
+    with pytest.raises(PermanentUploadError, match="not a regular file but a symbolic link"):
+        target.ship(archive)
+    assert os.path.exists(archive) and (dest / "app-000.events.gz").is_symlink()
