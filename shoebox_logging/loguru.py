@@ -24,8 +24,7 @@ from shoebox.errors import MissingExtra
 try:
     import loguru  # noqa: F401  (the extra must be there, even though records are duck-typed)
 except ImportError as exc:
-    raise MissingExtra("shoebox_logging.loguru needs loguru: "
-                       "pip install 'shoebox-archive[loguru]'") from exc
+    raise MissingExtra.needs("shoebox_logging.loguru needs loguru", "loguru") from exc
 
 from ._events import archive, build_handler, make_record
 

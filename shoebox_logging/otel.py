@@ -29,8 +29,7 @@ from shoebox.errors import MissingExtra
 try:
     import opentelemetry.sdk._logs as sdk_logs
 except ImportError as exc:
-    raise MissingExtra("shoebox_logging.otel needs opentelemetry-sdk: "
-                       "pip install 'shoebox-archive[otel]'") from exc
+    raise MissingExtra.needs("shoebox_logging.otel needs opentelemetry-sdk", "otel") from exc
 
 from ._events import archive, build_handler, make_record
 

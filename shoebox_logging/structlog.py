@@ -30,8 +30,7 @@ try:
     # structlog must fail here even when the submodule is cached.
     import structlog.processors
 except ImportError as exc:
-    raise MissingExtra("shoebox_logging.structlog needs structlog: "
-                       "pip install 'shoebox-archive[structlog]'") from exc
+    raise MissingExtra.needs("shoebox_logging.structlog needs structlog", "structlog") from exc
 
 from ._events import EventFormatter, archive, build_handler, make_record, parse_json_object
 
