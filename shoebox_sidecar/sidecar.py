@@ -660,6 +660,9 @@ class Sidecar:
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        # Backoff and throttling waits end too (giving up, or the last
+        # round over): what they hold stays for the next run.
+        self._stop_requested.set()
         self._stopping.set()
         if timeout is None:
             timeout = self.shutdown_timeout
