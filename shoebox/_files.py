@@ -83,13 +83,22 @@ def check_entry(path: str, fd: int) -> None:
     judging ``fd``. Raises :class:`~shoebox.errors.NotRegularFile` if the
     entry is now something else that is not a regular file,
     ``FileNotFoundError`` if it is gone or names another regular file."""
+    opened = os.fstat(fd)
+    check_identity(path, (opened.st_dev, opened.st_ino))
+
+
+def check_identity(path: str, identity: tuple[int, int]) -> None:
+    """Check that the directory entry ``path`` (a link not followed) is the
+    file whose ``(st_dev, st_ino)`` is ``identity``: done right before
+    removing or moving a file read earlier (an archive once its copy is
+    confirmed). Raises as :func:`check_entry` does."""
     entry = os.stat(path, follow_symlinks=False)
-    if os.path.samestat(entry, os.fstat(fd)):
+    if (entry.st_dev, entry.st_ino) == identity:
         return
     kind = file_kind(entry.st_mode)
     if kind != "regular":
         raise NotRegularFile(kind, filename=path)
-    raise FileNotFoundError(errno.ENOENT, "no longer the file that was opened (replaced "
+    raise FileNotFoundError(errno.ENOENT, "no longer the file that was read (replaced "
                             "meanwhile)", path)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from ._chunks import ChunkWalker, TeeReader
-from ._files import check_entry, lock_unheld, open_regular
+from ._files import check_entry, check_identity, lock_unheld, open_regular
 from .archive import ArchiveReader
 from .callbacks import ArchiveCallback, after_upload_callback
 from .codec import (
@@ -90,6 +90,10 @@ class ShipResult:
     #: True when the destination already held this archive (a retry after a
     #: crash between upload and deletion): nothing was written.
     already_present: bool
+    #: ``(st_dev, st_ino)`` of the archive file read: whoever removes or
+    #: moves ``source`` afterwards checks it is still that file
+    #: (:func:`shoebox._files.check_identity`).
+    identity: tuple[int, int] | None = None
 
     @property
     def ratio(self) -> float:
@@ -260,7 +264,7 @@ class Shipper:
             source=prepared.source, location=self.destination.locate(prepared.key),
             key=prepared.key, bytes_in=prepared.bytes_in, bytes_out=prepared.bytes_out,
             records=prepared.records, seconds=time.monotonic() - started,
-            already_present=already)
+            already_present=already, identity=prepared.identity)
 
     def ship(self, path: str) -> ShipResult:
         """Prepare and deliver one archive, once (no retries)."""
@@ -430,6 +434,7 @@ class CompressCallback(ArchiveCallback):
         shipper = Shipper(directory, key_template="{name}{suffix}",
                           compression=self.compression, level=self.level)
         result = shipper.ship(filename)
+        _still_the_archive_read(filename, result)
         os.unlink(filename)
         return result.location
 
@@ -468,8 +473,17 @@ class S3UploadCallback(ArchiveCallback):
         self.after_upload = after_upload_callback(after_upload)
 
     def on_close(self, filename: str) -> str | None:
-        self.shipper.ship(filename)
+        result = self.shipper.ship(filename)
+        _still_the_archive_read(filename, result)
         return self.after_upload.on_close(filename)
+
+
+def _still_the_archive_read(filename: str, result: ShipResult) -> None:
+    """Before an in-process callback removes or moves ``filename`` once its
+    copy is confirmed: raise if the name is no longer the file that was
+    read (a link or another file put there meanwhile is not ours to touch)."""
+    if result.identity is not None:
+        check_identity(filename, result.identity)
 
 
 __all__ = [

@@ -7,7 +7,6 @@ observers (the JSON log among them), and each archive's outcome is kept in
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import logging
 import os
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoebox._files import file_kind, lock_unheld
+from shoebox._files import check_identity, file_kind, lock_unheld
 from shoebox.callbacks import ArchiveCallback, DeleteFileCallback, MoveFileCallback
 from shoebox.destinations import Prepared
 from shoebox.errors import (
@@ -379,10 +378,8 @@ class Sidecar:
     def _ship(self, path: str, started: float) -> ShipResult | None:
         """One try at :meth:`process`'s job; raises ``OSError`` when staging
         the compressed copy (or reading the archive) fails."""
-        identity_read = None
         try:
             with self.shipper.prepare(path) as prepared:
-                identity_read = prepared.identity
                 self._staging_fine()
                 if prepared.damaged:
                     self._tell(Event(
@@ -419,7 +416,7 @@ class Sidecar:
             return None
         if result is None:
             return None
-        self._shipped(path, result, identity_read)
+        self._shipped(path, result)
         return result
 
     def _deliver(self, prepared: Prepared, started: float) -> ShipResult | None:
@@ -480,20 +477,16 @@ class Sidecar:
                              {"seconds": round(seconds, 3),
                               "tmp_dir": self.shipper.scratch_dir}))
 
-    def _shipped(self, path: str, result: ShipResult,
-                 identity_read: tuple[int, int] | None = None) -> None:
+    def _shipped(self, path: str, result: ShipResult) -> None:
         """Deal with a shipped archive as ``after_upload`` says, if the file
-        at ``path`` is still the one read (``identity_read``: its device and
-        inode)."""
+        at ``path`` is still the one read (``result.identity``)."""
         try:
-            stat = os.stat(path, follow_symlinks=False)
-            if identity_read is not None and (stat.st_dev, stat.st_ino) != identity_read:
+            if result.identity is not None:
                 # Renamed away and the name taken by something else since it
                 # was read (a link, say): that is not what was shipped, and
                 # deleting or moving it is not ours to do.
-                kind = file_kind(stat.st_mode)
-                raise (NotRegularFile(kind, filename=path) if kind != "regular" else
-                       FileNotFoundError(errno.ENOENT, "replaced since it was shipped", path))
+                check_identity(path, result.identity)
+            stat = os.stat(path, follow_symlinks=False)
             remains = self.after_upload.on_close(path)
         except NotRegularFile as exc:
             self.outcomes.finished(path, None)

@@ -611,3 +611,31 @@ def test_a_link_planted_at_the_destination_key_is_never_taken_for_the_copy(
     with pytest.raises(PermanentUploadError, match="not a regular file but a symbolic link"):
         target.ship(archive)
     assert os.path.exists(archive) and (dest / "app-000.events.gz").is_symlink()
+
+
+@pytest.mark.parametrize("callback", ["compress", "upload"])
+def test_an_in_process_callback_leaves_a_link_put_in_the_archives_name_after_shipping(
+        tmp_path: Path, outside: Outside, monkeypatch: pytest.MonkeyPatch,
+        callback: str) -> None:
+    """Between the confirmed copy and the delete, the archive's name became a
+    link: the callback deletes nothing (the link stays, its target too)."""
+    from shoebox import CompressCallback, NotRegularFile, S3UploadCallback
+    from shoebox.shipping import Shipper
+
+    write_archives(tmp_path / "watch", 1)
+    archive = tmp_path / "watch" / "app-000.events"
+    ship = Shipper.ship
+
+    def ship_then_swap(self: Shipper, path: str) -> Any:
+        result = ship(self, path)
+        os.rename(path, str(path) + ".moved")
+        os.symlink(outside.archive, path)
+        return result
+
+    monkeypatch.setattr(Shipper, "ship", ship_then_swap)
+    made = (CompressCallback() if callback == "compress" else
+            S3UploadCallback(destination=str(tmp_path / "dest")))
+    with pytest.raises(NotRegularFile):
+        made.on_close(str(archive))
+    assert archive.is_symlink()
+    outside.assert_untouched()
