@@ -149,14 +149,16 @@ def make_record(event: dict[str, Any], *, logger: str, level: str,
     and ``line`` are what ``handleError`` prints.
     """
     record = EventRecord.__new__(EventRecord)
-    fields = {"name": logger, "msg": event, "levelname": level,
-              "levelno": _LEVEL_NUMBERS.get(level, 0),
-              "created": time.time() if created is None else created}
+    # The attributes first: one named like a field set here (an OTel
+    # attribute "msg" or "created" chosen in metadata_fields) must not
+    # replace the event or its time.
+    fields = dict(attributes) if attributes else {}
+    fields.update(name=logger, msg=event, levelname=level,
+                  levelno=_LEVEL_NUMBERS.get(level, 0),
+                  created=time.time() if created is None else created)
     if filename is not None:
         fields["filename"] = filename
         fields["lineno"] = line
-    if attributes:
-        fields.update(attributes)
     record.__dict__ = fields
     return record
 

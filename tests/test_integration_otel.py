@@ -136,3 +136,14 @@ def test_shutdown_twice_is_harmless_and_later_records_are_ignored(
 def _any_record() -> ReadWriteLogRecord:
     """A record as the SDK hands it to a processor."""
     return ReadWriteLogRecord(LogRecord(body="late"), resource=RESOURCE)
+
+
+def test_an_attribute_named_like_a_record_field_never_replaces_the_event_or_its_time():
+    """An OTel attribute "msg" or "created" chosen as metadata must not turn
+    the payload into a string or move the record's time."""
+    from shoebox_logging._events import make_record
+
+    record = make_record({"event": "payment"}, logger="app", level="INFO", created=1.5,
+                         attributes={"msg": "not the event", "created": 99.0, "user": "7"})
+    assert record.msg == {"event": "payment"} and record.created == 1.5
+    assert record.user == "7"

@@ -197,3 +197,4 @@ def test_non_blocking_mode_archives_values_as_they_were_at_the_log_call(
     (_, mutable), (_, immutable) = read_records(tmp_path)
     assert integration.field(mutable, "items") == [1]
     assert integration.field(immutable, "count") == 1
+
