@@ -199,8 +199,10 @@ def client(endpoint_url: str | None = None, **options: Any) -> Any:
     it, boto3 takes the endpoint from its configuration: the environment
     variables ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, or
     ``endpoint_url`` in the AWS config file (botocore 1.31 and later).
-    The endpoints' credentials are hidden from redacted text from then on
-    (:func:`~shoebox._redact.remember_url`). Raises ``ValueError`` for an
+    The credentials of the endpoints given here or in those variables are
+    hidden from redacted text from then on, however they are spelled
+    (:func:`~shoebox._redact.remember_url`); one set only in the AWS config
+    file is hidden by the URL pattern alone. Raises ``ValueError`` for an
     endpoint botocore refuses, naming it with its credentials hidden."""
     # botocore repeats the endpoint in its messages, with any password in
     # it as given (issue 17): from now on, every redacted text hides it.
