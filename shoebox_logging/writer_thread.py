@@ -28,6 +28,27 @@ EncodeFunction = Callable[[dict[str, Any], logging.LogRecord], "bytes | None"]
 #: one roll check, so an archive can pass its roll size by up to a batch.
 BATCH_RECORDS = 256
 
+#: Seconds of formatting and encoding after which the writer thread gives
+#: the GIL back (issue 19), checked after each record. Formatting is pure
+#: Python: without a pause, a thread that wants the GIL (a logging thread,
+#: the event loop) waits for the interpreter to force a switch, up to
+#: ``sys.getswitchinterval()`` (5 ms, the application's to set, not ours).
+#: See docs/performance.md for how it was chosen.
+SLICE_SECONDS = 50e-6
+#: Records waiting beyond which the writer thread counts as behind (see
+#: WriterThread.behind): one batch.
+BEHIND_RECORDS = 256
+#: How long the writer thread sleeps to give the GIL back: a release as
+#: short as a system call is won back by the releasing thread before a
+#: waiting one wakes up (CPython hands the GIL over on a forced switch
+#: only), so it must last about one wake-up.
+GIL_PAUSE_SECONDS = 50e-6
+
+
+def _give_back_gil() -> None:
+    time.sleep(GIL_PAUSE_SECONDS)
+
+
 # Queue items: a record to write (encoded, or a copy to encode) with the
 # record for error reports, or an event to set once everything before it is
 # written (flush). No stop marker: the writer stops when told by a flag, as
@@ -107,6 +128,14 @@ class WriterThread:
         self._waiting_for_room = 0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.RLock()
+
+    @property
+    def behind(self) -> bool:
+        """Whether more than half the queue is waiting: the writer thread is
+        not keeping up (a logging thread in a tight loop takes the GIL
+        from it), and a caller had better hand it records encoded
+        already, which cost it only their write (issue 19)."""
+        return len(self._items) > min(self.queue_size // 2, BEHIND_RECORDS)
 
     def put(self, encoded: bytes | dict[str, Any], record: logging.LogRecord) -> None:
         """Queue one record: encoded, or what
@@ -255,10 +284,13 @@ class WriterThread:
 
     def _write_waiting(self) -> None:
         """Write every waiting record, in batches; set flush events on the
-        way. Closing, past the deadline: count the rest as dropped instead."""
+        way. Closing, past the deadline: count the rest as dropped instead.
+        Every :data:`SLICE_SECONDS` of formatting, give the GIL back."""
         items = self._items
         batch: list[bytes] = []
         first: logging.LogRecord | None = None
+        clock = time.perf_counter
+        slice_end = clock() + SLICE_SECONDS
         while items:
             if self._closing and self._past_deadline():
                 self._drop_waiting()
@@ -271,6 +303,10 @@ class WriterThread:
                 if first is None:
                     first = item[1]
                 batch.append(data)
+                if clock() >= slice_end:
+                    self._make_room()
+                    _give_back_gil()
+                    slice_end = clock() + SLICE_SECONDS
                 if len(batch) < BATCH_RECORDS:
                     continue
             if first is not None:
