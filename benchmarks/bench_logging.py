@@ -61,20 +61,21 @@ def _null_handler(directory: str) -> logging.Handler:
     return _DoNothing()
 
 
-def _rotating_handler(directory: str) -> logging.Handler:
+def _rotating_handler(directory: str, max_bytes: int = 64 << 20) -> logging.Handler:
     from pythonjsonlogger.json import JsonFormatter
 
     handler = logging.handlers.RotatingFileHandler(
-        os.path.join(directory, "bench.log"), maxBytes=64 << 20, backupCount=5)
+        os.path.join(directory, "bench.log"), maxBytes=max_bytes, backupCount=5)
     handler.setFormatter(JsonFormatter(
         "%(message)s %(levelname)s %(name)s %(module)s %(funcName)s %(lineno)d "
         "%(threadName)s %(processName)s", timestamp=True))
     return handler
 
 
-def _queue_handler(directory: str) -> logging.Handler:
+def _queue_handler(directory: str, max_bytes: int = 64 << 20) -> logging.Handler:
     handler = logging.handlers.QueueHandler(queue.SimpleQueue())
-    listener = logging.handlers.QueueListener(handler.queue, _rotating_handler(directory))
+    listener = logging.handlers.QueueListener(handler.queue,
+                                              _rotating_handler(directory, max_bytes))
     listener.start()
     closing = handler.close
 
@@ -120,9 +121,12 @@ HANDLERS: dict[str, Callable[[str], logging.Handler]] = {
 }
 
 
-def _stdlib_log_function(config: str, directory: str) -> tuple[Callable[[], None],
-                                                                Callable[[], None]]:
-    handler = HANDLERS[config](directory)
+def _stdlib_log_function(config: str, directory: str,
+                         handlers: dict[str, Callable[[str], logging.Handler]] | None = None,
+                         ) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The benchmark's log call through ``handlers[config]`` (default
+    :data:`HANDLERS`), and how to close it."""
+    handler = (HANDLERS if handlers is None else handlers)[config](directory)
     logger = logging.getLogger("bench")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -135,12 +139,13 @@ def _stdlib_log_function(config: str, directory: str) -> tuple[Callable[[], None
     return log, handler.close
 
 
-def _loguru_log_function(directory: str) -> tuple[Callable[[], None], Callable[[], None]]:
+def _loguru_log_function(directory: str, enqueue: bool = True, rotation: str | None = None,
+                         ) -> tuple[Callable[[], None], Callable[[], None]]:
     from loguru import logger
 
     logger.remove()
     logger.add(os.path.join(directory, "bench.log"), serialize=True, level="INFO",
-               enqueue=True)
+               enqueue=enqueue, rotation=rotation)
 
     def log() -> None:
         logger.info("user {} did {}", "ann", "login", request_id="7f3a9c", tenant="acme")

@@ -64,15 +64,19 @@ class ArchiveWriter:
     loses what was pending. ``durability`` says when written data is also
     forced to stable storage: ``"close"`` (default, ``fsync`` on close),
     ``"record"`` (after every record, which also flushes every record) or
-    ``"never"``.
+    ``"never"``. ``fsync`` is the call that does it (:func:`os.fsync`
+    unless a test injects its own: one that blocks as a stalled disk
+    does, say).
     """
 
     def __init__(self, filename: str | os.PathLike[str], *,
                  durability: Durability = "close",
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
                  file_mode: int = DEFAULT_FILE_MODE,
-                 buffer_size: int = 0) -> None:
+                 buffer_size: int = 0,
+                 fsync: Callable[[int], None] = os.fsync) -> None:
         self.filename = os.fspath(filename)
+        self._fsync = fsync
         self.durability = one_of("durability", durability, DURABILITY_MODES)
         self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
         buffer_size = whole_number("buffer_size", buffer_size)
@@ -164,7 +168,7 @@ class ArchiveWriter:
             while written < len(data):
                 written += os.write(fd, memoryview(data)[written:])
             if self.durability == "record":
-                os.fsync(fd)
+                self._fsync(fd)
         except BaseException:
             if written:
                 # Truncating does not move the file offset: without the seek
@@ -179,7 +183,7 @@ class ArchiveWriter:
         """Flush, then force everything written to stable storage (``fsync``)."""
         self.flush()
         if self._fd is not None:
-            os.fsync(self._fd)
+            self._fsync(self._fd)
 
     def close(self) -> None:
         """Flush, ``fsync`` unless durability is ``"never"``, and close the file.
@@ -192,7 +196,7 @@ class ArchiveWriter:
         try:
             self.flush()
             if self.durability != "never":
-                os.fsync(fd)
+                self._fsync(fd)
         finally:
             self._fd = None
             self._pending.clear()

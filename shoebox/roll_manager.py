@@ -45,6 +45,18 @@ CLOSE_ROUNDS = 3
 #: active archive was deleted under it: one ``fstat`` per record would cost
 #: as much as the write.
 VANISHED_CHECK_SECONDS = 1.0
+#: Most rolled archives waiting for the finisher (the one it is finishing
+#: included). A roll due beyond that is put off: the active archive stays
+#: active and grows past its roll size, and the next write looks again
+#: (counted in ``stats()["rolls_postponed"]``). A stalled disk thus costs
+#: neither the caller a wait nor the process more than this many open
+#: files (issue 19). Far more than a healthy disk needs: finishing a 2 MiB
+#: archive takes milliseconds, writing it hundreds.
+MAX_UNFINISHED = 16
+#: Seconds the finisher thread waits for the next rolled archive before it
+#: ends (the next roll starts it again): long enough that rolls in a busy
+#: run reuse one thread, short enough that an idle process keeps none.
+FINISHER_IDLE_SECONDS = 1.0
 
 # Managers alive in this process, reset in a forked child (see
 # os.register_at_fork below), as logging does for its handlers.
@@ -74,6 +86,132 @@ class _Waiter:
         self.retry = False
         self.done = threading.Lock()
         self.done.acquire()
+
+
+class _Finisher:
+    """Finishes rolled archives on a thread of its own ("shoebox-finisher"),
+    in the order they were rolled, one at a time (issue 19: the flush,
+    fsync, rename and directory fsync of a roll cost the caller whose
+    record crossed the roll size up to milliseconds).
+
+    ``finish`` is the roll sequence for one archive; it must not raise.
+    ``try_end`` is called by the thread when it has been idle for
+    :data:`FINISHER_IDLE_SECONDS` (or was stopped): it must call
+    :meth:`end_if_idle` holding what :meth:`submit` is called under (the
+    manager's lock), and return what that returned, or False if it could
+    not take the lock.
+
+    The thread never waits for a lock that a thread calling
+    :meth:`submit` may hold, nor the other way round: a ``__del__`` run by
+    the garbage collector on the finisher's thread may log, and so wait for
+    the manager's lock, whose holder may be submitting.
+    """
+
+    def __init__(self, finish: Callable[[ArchiveWriter], None],
+                 try_end: Callable[[], bool]) -> None:
+        self._finish = finish
+        self._try_end = try_end
+        # For wait(); the finisher notifies it after each archive. Nobody
+        # takes it holding the manager's lock.
+        self._changed = threading.Condition(threading.RLock())
+        self._wakeup = threading.Event()
+        self._archives: collections.deque[ArchiveWriter] = collections.deque()
+        #: The archive being finished (a forked child closes its descriptor).
+        self.current: ArchiveWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._stopping = False
+
+    @property
+    def unfinished(self) -> int:
+        """Archives handed over and not finished yet."""
+        return len(self._archives) + (self.current is not None)
+
+    def submit(self, archive: ArchiveWriter) -> bool:
+        """Hand ``archive`` over (under the manager's lock); never waits.
+        Returns whether the thread must be started (:meth:`start`), which
+        the caller does once it has let go of the manager's lock."""
+        self._archives.append(archive)
+        self._wakeup.set()
+        return self._thread is None
+
+    def start(self) -> None:
+        """Start the thread if it is not running and there is work, without
+        the manager's lock: ``Thread.start`` waits for the new thread, and a
+        garbage collection on the new thread may run a ``__del__`` that
+        logs, which waits for the manager's lock (issue 17's finalizers)."""
+        if not self._starting.acquire(False):
+            return  # another thread is starting it (or this one, re-entered)
+        try:
+            if self._thread is None and self._archives:
+                self._stopping = False
+                thread = threading.Thread(target=self._run, name="shoebox-finisher",
+                                          daemon=True)
+                self._thread = thread
+                thread.start()
+        finally:
+            self._starting.release()
+
+    def end_if_idle(self) -> bool:
+        """Under the manager's lock, on the finisher's thread: whether the
+        thread may end (nothing left); the next submit starts another."""
+        if self._archives:
+            return False
+        self._thread = None
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every archive handed over is finished, or ``timeout``
+        seconds; returns whether they are. On the finisher's own thread (a
+        callback that flushes) it cannot wait for itself: False if any
+        are left."""
+        if threading.current_thread() is self._thread:
+            return not self._archives
+        with self._changed:
+            return self._changed.wait_for(lambda: not self.unfinished, timeout)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Let the thread end once nothing is left; wait for it up to
+        ``timeout`` seconds. Returns whether it ended (or never ran)."""
+        self._stopping = True
+        self._wakeup.set()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return thread is None
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def abandon_all(self) -> None:
+        """In a forked child: close the descriptors of the parent's archives
+        (the parent finishes them; the lock on each is shared with the
+        parent's descriptor, so it holds). The child then makes a new
+        finisher."""
+        for archive in [*self._archives, *filter(None, [self.current])]:
+            archive.abandon()
+
+    def _run(self) -> None:
+        archives, wakeup = self._archives, self._wakeup
+        while True:
+            if not archives:
+                # Cleared before looking again: a submit from here on sets it.
+                wakeup.clear()
+                if archives:
+                    continue
+                idle = self._stopping or not wakeup.wait(FINISHER_IDLE_SECONDS)
+                if idle and not archives:
+                    if self._try_end():
+                        return
+                    time.sleep(0.01)  # the manager's lock was taken: look again soon
+                continue
+            # Current before it leaves the queue: unfinished never undercounts.
+            self.current = archives[0]
+            archive = archives.popleft()
+            try:
+                self._finish(archive)
+            finally:
+                self.current = None
+                with self._changed:
+                    self._changed.notify_all()
 
 
 class WritingRollManager:
@@ -118,6 +256,20 @@ class WritingRollManager:
     :class:`~shoebox.errors.ArchiveVanished` goes to ``on_archive_vanished``
     (default: logged on the ``shoebox.roll_manager`` logger); the records
     written into the deleted file since the last look are lost.
+
+    Rolls cost the writing thread no wait (issue 19): the record that
+    passes the roll size is written, the archive is set aside and the next
+    write opens the next one; flushing, fsyncing, renaming, syncing the
+    directory and ``on_close`` happen on a background finisher thread, in
+    order, one archive at a time (the set-aside archive stays ``.open``,
+    its lock held, until renamed: a crash meanwhile leaves it for
+    :func:`shoebox.recover`). :meth:`flush` and :meth:`close` wait for the
+    finisher. A finisher that falls behind (a stalled disk) holds at most
+    :data:`MAX_UNFINISHED` archives; beyond that a due roll is put off and
+    counted (``rolls_postponed``), so the caller never waits for it. A
+    finish that fails goes to ``on_finish_error(filename, error)``
+    (default: logged on ``shoebox.roll_manager``), called on the finisher
+    thread inside the ``except`` block, and is counted (``finish_errors``).
 
     Thread-safe: records are encoded on the caller's thread and appended
     whole under a lock, so they never interleave, and each roll happens
@@ -164,7 +316,9 @@ class WritingRollManager:
                  on_budget_exceeded: Callable[[BudgetExceeded], object] | None = None,
                  on_archive_vanished: Callable[[ArchiveVanished], object] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 hold_gil: bool = False) -> None:
+                 hold_gil: bool = False,
+                 on_finish_error: Callable[[str, Exception], object] | None = None,
+                 fsync: Callable[[int], None] = os.fsync) -> None:
         if not render_filename(filename_template):
             raise ValueError(f"filename_template {filename_template!r} gives an empty name")
         self.filename_template = filename_template
@@ -175,6 +329,12 @@ class WritingRollManager:
         self.archive_callback: ArchiveCallback = (
             plugins.create_as(ArchiveCallback, "archive_callback", archive_callback)
             if archive_callback is not None else ArchiveCallback())
+        # Whether a holder of the lock asked for a background thread to be
+        # started or woken (a roll handing the finisher work, a new archive
+        # for the idle-roll thread): whoever lets go of the lock does it
+        # (see _start_threads).
+        self._start_threads_wanted = self._timer_wanted = False
+        self._timer_starting = threading.Lock()
         # Checked here, not when the first archive opens: a bad value must fail
         # the configuration, not the first record (issue 11).
         self.max_record_size = whole_number("max_record_size", max_record_size, minimum=1)
@@ -182,7 +342,8 @@ class WritingRollManager:
             "durability": one_of("durability", durability, DURABILITY_MODES),
             "max_record_size": self.max_record_size,
             "file_mode": whole_number("file_mode", file_mode),
-            "buffer_size": whole_number("buffer_size", buffer_size)}
+            "buffer_size": whole_number("buffer_size", buffer_size),
+            "fsync": fsync}
         self._hold_gil = flag("hold_gil", hold_gil)
         self._lock = threading.RLock()
         # Whether the lock's holder is inside: only that thread can see it
@@ -204,6 +365,8 @@ class WritingRollManager:
         self._on_archive_vanished = on_archive_vanished
         self._clock = clock
         self._next_vanished_check = clock() + VANISHED_CHECK_SECONDS
+        self._on_finish_error = on_finish_error
+        self._finisher = _Finisher(self._finish, self._end_finisher)
         self._reset_counters()
         # As logging.FileHandler opens its file: a directory that cannot be
         # used fails here, not at every write after. No archive is created,
@@ -250,7 +413,7 @@ class WritingRollManager:
         try:
             return self._append(record, records)
         finally:
-            if self._deferred:
+            if self._deferred or self._start_threads_wanted:
                 self._leave(writer=True)
             else:  # the hot path: no call unless threads queued
                 self._busy = False
@@ -310,6 +473,8 @@ class WritingRollManager:
         finally:
             self._busy = False
             self._lock.release()
+        if self._start_threads_wanted:
+            self._start_threads()
         if drain and self._queue:
             self._drain_queued(writer)
 
@@ -407,14 +572,7 @@ class WritingRollManager:
             if self._dropping:
                 self._resume()
         if self.roll_checker.check(archive):
-            try:
-                self._finish()
-            except Exception:
-                # The record is written: raising would make the caller
-                # count it lost, or write it again. The next write opens
-                # a new archive; recover() finalizes one left .open.
-                self._errors += 1
-                logger.exception("rolling archive %s failed", archive.filename)
+            self._roll()
         return True
 
     @contextlib.contextmanager
@@ -443,77 +601,106 @@ class WritingRollManager:
         (writes that raised, rolls that failed), ``archives_closed``,
         ``records_deferred`` (written re-entrantly, so written after the
         outer call: see the class), ``records_dropped_reentrant`` (of
-        those, the ones whose write failed or came after :meth:`close`) and
+        those, the ones whose write failed or came after :meth:`close`),
         ``skipped_not_regular`` (names in the directory matching the
         archives' that the disk budget's scans found not to be regular
         files, a symbolic link say, and left out, each path once; 0
-        without a budget)."""
+        without a budget), ``finish_errors`` (rolled archives whose finish
+        failed, also counted in ``errors``), ``archives_finishing`` (rolled
+        archives the finisher has not finished yet, now) and
+        ``rolls_postponed`` (writes that found a roll due while the
+        finisher held :data:`MAX_UNFINISHED` archives, see the class)."""
         with self._locked():
             return {"records_written": self._records_written,
                     # Counted per archive, not per write: the archive
                     # keeps its size anyway.
                     "bytes_written": self._bytes_written + (
                         self._archive.size if self._archive is not None else 0),
-                    "records_dropped": self._records_dropped, "errors": self._errors,
+                    "records_dropped": self._records_dropped,
+                    "errors": self._errors + self._finish_errors,
                     "archives_closed": self._archives_closed,
                     "records_deferred": self._records_deferred,
                     "records_dropped_reentrant": self._deferred_dropped,
                     "skipped_not_regular": (self._budget.skipped_not_regular
-                                            if self._budget is not None else 0)}
+                                            if self._budget is not None else 0),
+                    "finish_errors": self._finish_errors,
+                    "archives_finishing": self._finisher.unfinished,
+                    "rolls_postponed": self._rolls_postponed}
 
-    def flush(self) -> None:
-        """Write records pending in the active archive's buffer to the file."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write records pending in the active archive's buffer to the file,
+        and wait until the archives rolled before are finished (renamed,
+        ``on_close`` run), or ``timeout`` seconds. Returns whether they are
+        (False, too, when called by the finisher itself: a callback)."""
         with self._locked():
             if self._archive is not None:
                 self._archive.flush()
+        return self._finisher.wait(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Finalize the active archive (rename from ``.open``, callbacks) and
-        stop the idle-roll thread. Closing twice is harmless.
+        """Finalize the active archive (rename from ``.open``, callbacks), wait
+        for the finisher to finish every rolled archive, and stop the
+        idle-roll and finisher threads. Closing twice is harmless.
 
-        Records deferred by re-entrant writes (a callback or finalizer that
-        logs during the last roll) are written first, in a new archive
-        finished in turn, up to :data:`CLOSE_ROUNDS` times; any left are
-        counted in ``records_dropped_reentrant``. With ``timeout``, waits at
-        most that many seconds for the lock (another thread writing into a
-        stalled disk, a slow callback) and for the idle-roll thread, and
-        returns False if it could not close: the archive stays ``.open``
-        for its writer, or :func:`shoebox.recover`. A close from inside a
-        write or roll (re-entrant) returns False too, closing nothing: the
-        outer call is half-way through."""
-        lock = self._lock
-        if not lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            return False
+        Records logged meanwhile by a callback or finalizer (from the
+        finisher's thread, or re-entrantly from this one) are written into
+        a new archive, finished in turn, up to :data:`CLOSE_ROUNDS` times;
+        any logged after that are refused (:class:`ArchiveClosed`) or, if
+        re-entrant, counted in ``records_dropped_reentrant``. With
+        ``timeout``, waits at most that many seconds in all (for the lock,
+        another thread writing into a stalled disk, and for the finisher,
+        an fsync that does not return) and returns False if it could not
+        close or finish everything: the archives left stay ``.open`` for
+        their writer, the finisher (which goes on by itself), or
+        :func:`shoebox.recover`. A close from inside a write or roll
+        (re-entrant) returns False too, closing nothing: the outer call is
+        half-way through."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self._busy or self._closed:
-            lock.release()
-            return self._closed
-        self._busy = True
-        self._wakeup.set()
-        _live_writers.discard(self)
-        timer = None
-        try:
-            for _ in range(CLOSE_ROUNDS):
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        lock = self._lock
+        finished = True
+        for round_ in range(CLOSE_ROUNDS):
+            left = remaining()
+            if not lock.acquire(timeout=-1 if left is None else left):
+                return False
+            if self._busy or self._closed:
+                lock.release()
+                return self._closed
+            self._busy = True
+            try:
                 self._write_deferred()
+                # Closed in the last round, once a round wrote nothing new,
+                # or once out of time.
+                last = (round_ == CLOSE_ROUNDS - 1 or not finished
+                        or (round_ > 0 and self._archive is None and not self._deferred))
+                if last:
+                    self._closed = True
+                    _live_writers.discard(self)
+                    while self._deferred:
+                        self._deferred_dropped += self._deferred.popleft()[1]
                 if self._archive is not None and self._archive.unlinked:
                     self._leave_vanished(self._archive)  # it cannot be renamed
                 if self._archive is not None:
-                    self._finish()  # may defer more: the next round writes them
-                if not self._deferred:
-                    break
-        finally:
-            self._closed = True
-            # Taken after the rounds: one that opened an archive for
-            # deferred records found this thread still there, rather than
-            # starting one nobody would join.
-            timer, self._timer = self._timer, None
-            self._wakeup.set()
-            while self._deferred:
-                self._deferred_dropped += self._deferred.popleft()[1]
-            self._leave()  # threads queued meanwhile get ArchiveClosed
-            if timer is not None and timer is not threading.current_thread():
-                timer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return True
+                    # Never put off here: the finisher's backlog may pass
+                    # MAX_UNFINISHED by this one.
+                    self._roll(postpone=False)
+            finally:
+                self._leave()  # once closed, threads queued meanwhile get ArchiveClosed
+            # Waited for without the lock: callbacks the finisher runs may
+            # log, and their records go into a new archive, which the next
+            # round rolls.
+            finished = self._finisher.wait(remaining())
+            if last:
+                break
+        self._wakeup.set()
+        timer, self._timer = self._timer, None
+        stopped = self._finisher.stop(remaining())
+        if timer is not None and timer is not threading.current_thread():
+            timer.join(remaining())
+        return finished and stopped
 
     def _leave_vanished(self, archive: ArchiveWriter) -> None:
         """Under the lock: drop the active ``archive``, deleted under the
@@ -545,13 +732,8 @@ class WritingRollManager:
         if self._dropping:
             return
         self._dropping = True
-        active = self.active_filename
-        if active is not None:
-            try:
-                self._finish()
-            except Exception:
-                self._errors += 1
-                logger.exception("rolling archive %s at the disk budget failed", active)
+        if self._archive is not None:
+            self._roll()
         error = BudgetExceeded(
             f"{self.directory}: archives waiting there hold {budget.used} bytes, the disk "
             f"budget (max_local_mb) is {budget.max_bytes}: dropping records, and counting "
@@ -574,6 +756,7 @@ class WritingRollManager:
         self._episode_dropped = 0  # by the budget since it was last reached
         self._dropping = False
         self._records_deferred = self._deferred_dropped = 0
+        self._finish_errors = self._rolls_postponed = 0
 
     def _open(self) -> ArchiveWriter:
         """Create the next archive under a name nobody has taken."""
@@ -607,35 +790,87 @@ class WritingRollManager:
             self._start_timer()
         return archive
 
-    def _finish(self) -> None:
-        """The roll sequence: flush and fsync the active archive, rename it to
-        its final name and fsync the directory while its lock is still held
-        (so :func:`shoebox.recover` cannot take it meanwhile), close it, run
-        ``on_close``.
-
-        If the flush or fsync fails, the file still holds whole records
-        only: it is finalized all the same, so that it gets shipped, and
-        the error is raised afterwards.
-        """
+    def _roll(self, postpone: bool = True) -> bool:
+        """Under the lock: set the active archive aside for the finisher (see
+        :meth:`_finish`); the next write opens the next archive. With
+        ``postpone``, a roll while the finisher holds
+        :data:`MAX_UNFINISHED` archives is put off and counted instead, the
+        archive staying active. Returns whether it rolled."""
+        finisher = self._finisher
+        if postpone and finisher.unfinished >= MAX_UNFINISHED:
+            self._rolls_postponed += 1
+            return False
         archive, self._archive = self._archive, None
         assert archive is not None
-        error: OSError | None = None
+        # Counted now: the archive's size is final.
+        self._bytes_written += archive.size
+        if finisher.submit(archive):
+            self._start_threads_wanted = True
+        return True
+
+    def _finish(self, archive: ArchiveWriter) -> None:
+        """The roll sequence, on the finisher's thread: flush and fsync the
+        archive, rename it to its final name and fsync the directory while
+        its lock is still held (so :func:`shoebox.recover` cannot take it
+        meanwhile), close it, run ``on_close``.
+
+        If the flush or fsync fails, the file still holds whole records
+        only: it is finalized all the same, so that it gets shipped. Any
+        failure goes to ``on_finish_error``; one of the rename leaves the
+        archive ``.open`` for :func:`shoebox.recover`. Never raises.
+        """
+        error: Exception | None = None
+        final: str | None = None
         try:
-            if archive.durability == "never":
-                archive.flush()
-            else:
-                archive.sync()
-        except OSError as exc:
-            error = exc
+            try:
+                if archive.durability == "never":
+                    archive.flush()
+                else:
+                    archive.sync()
+            except OSError as exc:
+                error = exc
+            try:
+                final = finalize(archive.filename)
+            finally:
+                archive.abandon()  # flushed and synced above: only the descriptor is left
+            if error is not None:
+                raise error
+        except Exception as exc:
+            # Counted by the finisher's thread alone, apart from _errors,
+            # which the writers' threads change under the lock.
+            self._finish_errors += 1
+            self._finish_failed(archive.filename, exc)
+        if final is not None:
+            self._archives_closed += 1
+            self._call("on_close", final)
+
+    def _end_finisher(self) -> bool:
+        """On the idle finisher's thread: let it end, under the lock (so that
+        no roll hands it an archive meanwhile), if the lock is free; never
+        waits for it (see _Finisher)."""
+        lock = self._lock
+        if not lock.acquire(False):
+            return False
+        if self._busy:
+            lock.release()
+            return False
+        self._busy = True
         try:
-            final = finalize(archive.filename)
+            return self._finisher.end_if_idle()
         finally:
-            self._bytes_written += archive.size
-            archive.abandon()  # flushed and synced above: only the descriptor is left
-        self._archives_closed += 1
-        self._call("on_close", final)
-        if error is not None:
-            raise error
+            self._leave()
+
+    def _finish_failed(self, filename: str, error: Exception) -> None:
+        """Report a failed finish; called inside the ``except`` block, so
+        that ``sys.exc_info()`` is the error (``Handler.handleError``
+        prints it)."""
+        try:
+            if self._on_finish_error is not None:
+                self._on_finish_error(filename, error)
+                return
+        except Exception:
+            logger.exception("on_finish_error(%s) failed", filename)
+        logger.error("rolling archive %s failed", filename, exc_info=error)
 
     def _call(self, method: str, filename: str) -> None:
         # A failing callback must not lose the archive or break the writer:
@@ -646,12 +881,33 @@ class WritingRollManager:
             logger.exception("archive callback %s(%s) failed", method, filename)
 
     def _start_timer(self) -> None:
-        if self._timer is None:
-            self._timer = threading.Thread(target=self._idle_loop, daemon=True,
-                                           name="shoebox-idle-roll")
-            self._timer.start()
-        else:
-            self._wakeup.set()
+        """Under the lock: have the idle-roll thread started, or woken, once
+        the lock is let go of (see :meth:`_start_threads`)."""
+        self._timer_wanted = self._start_threads_wanted = True
+
+    def _start_threads(self) -> None:
+        """Start (or wake) the finisher and idle-roll threads that holders of
+        the lock asked for, without the lock: ``Thread.start`` waits for the
+        new thread and ``Event.set`` for the event's lock, and on either
+        thread a garbage collection may run a ``__del__`` that logs, which
+        waits for the manager's lock (issue 17's finalizers): started under
+        the lock, that deadlocked."""
+        self._start_threads_wanted = False
+        self._finisher.start()
+        if not self._timer_wanted or not self._timer_starting.acquire(False):
+            return  # another thread is starting it: it looks at the archive anew
+        try:
+            self._timer_wanted = False
+            if self._timer is None:
+                if not self._closed:
+                    timer = threading.Thread(target=self._idle_loop, daemon=True,
+                                             name="shoebox-idle-roll")
+                    self._timer = timer
+                    timer.start()
+            else:
+                self._wakeup.set()
+        finally:
+            self._timer_starting.release()
 
     def _idle_loop(self) -> None:
         """Close the active archive once the checker's time is up, even with
@@ -669,13 +925,11 @@ class WritingRollManager:
                 remaining = None if archive is None else self.roll_checker.remaining(archive)
                 if remaining is not None and remaining <= 0:
                     if self.roll_checker.check(archive):  # type: ignore[arg-type]
-                        try:
-                            self._finish()
-                        except Exception:
-                            logger.exception("closing idle archive %s failed",
-                                             archive.filename)  # type: ignore[union-attr]
-                        continue
-                    remaining = 0.01  # the checker's clock disagrees by a hair; look again soon
+                        if self._roll():
+                            continue
+                        remaining = 0.1  # put off: the finisher is behind
+                    else:
+                        remaining = 0.01  # the checker's clock disagrees by a hair
             self._wakeup.wait(remaining)
 
     def _reset_after_fork(self) -> None:
@@ -689,6 +943,10 @@ class WritingRollManager:
         archive, self._archive = self._archive, None
         if archive is not None:
             archive.abandon()
+        self._finisher.abandon_all()
+        self._finisher = _Finisher(self._finish, self._end_finisher)
+        self._start_threads_wanted = self._timer_wanted = False
+        self._timer_starting = threading.Lock()
         self._reset_counters()
 
 

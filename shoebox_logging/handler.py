@@ -148,6 +148,16 @@ class ShoeboxHandler(logging.Handler):
       :data:`~shoebox.roll_manager.VANISHED_CHECK_SECONDS`) that the archive
       being written was not deleted, and for the disk budget's looks at the
       directory; :func:`time.monotonic` unless a test injects its own.
+    - ``fsync``: the call forcing an archive to disk; :func:`os.fsync`
+      unless a test injects its own (one that blocks as a stalled disk
+      does, say).
+
+    Rolls never make a log call wait (issue 19): the archive is finished
+    (synced, renamed, callbacks run) on a background thread of the roll
+    manager; :meth:`flush` and :meth:`close` wait for it, within
+    ``close_timeout``. A finish that fails (a full disk at the rename, the
+    directory gone) is reported through :meth:`handleError` and counted
+    (``stats()["finish_errors"]``), never raised.
 
     The payload is the formatter's output: :class:`ShoeboxJsonFormatter`
     unless a formatter is set. Output that is not a JSON object is kept as
@@ -190,7 +200,8 @@ class ShoeboxHandler(logging.Handler):
                  max_local_mb: float | str | None = None,
                  hold_gil: bool = False,
                  close_timeout: float | str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 fsync: Callable[[int], None] = os.fsync) -> None:
         # Options first: a handler refusing one is never registered with
         # logging, so logging.shutdown() does not close half of one.
         self.metadata_fields = _options.field_names(metadata_fields)
@@ -208,7 +219,8 @@ class ShoeboxHandler(logging.Handler):
             archive_callback=_options.callbacks(callbacks), durability=durability,
             max_record_size=self.max_record_size, max_local_mb=max_local_mb,
             on_budget_exceeded=self._budget_exceeded,
-            on_archive_vanished=self._archive_vanished, clock=clock, hold_gil=hold_gil)
+            on_archive_vanished=self._archive_vanished, clock=clock, hold_gil=hold_gil,
+            on_finish_error=self._finish_failed, fsync=fsync)
         super().__init__(level)
         self._clock = clock
         self.setFormatter(ShoeboxJsonFormatter())
@@ -242,10 +254,15 @@ class ShoeboxHandler(logging.Handler):
         that raised, a record too large), ``archives_closed``,
         ``records_deferred`` (records logged re-entrantly and written, or
         dropped, after the outer call, already counted in one of the
-        others) and ``skipped_not_regular`` (names in the directory that
+        others), ``skipped_not_regular`` (names in the directory that
         the disk budget found not to be regular files, a symbolic link say,
-        and left out; each path once). A record is in exactly one of
-        written, dropped and errors once :meth:`flush` returned."""
+        and left out; each path once), ``finish_errors`` (rolled archives
+        whose finish failed, reported through :meth:`handleError`; their
+        records are in the file), ``archives_finishing`` (rolled archives
+        not finished yet, now) and ``rolls_postponed`` (see
+        :class:`~shoebox.roll_manager.WritingRollManager`). A record is in
+        exactly one of written, dropped and errors once :meth:`flush`
+        returned."""
         core = self._manager.stats()
         writer = self._writer
         queue = writer.dropped if writer is not None else 0
@@ -261,7 +278,10 @@ class ShoeboxHandler(logging.Handler):
                 "records_dropped_queue": queue, "records_dropped_closing": closing,
                 "records_dropped_reentrant": reentrant, "errors": errors,
                 "archives_closed": core["archives_closed"], "records_deferred": deferred,
-                "skipped_not_regular": core["skipped_not_regular"]}
+                "skipped_not_regular": core["skipped_not_regular"],
+                "finish_errors": core["finish_errors"],
+                "archives_finishing": core["archives_finishing"],
+                "rolls_postponed": core["rolls_postponed"]}
 
     @property
     def dropped(self) -> int:
@@ -342,9 +362,13 @@ class ShoeboxHandler(logging.Handler):
             formatter = self.formatter
             # Only a class that says so itself (the default formatter, the
             # integrations'): a subclass's hooks might look at the thread
-            # they run on.
+            # they run on. And only while the writer keeps up: behind, it
+            # would make this thread wait for room, or for the GIL, while
+            # it formats a backlog (issue 19); the record formatted here
+            # costs this thread tens of µs, never milliseconds.
             captured = (formatter.capture(record)  # type: ignore[union-attr]
-                        if vars(type(formatter)).get("deferrable") else None)
+                        if vars(type(formatter)).get("deferrable") and not writer.behind
+                        else None)
             writer.put(self._encode(self._metadata(record), self._payload(record))
                        if captured is None else captured, record)
         except RecursionError:  # See CPython's StreamHandler.emit (bpo-36272).
@@ -372,7 +396,8 @@ class ShoeboxHandler(logging.Handler):
 
     def flush(self) -> None:
         """Wait until every record handled so far is written to its archive,
-        or ``close_timeout`` seconds.
+        and every rolled archive is finished (renamed, callbacks run), or
+        ``close_timeout`` seconds.
 
         Records reach the operating system when written; ``durability``
         says when they are also forced to disk.
@@ -382,13 +407,17 @@ class ShoeboxHandler(logging.Handler):
     def wait_written(self, timeout: float | None = None) -> bool:
         """:meth:`flush`, waiting at most ``timeout`` seconds if that is less
         than ``close_timeout``; return whether every record handled so far
-        is written (in blocking mode it is: a log call returns once its
-        record is written)."""
-        writer = self._writer
-        if writer is None:
-            return True
+        is written, and every archive rolled before is finished (renamed,
+        its callbacks run)."""
         wait = self.close_timeout if timeout is None else min(timeout, self.close_timeout)
-        return writer.flush(max(0.0, wait))
+        deadline = time.monotonic() + max(0.0, wait)
+        done = True
+        writer = self._writer
+        if writer is not None:
+            done = writer.flush(max(0.0, wait))
+        if not self._emitting.busy:  # not from a callback of ours, logging
+            done = self._manager.flush(max(0.0, deadline - time.monotonic())) and done
+        return done
 
     def close(self) -> None:
         """Write what is queued, then finalize the active archive (rename from
@@ -429,12 +458,19 @@ class ShoeboxHandler(logging.Handler):
             _live_handlers.discard(self)
             super().close()
 
+    def _finish_failed(self, filename: str, error: Exception) -> None:
+        """The roll manager's report of a failed finish, on its finisher
+        thread, inside the ``except`` block: to :meth:`handleError`."""
+        self.handleError(logging.makeLogRecord(
+            {"name": __name__, "msg": "finishing archive %s", "args": (filename,)}))
+
     def _report_not_closed(self) -> None:
         active = self._manager.active_filename
         try:
             raise TimeoutError(f"{self!r}: close() gave up after close_timeout="
                                f"{self.close_timeout}s, another thread still writing "
-                               f"{active}; shoebox.recover() finishes it")
+                               f"{active}, or a rolled archive still being finished; "
+                               "shoebox.recover() finishes what is left .open")
         except TimeoutError:
             self.handleError(logging.makeLogRecord(
                 {"name": __name__, "msg": "closing %s", "args": (self,)}))

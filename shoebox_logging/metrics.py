@@ -47,6 +47,10 @@ _COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
      "errors, records too large)", {"": "errors"}),
     ("shoebox_handler_archives_closed", "Archives finished (renamed from .open)",
      {"": "archives_closed"}),
+    ("shoebox_handler_finish_errors", "Rolled archives whose finish (fsync, rename, "
+     "directory fsync) failed; their records are in the file", {"": "finish_errors"}),
+    ("shoebox_handler_rolls_postponed", "Writes that found a roll due while the finisher "
+     "was behind (a stalled disk), so the active archive grew on", {"": "rolls_postponed"}),
     ("shoebox_handler_skipped_not_regular", "Names in the directory the disk budget left "
      "out, not being regular files (symbolic links, FIFOs), each path once",
      {"": "skipped_not_regular"}),

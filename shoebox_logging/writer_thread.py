@@ -24,9 +24,31 @@ WriteFunction = Callable[[bytes, logging.LogRecord, int], None]
 #: ``None`` if it failed (and was reported). Must not raise.
 EncodeFunction = Callable[[dict[str, Any], logging.LogRecord], "bytes | None"]
 
-#: Most records written with one ``write`` call: a batch is one write and
-#: one roll check, so an archive can pass its roll size by up to a batch.
+#: Most records written with one ``write`` call (and never more than the
+#: queue holds): a batch is one write and one roll check, so an archive can
+#: pass its roll size by up to a batch.
 BATCH_RECORDS = 256
+
+#: Seconds of formatting and encoding after which the writer thread gives
+#: the GIL back (issue 19), checked after each record. Formatting is pure
+#: Python: without a pause, a thread that wants the GIL (a logging thread,
+#: the event loop) waits for the interpreter to force a switch, up to
+#: ``sys.getswitchinterval()`` (5 ms, the application's to set, not ours).
+#: See docs/performance.md for how it was chosen.
+SLICE_SECONDS = 50e-6
+#: Records waiting beyond which the writer thread counts as behind (see
+#: WriterThread.behind): one batch.
+BEHIND_RECORDS = 256
+#: How long the writer thread sleeps to give the GIL back: a release as
+#: short as a system call is won back by the releasing thread before a
+#: waiting one wakes up (CPython hands the GIL over on a forced switch
+#: only), so it must last about one wake-up.
+GIL_PAUSE_SECONDS = 50e-6
+
+
+def _give_back_gil() -> None:
+    time.sleep(GIL_PAUSE_SECONDS)
+
 
 # Queue items: a record to write (encoded, or a copy to encode) with the
 # record for error reports, or an event to set once everything before it is
@@ -107,6 +129,14 @@ class WriterThread:
         self._waiting_for_room = 0
         self._thread: threading.Thread | None = None
         self._start_lock = threading.RLock()
+
+    @property
+    def behind(self) -> bool:
+        """Whether more than half the queue is waiting: the writer thread is
+        not keeping up (a logging thread in a tight loop takes the GIL
+        from it), and a caller had better hand it records encoded
+        already, which cost it only their write (issue 19)."""
+        return len(self._items) > min(self.queue_size // 2, BEHIND_RECORDS)
 
     def put(self, encoded: bytes | dict[str, Any], record: logging.LogRecord) -> None:
         """Queue one record: encoded, or what
@@ -255,10 +285,16 @@ class WriterThread:
 
     def _write_waiting(self) -> None:
         """Write every waiting record, in batches; set flush events on the
-        way. Closing, past the deadline: count the rest as dropped instead."""
+        way. Closing, past the deadline: count the rest as dropped instead.
+        Every :data:`SLICE_SECONDS` of formatting, give the GIL back."""
         items = self._items
         batch: list[bytes] = []
         first: logging.LogRecord | None = None
+        clock = time.perf_counter
+        slice_end = clock() + SLICE_SECONDS
+        # Room is made after every slice, so the queue may refill while a
+        # batch grows: bounded by the queue's size too, as before slices.
+        most = min(BATCH_RECORDS, self.queue_size)
         while items:
             if self._closing and self._past_deadline():
                 self._drop_waiting()
@@ -271,7 +307,11 @@ class WriterThread:
                 if first is None:
                     first = item[1]
                 batch.append(data)
-                if len(batch) < BATCH_RECORDS:
+                if clock() >= slice_end:
+                    self._make_room()
+                    _give_back_gil()
+                    slice_end = clock() + SLICE_SECONDS
+                if len(batch) < most:
                     continue
             if first is not None:
                 self._write(b"".join(batch), first, len(batch))

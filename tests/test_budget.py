@@ -127,6 +127,7 @@ def test_the_core_writer_keeps_the_budget_warns_once_per_episode_and_resumes(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "max_local_mb" in warnings[0].getMessage()
 
+    assert manager.flush(timeout=10)  # rolled archives finished (issue 19), as the sidecar needs
     # Space freed, but the writer looks again only after the rescan interval.
     removed = 0
     for name in closed_archives(tmp_path)[:2]:
@@ -161,7 +162,8 @@ def test_write_returns_whether_the_record_was_kept(tmp_path: Any) -> None:
                                "records_dropped": 1, "errors": 0,
                                "archives_closed": 2,  # rolled at the budget, then closed
                                "records_deferred": 0, "records_dropped_reentrant": 0,
-                               "skipped_not_regular": 0}
+                               "skipped_not_regular": 0, "finish_errors": 0,
+                               "archives_finishing": 0, "rolls_postponed": 0}
 
 
 def test_the_budget_counts_other_processes_archives_open_or_finished(tmp_path: Any) -> None:

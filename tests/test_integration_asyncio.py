@@ -1,7 +1,7 @@
 """docs/integrations.md's FastAPI/uvicorn configuration under load: the
 event loop's lag (a ticker task's) does not grow with logging on, even
-while every archive roll stalls on a slow disk; a blocking handler, the
-negative control, shows the stalls in the lag."""
+while opening every archive at a roll stalls on a slow disk; a blocking
+handler, the negative control, shows the stalls in the lag."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ APP = ROOT / "tests" / "_uvicorn_app.py"
 THREADS = 2
 REQUESTS = 200  # per thread and phase
 ROUNDS = 5  # of a phase without logging, then one with
-STALL = 0.5  # seconds each roll takes on the "slow disk"
+STALL = 0.5  # seconds opening each archive takes on the "slow disk"
 
 
 def get(connection: http.client.HTTPConnection, path: str) -> Any:

@@ -307,13 +307,19 @@ class FailingSync(ArchiveWriter):
         raise OSError(errno.EIO, "fsync failed")
 
 
-def test_an_archive_whose_fsync_fails_is_still_finalized_and_the_error_raised(tmp_path):
+def test_an_archive_whose_fsync_fails_is_still_finalized_and_the_error_reported(tmp_path):
+    """The finisher finalizes it, reports the error to on_finish_error (on
+    its thread, not the closing one: issue 19) and counts it."""
     callback = Recording()
+    reported: list[tuple[str, Exception]] = []
     writer = WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
-                                archive_class=FailingSync, archive_callback=callback)
+                                archive_class=FailingSync, archive_callback=callback,
+                                on_finish_error=lambda name, error: reported.append((name, error)))
     writer.write({"k": "v"}, "{}")
-    with pytest.raises(OSError, match="fsync failed"):
-        writer.close()
+    assert writer.close() is True
+    assert [(name, str(error)) for name, error in reported] == [
+        (str(tmp_path / "a.events.open"), "[Errno 5] fsync failed")]
+    assert writer.stats()["finish_errors"] == 1 == writer.stats()["errors"]
     assert os.listdir(tmp_path) == ["a.events"]
     assert callback.closed == [str(tmp_path / "a.events")]
     assert read_all(tmp_path) == [({"k": "v"}, "{}")]

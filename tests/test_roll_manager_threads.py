@@ -118,21 +118,27 @@ def test_threads_finding_the_lock_taken_are_written_by_its_holder(tmp_path):
     assert sorted(metadata["n"] for metadata, _ in read(tmp_path)) == ["0", "1", "2"]
 
 
-def test_records_queued_while_the_manager_closes_are_refused(tmp_path):
+def test_records_written_while_close_waits_for_the_finisher_are_written_and_finished(
+        tmp_path):
+    """close() waits for the finisher without holding the lock (issue 19:
+    the callbacks it runs may log): a record written meanwhile goes into a
+    new archive, which close() finishes in its next round."""
     blocking = Blocking("on_close")
     manager = WritingRollManager("a.events", NeverRollChecker(), directory=tmp_path,
                                  archive_callback=blocking)
     manager.write({"n": "0"}, "{}")
     threads = Threads()
-    threads.start(manager.close)  # blocks in on_close, holding the lock
+    threads.start(manager.close)  # waits for the finisher, blocked in on_close
     assert blocking.entered.wait(10)
     threads.start(lambda: manager.write({"n": "late"}, "{}"))
-    wait_until(lambda: queued(manager) == 1, what="a thread queued")
+    wait_until(lambda: manager.active_filename is not None, what="a new archive")
     blocking.release.set()
     results = threads.join()
-    assert results[0] is True  # close() says it closed
-    assert isinstance(results[1], ArchiveClosed)
-    assert [metadata["n"] for metadata, _ in read(tmp_path)] == ["0"]
+    assert results == {0: True, 1: True}
+    assert [metadata["n"] for metadata, _ in read(tmp_path)] == ["0", "late"]
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".open")]
+    with pytest.raises(ArchiveClosed):
+        manager.write({"n": "after"}, "{}")
 
 
 class RoomForOne(ArchiveWriter):
@@ -254,7 +260,7 @@ class WritingFromCallbacks(ArchiveCallback):
 
 def test_a_write_from_inside_a_roll_on_the_same_thread_is_written_after_it(tmp_path):
     """Re-entrant writes (same thread, half-way through opening or finishing
-    an archive) are deferred, not nested: each record lands whole in its own
+    an archive) are deferred, not nested: each record lands whole in an
     archive, every archive is finished, and close() writes the last ones."""
     callbacks = WritingFromCallbacks()
     manager = WritingRollManager("a.events", EveryRecordRolls(), directory=tmp_path,
@@ -269,8 +275,12 @@ def test_a_write_from_inside_a_roll_on_the_same_thread_is_written_after_it(tmp_p
     assert [name for name in names if " " not in name] == [str(n) for n in range(5)]
     assert sorted(int(name.split()[1]) for name in names if " " in name) == list(range(1, 21))
     stats = manager.stats()
-    assert stats["records_written"] == 25 == stats["archives_closed"]
-    assert stats["records_deferred"] == 20 and stats["records_dropped_reentrant"] == 0
+    # on_close runs on the finisher's thread (issue 19): its writes are not
+    # re-entrant, and the finisher falling behind may put rolls off, so
+    # some archives hold more than one record.
+    assert stats["records_written"] == 25
+    assert stats["archives_closed"] == len(os.listdir(tmp_path))
+    assert 0 < stats["records_deferred"] <= 20 and stats["records_dropped_reentrant"] == 0
     assert stats["errors"] == 0
 
 
