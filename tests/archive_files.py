@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from shoebox import compression, encode_record
@@ -76,3 +78,20 @@ def subprocess_env() -> dict[str, str]:
 
 #: The command line that runs the ``shoebox`` command from this checkout.
 SHOEBOX = [sys.executable, "-m", "shoebox"]
+
+
+def in_forked_child(child: Callable[[], bool]) -> int:
+    """Run ``child`` in a forked copy of this process (threads and all, on
+    purpose); return the child's exit code: 0 when ``child`` returned True,
+    2 when it returned False, 1 when it raised."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if child() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

@@ -14,13 +14,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _logging_support import attach, restore_logging  # noqa: F401
-from archive_files import subprocess_env
+from archive_files import in_forked_child, subprocess_env
 
 from shoebox import ReadingRollManager, SizeRollChecker, recover
 from shoebox.roll_manager import MAX_UNFINISHED, WritingRollManager
@@ -210,21 +209,14 @@ def test_a_fork_with_a_finish_in_flight(tmp_path: Path) -> None:
     for n in range(10):
         manager.write({"n": f"parent {n}"}, PAYLOAD)
     assert fsync.entered.wait(10)  # the finisher is inside the first finish
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads, on purpose
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            for n in range(20):
-                manager.write({"n": f"child {n}"}, PAYLOAD)
-            closed = manager.close(timeout=10)
-            stats = manager.stats()
-            code = 0 if closed and stats["archives_closed"] > 1 else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        for n in range(20):
+            manager.write({"n": f"child {n}"}, PAYLOAD)
+        closed = manager.close(timeout=10)
+        return closed and manager.stats()["archives_closed"] > 1
+
+    assert in_forked_child(child) == 0
     assert open_names(tmp_path)  # the parent's, still being finished
     assert "MainThread" not in fsync.threads
     fsync.release()

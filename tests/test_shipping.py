@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import warnings
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from _sidecar_support import (
     read_compressed,
     write_archives,
 )
-from archive_files import subprocess_env
+from archive_files import in_forked_child, subprocess_env
 
 from shoebox import (
     CallbackList,
@@ -386,19 +385,13 @@ def test_a_forked_child_uploads_with_an_s3_client_of_its_own(
     destination = shipper.destination
     parent_client = destination.client  # type: ignore[attr-defined]
     destination.check()  # the parent's client now holds a connection
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads, on purpose
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            own = destination.client is not parent_client  # type: ignore[attr-defined]
-            shipper.ship(str(tmp_path / "app-000.events"))
-            code = 0 if own else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> bool:
+        own = destination.client is not parent_client  # type: ignore[attr-defined]
+        shipper.ship(str(tmp_path / "app-000.events"))
+        return own
+
+    assert in_forked_child(child) == 0
     assert destination.client is parent_client  # type: ignore[attr-defined]
     assert list(bucket_objects(s3_server.client(), bucket)) == ["app-000.events.gz"]
 
