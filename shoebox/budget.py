@@ -77,7 +77,10 @@ class DiskBudget:
     def rescan(self) -> None:
         """Count the bytes of the archives in the directory now. A directory
         that cannot be listed (not created yet) holds nothing."""
-        total = 0
+        # By file (device, inode): an archive renamed from NAME.open to NAME
+        # while the directory is listed (a writer's finisher finishing it)
+        # is counted once, under whichever name is seen.
+        sizes: dict[tuple[int, int], int] = {}
         not_regular = set()
         pattern, open_pattern = self.pattern, self.pattern + OPEN_SUFFIX
         try:
@@ -91,14 +94,20 @@ class DiskBudget:
                         # The entry itself, never what a link points to.
                         status = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
-                        continue  # shipped and deleted meanwhile
+                        if not name.endswith(OPEN_SUFFIX):
+                            continue  # shipped and deleted meanwhile
+                        try:  # finished meanwhile: the listing may be past its new name
+                            status = os.stat(entry.path[:-len(OPEN_SUFFIX)],
+                                             follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
                     if file_kind(status.st_mode) == "regular":
-                        total += status.st_size
+                        sizes[(status.st_dev, status.st_ino)] = status.st_size
                     else:
                         not_regular.add(name)
         except FileNotFoundError:
             pass
-        self.used = total
+        self.used = sum(sizes.values())
         self.skipped_not_regular += len(not_regular - self._not_regular)
         self._not_regular = not_regular
         self._scanned_at = self._clock()
